@@ -1,0 +1,71 @@
+"""jobpoll: Lambda handlers for the poll loop (and, later, the REST API). Wiring only."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from chalice import Chalice
+
+from chalicelib import service
+from chalicelib.bootstrap import Runtime, get_runtime
+from chalicelib.logs import log_event
+
+app = Chalice(app_name="jobpoll")
+
+
+def _runtime() -> Runtime:
+    runtime = get_runtime()
+    app.log.setLevel(runtime.settings.log_level)
+    return runtime
+
+
+def _execution(event: dict[str, Any]) -> tuple[str, str | None]:
+    return str(event.get("execution_name", "")), event.get("execution_id")
+
+
+@app.lambda_function(name="StartJob")
+def start_job(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    runtime = _runtime()
+    execution_name, execution_id = _execution(event)
+    state = service.start_job(
+        event.get("request"),
+        execution_name,
+        store=runtime.store,
+        providers=runtime.providers,
+        clock=runtime.clock,
+        settings=runtime.settings,
+        execution_arn=execution_id,
+    )
+    log_event(app.log, "job_started", job_id=state["job_id"], status=state["status"])
+    return state
+
+
+@app.lambda_function(name="GetJobStatus")
+def get_job_status(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    runtime = _runtime()
+    state = service.poll_job(event, store=runtime.store, providers=runtime.providers, clock=runtime.clock)
+    log_event(
+        app.log,
+        "job_polled",
+        job_id=state["job_id"],
+        status=state["status"],
+        try_count=state["try_count"],
+        progress=state["progress"],
+    )
+    return state
+
+
+@app.lambda_function(name="RecordJobFailure")
+def record_job_failure(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    runtime = _runtime()
+    execution_name, _ = _execution(event)
+    outcome = service.record_failure(
+        event.get("state") or {},
+        execution_name,
+        store=runtime.store,
+        providers=runtime.providers,
+        clock=runtime.clock,
+    )
+    log_event(app.log, "job_failed", logging.WARNING, **outcome)
+    return outcome

@@ -1,0 +1,67 @@
+"""Wires settings, clock, store and providers once per cold start.
+
+Nothing is built at import time (`chalice package` imports app.py): `get_runtime()` builds on first use.
+Tests and the local emulation install their own runtime with `set_runtime()`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .clock import Clock, SystemClock
+from .providers import Provider
+from .providers.simulated import SimulatedProvider
+from .settings import Settings
+from .store import JobStore
+
+
+@dataclass(frozen=True)
+class Runtime:
+    settings: Settings
+    clock: Clock
+    store: JobStore
+    providers: Mapping[str, Provider]
+
+
+def build_runtime(
+    settings: Settings | None = None,
+    clock: Clock | None = None,
+    dynamodb: Any = None,
+) -> Runtime:
+    """A runtime from the given parts; missing ones come from the environment and boto3's defaults."""
+    settings = settings or Settings.from_env()
+    clock = clock or SystemClock()
+    if dynamodb is None:
+        import boto3
+
+        dynamodb = boto3.client("dynamodb")
+    providers: dict[str, Provider] = {"simulated": SimulatedProvider(clock)}
+    return Runtime(
+        settings=settings,
+        clock=clock,
+        store=JobStore(settings.table_name, dynamodb),
+        providers=providers,
+    )
+
+
+_lock = threading.Lock()
+_runtime: Runtime | None = None
+
+
+def get_runtime() -> Runtime:
+    """The process-wide runtime, built on first use."""
+    global _runtime
+    with _lock:
+        if _runtime is None:
+            _runtime = build_runtime()
+        return _runtime
+
+
+def set_runtime(runtime: Runtime | None) -> None:
+    """Replace the process-wide runtime (None: build afresh on next use)."""
+    global _runtime
+    with _lock:
+        _runtime = runtime

@@ -1,0 +1,51 @@
+"""Named domain errors.
+
+Lambda handlers let these propagate: the Lambda runtime reports the class name as `errorType`, which
+Step Functions uses as the error name, so the ASL's `ErrorEquals` names these same classes.
+"""
+
+from __future__ import annotations
+
+
+class JobPollError(Exception):
+    """Base of every jobpoll error."""
+
+    @property
+    def code(self) -> str:
+        return type(self).__name__
+
+
+class InvalidJobInput(JobPollError):
+    """The request to start a job is malformed; nothing was stored."""
+
+
+class JobNotFound(JobPollError):
+    """No job has this id."""
+
+
+class JobAlreadyExists(JobPollError):
+    """A job with this id exists already."""
+
+
+class ConcurrentUpdate(JobPollError):
+    """Another writer changed the job first; re-read and try again."""
+
+
+class IllegalTransition(JobPollError):
+    """The job's status does not allow the requested change (a finished job never changes)."""
+
+
+class ProviderError(JobPollError):
+    """The provider could not do what was asked."""
+
+
+class ProviderUnavailable(ProviderError):
+    """A transient provider failure: retry later."""
+
+
+class MaxTriesExceeded(JobPollError):
+    """The job was still running after the last allowed poll."""
+
+
+class ProviderJobFailed(JobPollError):
+    """The provider reported that the work failed."""

@@ -1,0 +1,19 @@
+"""Providers adapt one external service each; the state machine never knows which one runs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from ..errors import InvalidJobInput
+from .base import PollResult, Provider, WorkState
+
+__all__ = ["PollResult", "Provider", "WorkState", "get_provider"]
+
+
+def get_provider(providers: Mapping[str, Provider], name: str) -> Provider:
+    """The provider registered under `name`; raises InvalidJobInput naming the known ones."""
+    try:
+        return providers[name]
+    except KeyError:
+        known = ", ".join(sorted(providers)) or "none"
+        raise InvalidJobInput(f"unknown provider {name!r} (known: {known})") from None

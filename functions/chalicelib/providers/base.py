@@ -1,0 +1,48 @@
+"""The provider interface: submit work, poll it, cancel it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Protocol
+
+from ..job import JobError
+
+
+class WorkState(StrEnum):
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+
+
+@dataclass(frozen=True)
+class PollResult:
+    """What one poll of the provider found."""
+
+    state: WorkState
+    progress: float | None = None
+    result: Any = None
+    error: JobError | None = None
+    # The provider's own idea of when to look again (e.g. a Retry-After), in seconds.
+    retry_after_seconds: float | None = None
+
+
+class Provider(Protocol):
+    name: str
+
+    def validate(self, request: Any) -> dict[str, Any]:
+        """The request, checked and normalised; raises InvalidJobInput."""
+        ...
+
+    def submit(self, request: dict[str, Any]) -> str:
+        """Start the work; returns the provider's work id."""
+        ...
+
+    def poll(self, work_id: str) -> PollResult:
+        """The state of the work; raises ProviderUnavailable on a transient failure."""
+        ...
+
+    def cancel(self, work_id: str) -> None:
+        """Ask the provider to stop the work (best effort, idempotent)."""
+        ...

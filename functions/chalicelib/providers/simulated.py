@@ -1,0 +1,107 @@
+"""A deterministic simulated service: work that completes `delay` seconds after it was submitted.
+
+The request is `{"delay": seconds, "fail": false, "result": any}`. The work id carries the submission time
+and the request, so the provider keeps no state of its own and any Lambda instance can poll it, as with a
+real service. Progress is the fraction of `delay` that has passed. Time comes from the injected clock.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from ..clock import Clock, from_epoch_ms, to_epoch_ms, to_iso
+from ..errors import InvalidJobInput, ProviderError
+from ..job import JobError
+from .base import PollResult, WorkState
+
+MAX_DELAY_SECONDS = 366 * 24 * 3600
+_PREFIX = "sim-"
+_KNOWN_FIELDS = {"delay", "fail", "result"}
+
+
+class SimulatedProvider:
+    name = "simulated"
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+
+    def validate(self, request: Any) -> dict[str, Any]:
+        if not isinstance(request, dict):
+            raise InvalidJobInput(f"simulated input must be a JSON object, got {type(request).__name__}")
+        unknown = sorted(set(request) - _KNOWN_FIELDS)
+        if unknown:
+            raise InvalidJobInput(
+                f"unknown simulated input field(s): {', '.join(unknown)} "
+                f"(known: {', '.join(sorted(_KNOWN_FIELDS))})"
+            )
+        if "delay" not in request:
+            raise InvalidJobInput("simulated input needs 'delay' (seconds until the work completes)")
+        delay = request["delay"]
+        if isinstance(delay, bool) or not isinstance(delay, int | float):
+            raise InvalidJobInput(f"'delay' must be a number of seconds, got {json.dumps(delay)}")
+        if not math.isfinite(delay) or delay < 0 or delay > MAX_DELAY_SECONDS:
+            raise InvalidJobInput(f"'delay' must be between 0 and {MAX_DELAY_SECONDS} seconds, got {delay}")
+        fail = request.get("fail", False)
+        if not isinstance(fail, bool):
+            raise InvalidJobInput(f"'fail' must be true or false, got {json.dumps(fail)}")
+        normalised: dict[str, Any] = {"delay": delay, "fail": fail}
+        if "result" in request:
+            normalised["result"] = request["result"]
+        return normalised
+
+    def submit(self, request: dict[str, Any]) -> str:
+        ticket = {
+            "id": uuid.uuid4().hex,
+            "submitted_ms": to_epoch_ms(self._clock.now()),
+            "request": request,
+        }
+        encoded = base64.urlsafe_b64encode(json.dumps(ticket, separators=(",", ":")).encode())
+        return _PREFIX + encoded.decode().rstrip("=")
+
+    def poll(self, work_id: str) -> PollResult:
+        ticket = _decode(work_id)
+        request = ticket["request"]
+        submitted = from_epoch_ms(ticket["submitted_ms"])
+        delay = float(request["delay"])
+        done_at = submitted + timedelta(seconds=delay)
+        now = self._clock.now()
+        if now < done_at:
+            elapsed = (now - submitted).total_seconds()
+            return PollResult(
+                state=WorkState.RUNNING,
+                progress=max(0.0, min(1.0, elapsed / delay)) if delay else 1.0,
+                retry_after_seconds=(done_at - now).total_seconds(),
+            )
+        if request.get("fail"):
+            return PollResult(
+                state=WorkState.FAILED,
+                progress=1.0,
+                error=JobError("SimulatedFailure", "the simulated work was told to fail"),
+            )
+        result = request.get("result", {"message": "simulated work done", "delay": request["delay"]})
+        return PollResult(
+            state=WorkState.SUCCEEDED,
+            progress=1.0,
+            result={"output": result, "completed_at": to_iso(done_at), "work_id": ticket["id"]},
+        )
+
+    def cancel(self, work_id: str) -> None:
+        _decode(work_id)  # nothing runs anywhere: a valid id is all there is to cancel
+
+
+def _decode(work_id: str) -> dict[str, Any]:
+    if not work_id.startswith(_PREFIX):
+        raise ProviderError(f"not a simulated work id: {work_id[:40]!r}")
+    body = work_id[len(_PREFIX) :]
+    try:
+        ticket = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+        ticket["request"]["delay"]
+        int(ticket["submitted_ms"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ProviderError(f"malformed simulated work id: {work_id[:40]!r}") from exc
+    return dict(ticket)

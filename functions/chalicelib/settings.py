@@ -1,0 +1,49 @@
+"""Settings: one frozen dataclass, read from the environment once, defaults in one place."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+DEFAULT_WAIT_SECONDS = 10
+DEFAULT_MAX_TRIES = 3
+DEFAULT_JOB_TTL_SECONDS = 7 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class Settings:
+    table_name: str = "jobpoll-jobs"
+    state_machine_arn: str = ""
+    default_wait_seconds: int = DEFAULT_WAIT_SECONDS
+    default_max_tries: int = DEFAULT_MAX_TRIES
+    max_wait_seconds: int = 24 * 3600
+    max_max_tries: int = 10_000
+    job_ttl_seconds: int = DEFAULT_JOB_TTL_SECONDS
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from JOBPOLL_* variables; unset ones take the defaults above."""
+        env = os.environ if environ is None else environ
+        defaults = cls()
+
+        def integer(name: str, default: int) -> int:
+            raw = env.get(name)
+            if raw is None or raw == "":
+                return default
+            try:
+                return int(raw)
+            except ValueError:
+                raise ValueError(f"{name} must be an integer, got {raw!r}") from None
+
+        return cls(
+            table_name=env.get("JOBPOLL_TABLE", defaults.table_name),
+            state_machine_arn=env.get("JOBPOLL_STATE_MACHINE_ARN", defaults.state_machine_arn),
+            default_wait_seconds=integer("JOBPOLL_WAIT_SECONDS", defaults.default_wait_seconds),
+            default_max_tries=integer("JOBPOLL_MAX_TRIES", defaults.default_max_tries),
+            max_wait_seconds=integer("JOBPOLL_MAX_WAIT_SECONDS", defaults.max_wait_seconds),
+            max_max_tries=integer("JOBPOLL_MAX_MAX_TRIES", defaults.max_max_tries),
+            job_ttl_seconds=integer("JOBPOLL_JOB_TTL_SECONDS", defaults.job_ttl_seconds),
+            log_level=env.get("JOBPOLL_LOG_LEVEL", defaults.log_level).upper(),
+        )

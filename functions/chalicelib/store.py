@@ -1,0 +1,163 @@
+"""The DynamoDB job store.
+
+Every write is conditional: `create` only where no job has the id, `save` only where the stored version is the
+one the writer read. `update` wraps read-modify-write in that check and retries on conflict, so two writers
+never lose an update.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from .clock import from_iso, to_iso
+from .errors import ConcurrentUpdate, JobAlreadyExists, JobNotFound
+from .job import Job, JobError, JobStatus, PollSettings
+
+# Attribute names. `ttl` holds epoch seconds for DynamoDB's time-to-live.
+KEY = "job_id"
+TTL_ATTRIBUTE = "ttl"
+
+
+def _to_item(job: Job) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        KEY: {"S": job.job_id},
+        "status": {"S": job.status.value},
+        "provider": {"S": job.provider},
+        "owner": {"S": job.owner},
+        "request": {"S": json.dumps(job.request, separators=(",", ":"))},
+        "wait_seconds": {"N": str(job.poll.wait_seconds)},
+        "max_tries": {"N": str(job.poll.max_tries)},
+        "try_count": {"N": str(job.try_count)},
+        "progress": {"N": repr(float(job.progress))},
+        "created_at": {"S": to_iso(job.created_at)},
+        "updated_at": {"S": to_iso(job.updated_at)},
+        "expires_at": {"S": to_iso(job.expires_at)},
+        TTL_ATTRIBUTE: {"N": str(int(job.expires_at.timestamp()))},
+        "version": {"N": str(job.version)},
+    }
+    if job.work_id is not None:
+        item["work_id"] = {"S": job.work_id}
+    if job.result is not None:
+        item["result"] = {"S": json.dumps(job.result, separators=(",", ":"))}
+    if job.error is not None:
+        item["error"] = {"S": json.dumps(job.error.to_dict(), separators=(",", ":"))}
+    if job.next_poll_at is not None:
+        item["next_poll_at"] = {"S": to_iso(job.next_poll_at)}
+    if job.execution_arn is not None:
+        item["execution_arn"] = {"S": job.execution_arn}
+    return item
+
+
+def _from_item(item: dict[str, Any]) -> Job:
+    def text(name: str) -> str | None:
+        return item[name]["S"] if name in item else None
+
+    result_text = text("result")
+    error_text = text("error")
+    next_poll_text = text("next_poll_at")
+    return Job(
+        job_id=item[KEY]["S"],
+        status=JobStatus(item["status"]["S"]),
+        provider=item["provider"]["S"],
+        owner=item["owner"]["S"],
+        request=json.loads(item["request"]["S"]),
+        poll=PollSettings(wait_seconds=int(item["wait_seconds"]["N"]), max_tries=int(item["max_tries"]["N"])),
+        try_count=int(item["try_count"]["N"]),
+        progress=float(item["progress"]["N"]),
+        created_at=from_iso(item["created_at"]["S"]),
+        updated_at=from_iso(item["updated_at"]["S"]),
+        expires_at=from_iso(item["expires_at"]["S"]),
+        version=int(item["version"]["N"]),
+        work_id=text("work_id"),
+        result=json.loads(result_text) if result_text is not None else None,
+        error=JobError.from_dict(json.loads(error_text)) if error_text is not None else None,
+        next_poll_at=from_iso(next_poll_text) if next_poll_text is not None else None,
+        execution_arn=text("execution_arn"),
+    )
+
+
+def _is_condition_failure(exc: ClientError) -> bool:
+    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+class JobStore:
+    """Jobs in one DynamoDB table, keyed by `job_id`."""
+
+    def __init__(self, table_name: str, dynamodb: Any) -> None:
+        self.table_name = table_name
+        self._dynamodb = dynamodb
+
+    def create(self, job: Job) -> Job:
+        """Store a new job (version 1); raises JobAlreadyExists if the id is taken."""
+        stored = _with_version(job, 1)
+        try:
+            self._dynamodb.put_item(
+                TableName=self.table_name,
+                Item=_to_item(stored),
+                ConditionExpression="attribute_not_exists(#key)",
+                ExpressionAttributeNames={"#key": KEY},
+            )
+        except ClientError as exc:
+            if _is_condition_failure(exc):
+                raise JobAlreadyExists(f"job {job.job_id} exists already") from exc
+            raise
+        return stored
+
+    def get(self, job_id: str) -> Job:
+        """The stored job; raises JobNotFound."""
+        response = self._dynamodb.get_item(
+            TableName=self.table_name, Key={KEY: {"S": job_id}}, ConsistentRead=True
+        )
+        if "Item" not in response:
+            raise JobNotFound(f"no job {job_id}")
+        return _from_item(response["Item"])
+
+    def find(self, job_id: str) -> Job | None:
+        """The stored job, or None."""
+        try:
+            return self.get(job_id)
+        except JobNotFound:
+            return None
+
+    def save(self, job: Job) -> Job:
+        """Write `job` over the stored one if nobody changed it since it was read (same version).
+
+        Returns the stored job with its new version; raises ConcurrentUpdate when the check fails.
+        """
+        stored = _with_version(job, job.version + 1)
+        try:
+            self._dynamodb.put_item(
+                TableName=self.table_name,
+                Item=_to_item(stored),
+                ConditionExpression="#version = :expected",
+                ExpressionAttributeNames={"#version": "version"},
+                ExpressionAttributeValues={":expected": {"N": str(job.version)}},
+            )
+        except ClientError as exc:
+            if _is_condition_failure(exc):
+                raise ConcurrentUpdate(
+                    f"job {job.job_id} changed since version {job.version} was read"
+                ) from exc
+            raise
+        return stored
+
+    def update(self, job_id: str, change: Callable[[Job], Job], attempts: int = 8) -> Job:
+        """Read, apply `change`, save conditionally; on a conflict re-read and apply again.
+
+        `change` must be a pure function of the job it is given: it may run more than once.
+        """
+        for _ in range(attempts - 1):
+            try:
+                return self.save(change(self.get(job_id)))
+            except ConcurrentUpdate:
+                continue
+        return self.save(change(self.get(job_id)))
+
+
+def _with_version(job: Job, version: int) -> Job:
+    return dataclasses.replace(job, version=version)

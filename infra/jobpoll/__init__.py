@@ -1,0 +1,1 @@
+"""jobpoll development tooling: the local AWS emulation, the demo and the console. Never deployed."""

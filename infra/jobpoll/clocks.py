@@ -1,0 +1,104 @@
+"""Clocks for the emulation: virtual time for tests and demos, scaled time for `--speed`.
+
+Both serve the handlers (`now()`) and the state machine's waits (`wait()`), so that a Wait state and the
+simulated provider agree on what time it is. Every time is timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+# How often a blocked wait looks at its stop condition, in real seconds.
+_CHECK_INTERVAL = 0.01
+EPOCH_START = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def _never_stopped() -> bool:
+    return True
+
+
+class VirtualClock:
+    """Time that moves only when something waits (auto-advance) or when a test calls `advance()`.
+
+    With `auto_advance=True` a wait of N seconds moves the clock N seconds forward at once, so an hour of
+    polling runs in milliseconds. With `auto_advance=False` a wait blocks until `advance()` reaches its
+    deadline, so a test can act in the middle of a wait (a stop interrupts it).
+    """
+
+    def __init__(self, start: datetime = EPOCH_START, auto_advance: bool = True) -> None:
+        if start.tzinfo is None:
+            raise ValueError("the clock's start must be timezone-aware")
+        self._now = start.astimezone(UTC)
+        self.auto_advance = auto_advance
+        self._changed = threading.Condition()
+        self.waited_seconds = 0.0
+
+    def now(self) -> datetime:
+        with self._changed:
+            return self._now
+
+    def advance(self, seconds: float) -> datetime:
+        """Move time forward and wake the waits whose deadline has come."""
+        if seconds < 0:
+            raise ValueError("time does not go backwards")
+        with self._changed:
+            self._now += timedelta(seconds=seconds)
+            self._changed.notify_all()
+            return self._now
+
+    def wait(
+        self,
+        seconds: float,
+        interrupt: threading.Event | None = None,
+        still_running: Callable[[], bool] = _never_stopped,
+    ) -> None:
+        """Wait `seconds` of virtual time; returns early once `still_running()` turns false."""
+        if seconds <= 0:
+            return
+        with self._changed:
+            deadline = self._now + timedelta(seconds=seconds)
+            self.waited_seconds += seconds
+            if self.auto_advance:
+                if still_running():
+                    self._now = max(self._now, deadline)
+                    self._changed.notify_all()
+                return
+            while self._now < deadline and still_running():
+                self._changed.wait(_CHECK_INTERVAL)
+
+    def sleep(self, seconds: float) -> None:
+        self.wait(seconds)
+
+
+class ScaledClock:
+    """Real time running `speed` times faster: a wait of N seconds takes N/speed real seconds."""
+
+    def __init__(self, speed: float = 1.0, start: datetime | None = None) -> None:
+        if speed <= 0:
+            raise ValueError("speed must be positive")
+        self.speed = speed
+        self._start = (start or datetime.now(UTC)).astimezone(UTC)
+        self._started = time.monotonic()
+
+    def now(self) -> datetime:
+        return self._start + timedelta(seconds=(time.monotonic() - self._started) * self.speed)
+
+    def wait(
+        self,
+        seconds: float,
+        interrupt: threading.Event | None = None,
+        still_running: Callable[[], bool] = _never_stopped,
+    ) -> None:
+        deadline = self.now() + timedelta(seconds=seconds)
+        event = interrupt or threading.Event()
+        while still_running():
+            left = (deadline - self.now()).total_seconds()
+            if left <= 0:
+                return
+            event.wait(min(left / self.speed, 0.5))
+
+    def sleep(self, seconds: float) -> None:
+        self.wait(seconds)

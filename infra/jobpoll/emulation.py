@@ -1,0 +1,181 @@
+"""The in-process AWS emulation: moto with the real ASL executing and the real handlers in-process.
+
+`Emulation` is a context manager that starts moto, installs the patches (moto_patches), creates the job
+table, the project's Lambda functions and the poller state machine, and points the handlers' runtime at
+moto and at the emulation clock. Tests, the demo and benchmarks drive the same code path.
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+import json
+import time
+import zipfile
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+
+from .clocks import VirtualClock
+from .definition import function_arn_placeholder, render, table_properties
+from .moto_patches import EmulationClock, FaultPlan, Invocation, emulation_patches
+from .paths import ensure_functions_importable
+
+MOTO_CONFIG = {
+    "stepfunctions": {"execute_state_machine": True},
+    "lambda": {"use_docker": False},
+}
+REGION = "us-east-1"
+_TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
+_ASSUME_ROLE = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": ["lambda.amazonaws.com", "states.amazonaws.com"]},
+            "Action": "sts:AssumeRole",
+        }
+    ],
+}
+
+
+def resolve_handler(handler: str) -> Callable[[Any, Any], Any]:
+    """`app.start_job` -> the callable Lambda would run for that Handler setting."""
+    ensure_functions_importable()
+    module_name, _, attribute = handler.rpartition(".")
+    return getattr(importlib.import_module(module_name), attribute)  # type: ignore[no-any-return]
+
+
+def chalice_lambda_functions() -> dict[str, str]:
+    """The project's `@app.lambda_function`s: name -> handler string (e.g. StartJob -> app.start_job)."""
+    ensure_functions_importable()
+    app = importlib.import_module("app").app
+    return {fn.name: fn.handler_string for fn in app.pure_lambda_functions}
+
+
+def _placeholder_zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("README.txt", "handlers run in-process in the emulation")
+    return buffer.getvalue()
+
+
+@dataclass
+class Deployment:
+    table_name: str
+    state_machine_arn: str
+    function_arns: dict[str, str] = field(default_factory=dict)
+
+
+def deploy(clients: Callable[[str], Any], app_name: str = "jobpoll", stage: str = "dev") -> Deployment:
+    """Create the table, the functions and the state machine through the AWS API (moto's here)."""
+    prefix = f"{app_name}-{stage}"
+    role_arn = clients("iam").create_role(
+        RoleName=f"{prefix}-emulated", AssumeRolePolicyDocument=json.dumps(_ASSUME_ROLE)
+    )["Role"]["Arn"]
+
+    table_name = f"{prefix}-jobs"
+    properties = table_properties()
+    ttl = properties.pop("TimeToLiveSpecification", None)
+    properties.pop("PointInTimeRecoverySpecification", None)
+    dynamodb = clients("dynamodb")
+    dynamodb.create_table(TableName=table_name, **properties)
+    if ttl:
+        dynamodb.update_time_to_live(TableName=table_name, TimeToLiveSpecification=ttl)
+
+    lambda_client = clients("lambda")
+    code = _placeholder_zip()
+    function_arns = {}
+    for name, handler in chalice_lambda_functions().items():
+        function_arns[name] = lambda_client.create_function(
+            FunctionName=f"{prefix}-{name}",
+            Runtime="python3.12",
+            Role=role_arn,
+            Handler=handler,
+            Code={"ZipFile": code},
+        )["FunctionArn"]
+
+    definition = render({function_arn_placeholder(n): arn for n, arn in function_arns.items()})
+    state_machine_arn = clients("stepfunctions").create_state_machine(
+        name=f"{prefix}-poller", definition=definition, roleArn=role_arn
+    )["stateMachineArn"]
+    return Deployment(table_name, state_machine_arn, function_arns)
+
+
+class Emulation:
+    """moto in-process, executing the poller with the real handlers on `clock` (virtual by default)."""
+
+    def __init__(self, clock: EmulationClock | None = None, region: str = REGION) -> None:
+        self.clock: EmulationClock = clock or VirtualClock()
+        self.region = region
+        self.invocations: list[Invocation] = []
+        self.listeners: list[Callable[[Invocation], None]] = [self.invocations.append]
+        self.faults = FaultPlan()
+        self._stack = ExitStack()
+
+    def client(self, service: str) -> Any:
+        return boto3.client(service, region_name=self.region)
+
+    def __enter__(self) -> Emulation:
+        from moto import mock_aws
+
+        ensure_functions_importable()
+        from chalicelib.bootstrap import build_runtime, set_runtime
+        from chalicelib.settings import Settings
+
+        try:
+            self._stack.enter_context(mock_aws(config=MOTO_CONFIG))  # type: ignore[call-overload]
+            self._stack.enter_context(
+                emulation_patches(self.clock, resolve_handler, self.faults, self.listeners)
+            )
+            self.deployment = deploy(self.client)
+            self.settings = Settings(
+                table_name=self.deployment.table_name,
+                state_machine_arn=self.deployment.state_machine_arn,
+            )
+            self.runtime = build_runtime(self.settings, self.clock, self.client("dynamodb"))
+            set_runtime(self.runtime)
+            self._stack.callback(set_runtime, None)
+            self.sfn = self.client("stepfunctions")
+        except BaseException:
+            self._stack.close()
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stack.close()
+
+    def start(self, execution_input: Any, name: str | None = None) -> str:
+        """Start an execution of the poller; returns its ARN."""
+        kwargs = {"name": name} if name else {}
+        return str(
+            self.sfn.start_execution(
+                stateMachineArn=self.deployment.state_machine_arn,
+                input=json.dumps(execution_input),
+                **kwargs,
+            )["executionArn"]
+        )
+
+    def wait(self, execution_arn: str, timeout: float = 30.0) -> dict[str, Any]:
+        """Block (real time, bounded) until the execution ends; returns describe_execution's answer."""
+        deadline = time.monotonic() + timeout
+        pause = 0.001
+        while True:
+            described: dict[str, Any] = self.sfn.describe_execution(executionArn=execution_arn)
+            if described["status"] in _TERMINAL:
+                return described
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{execution_arn} still {described['status']} after {timeout}s")
+            time.sleep(pause)  # moto's execution thread needs the GIL to make progress
+            pause = min(pause * 2, 0.02)
+
+    def run(self, execution_input: Any, name: str | None = None) -> dict[str, Any]:
+        """Start an execution and wait for its end."""
+        return self.wait(self.start(execution_input, name))
+
+    def history(self, execution_arn: str) -> list[dict[str, Any]]:
+        paginator = self.sfn.get_paginator("get_execution_history")
+        return [e for page in paginator.paginate(executionArn=execution_arn) for e in page["events"]]
