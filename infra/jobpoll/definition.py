@@ -35,4 +35,46 @@ def function_arn_placeholder(function_name: str) -> str:
 def table_properties() -> dict[str, Any]:
     """The job table as infra/template.json declares it (one definition for AWS and the emulation)."""
     template = json.loads(INFRA_TEMPLATE.read_text())
-    return dict(template["Resources"]["JobsTable"]["Properties"])
+    properties = dict(template["Resources"]["JobsTable"]["Properties"])
+    properties.pop("TableName", None)  # a stack parameter; the emulation names the table itself
+    return properties
+
+
+def _transitions(state: Mapping[str, Any]) -> list[str]:
+    targets = [state[key] for key in ("Next", "Default") if key in state]
+    targets += [choice["Next"] for choice in state.get("Choices", []) if "Next" in choice]
+    targets += [catcher["Next"] for catcher in state.get("Catch", []) if "Next" in catcher]
+    return targets
+
+
+def asl_problems(definition: Mapping[str, Any], where: str = "") -> list[str]:
+    """What is wrong with an ASL graph that the linters miss: dangling or missing transitions, unreachable
+    states (in Parallel branches and Map iterators too). Empty when the graph is sound."""
+    problems: list[str] = []
+    states: Mapping[str, Any] = definition.get("States", {})
+    start = definition.get("StartAt")
+    if start not in states:
+        problems.append(f"{where}StartAt names {start!r}, which is not a state")
+    for name, state in states.items():
+        kind = state.get("Type")
+        for target in _transitions(state):
+            if target not in states:
+                problems.append(f"{where}{name} goes to {target!r}, which is not a state")
+        ends = kind in ("Succeed", "Fail", "Choice") or state.get("End") is True
+        if not ends and "Next" not in state:
+            problems.append(f"{where}{name} has neither Next nor End")
+        for index, branch in enumerate(state.get("Branches", [])):
+            problems += asl_problems(branch, f"{where}{name}.Branches[{index}].")
+        for key in ("Iterator", "ItemProcessor"):
+            if key in state:
+                problems += asl_problems(state[key], f"{where}{name}.{key}.")
+    reached: set[str] = set()
+    pending: list[str] = [str(start)] if start in states else []
+    while pending:
+        current = pending.pop()
+        if current in reached:
+            continue
+        reached.add(current)
+        pending += [target for target in _transitions(states[current]) if target in states]
+    problems += [f"{where}{name} is never reached from {start!r}" for name in states if name not in reached]
+    return problems

@@ -9,6 +9,12 @@ Why each exists:
   with local wall time; Retry intervals call `time.sleep` in the retrier module. All three go to one
   emulation clock instead, so tests run on virtual time and `--speed` compresses real time. A StopExecution
   still interrupts a wait (the wait checks `env.is_running()`).
+- CloudFormation: moto's `AWS::StepFunctions::StateMachine` reads only `DefinitionString` (no `Definition`, no
+  `DefinitionSubstitutions`, no logging/tracing) and always writes to the non-executing backend, so a stack's
+  state machine would never run. We replace its create/update/delete with ones that render the definition as
+  CloudFormation does and use the backend the Step Functions API uses (`responses.get_backend`), so the
+  packaged template deploys into moto unchanged. And executing a change set leaves the stack's outputs those
+  of its empty initial template: `ChangeSet.apply` also takes the new template and rebuilds the output map.
 
 `check_patch_targets()` fails loudly when moto moves or reshapes any of these; a test calls it.
 """
@@ -26,13 +32,17 @@ from typing import Any, Protocol
 from unittest import mock
 
 from moto.awslambda_simple.models import LambdaSimpleBackend
+from moto.cloudformation.models import ChangeSet, Stack
 from moto.core.exceptions import JsonRESTError
+from moto.stepfunctions.models import StateMachine
 from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import FailureEventException
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.timestamp import Timestamp
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import (
     WaitFunction,
 )
+from moto.stepfunctions.responses import get_backend as stepfunctions_backend
+from moto.stepfunctions.utils import cfn_to_api_tags
 
 SUPPORTED_MOTO = ("5.2.3", "5.3")
 
@@ -64,6 +74,24 @@ _TARGETS: list[tuple[Any, str, tuple[str, ...]]] = [
     (WaitFunction, "_wait_interval", ("self", "env", "wait_seconds")),
     (Timestamp, "_get_wait_seconds", ("self", "env")),
     (Timestamp, "_from_timestamp_string", ("timestamp",)),
+    (ChangeSet, "apply", ("self",)),
+    (Stack, "_create_output_map", ("self",)),
+    (Stack, "_parse_template", ("self",)),
+    (
+        StateMachine,
+        "create_from_cloudformation_json",
+        ("resource_name", "cloudformation_json", "account_id", "region_name", "kwargs"),
+    ),
+    (
+        StateMachine,
+        "update_from_cloudformation_json",
+        ("original_resource", "new_resource_name", "cloudformation_json", "account_id", "region_name"),
+    ),
+    (
+        StateMachine,
+        "delete_from_cloudformation_json",
+        ("resource_name", "cloudformation_json", "account_id", "region_name"),
+    ),
 ]
 
 
@@ -84,6 +112,12 @@ def check_patch_targets() -> None:
         problems.append("RetrierDecl._eval_body no longer calls time.sleep")
     if "program_state_event" not in inspect.getsource(WaitFunction._wait_interval):
         problems.append("WaitFunction._wait_interval no longer waits on program_state_event")
+    if tuple(inspect.signature(stepfunctions_backend).parameters) != ("account", "region"):
+        problems.append("moto.stepfunctions.responses.get_backend(account, region) changed")
+    if "DefinitionString" not in inspect.getsource(StateMachine.create_from_cloudformation_json):
+        problems.append("StateMachine.create_from_cloudformation_json no longer reads DefinitionString")
+    if "resource_map.update" not in inspect.getsource(ChangeSet.apply):
+        problems.append("ChangeSet.apply no longer updates the stack's resource map")
     if problems:
         raise MotoMoved(
             f"moto internals moved (patches target moto {SUPPORTED_MOTO[0]} to <{SUPPORTED_MOTO[1]}): "
@@ -210,6 +244,106 @@ class _ClockedTime:
         self.sleep = clock.sleep
 
 
+def _camel_keys(value: Any) -> Any:
+    """CloudFormation's PascalCase property keys as the Step Functions API spells them."""
+    if isinstance(value, dict):
+        return {key[:1].lower() + key[1:]: _camel_keys(inner) for key, inner in value.items()}
+    if isinstance(value, list):
+        return [_camel_keys(item) for item in value]
+    return value
+
+
+def cfn_state_machine_definition(properties: dict[str, Any]) -> str:
+    """The definition CloudFormation would create: `Definition` (or `DefinitionString`) with every
+    `${Name}` of `DefinitionSubstitutions` replaced."""
+    definition = properties.get("Definition")
+    text = json.dumps(definition) if definition is not None else str(properties.get("DefinitionString", ""))
+    for name, value in (properties.get("DefinitionSubstitutions") or {}).items():
+        text = text.replace("${" + name + "}", str(value))
+    return text
+
+
+def _cfn_create_state_machine(
+    cls: type[StateMachine],
+    resource_name: str,
+    cloudformation_json: Any,
+    account_id: str,
+    region_name: str,
+    **kwargs: Any,
+) -> StateMachine:
+    properties = cloudformation_json["Properties"]
+    backend = stepfunctions_backend(account_id, region_name)
+    return backend.create_state_machine(
+        name=properties.get("StateMachineName", resource_name),
+        definition=cfn_state_machine_definition(properties),
+        roleArn=properties.get("RoleArn", ""),
+        tags=cfn_to_api_tags(properties.get("Tags", [])),
+        loggingConfiguration=_camel_keys(properties.get("LoggingConfiguration")),
+        tracingConfiguration=_camel_keys(properties.get("TracingConfiguration")),
+        sm_type=properties.get("StateMachineType"),
+    )
+
+
+def _cfn_update_state_machine(
+    cls: type[StateMachine],
+    original_resource: StateMachine,
+    new_resource_name: str,
+    cloudformation_json: Any,
+    account_id: str,
+    region_name: str,
+) -> StateMachine:
+    properties = cloudformation_json.get("Properties", {})
+    if properties.get("StateMachineName", original_resource.name) != original_resource.name:
+        replacement = _cfn_create_state_machine(
+            cls, new_resource_name, cloudformation_json, account_id, region_name
+        )
+        _cfn_delete_state_machine(cls, original_resource.arn, cloudformation_json, account_id, region_name)
+        return replacement
+    return stepfunctions_backend(account_id, region_name).update_state_machine(
+        original_resource.arn,
+        definition=cfn_state_machine_definition(properties),
+        role_arn=properties.get("RoleArn"),
+        logging_configuration=_camel_keys(properties.get("LoggingConfiguration")),
+        tracing_configuration=_camel_keys(properties.get("TracingConfiguration")),
+    )
+
+
+def _cfn_delete_state_machine(
+    cls: type[StateMachine],
+    resource_name: str,
+    cloudformation_json: Any,
+    account_id: str,
+    region_name: str,
+) -> None:
+    stepfunctions_backend(account_id, region_name).delete_state_machine(resource_name)
+
+
+def _apply_change_set(self: ChangeSet) -> None:
+    self.stack.resource_map.update(self.template_dict, self.parameters)
+    self.stack.template = self.template
+    self.stack._parse_template()
+    self.stack.output_map = self.stack._create_output_map()
+
+
+@contextlib.contextmanager
+def cloudformation_patches() -> Iterator[None]:
+    """moto's CloudFormation creates executable state machines from `Definition` + substitutions, and a
+    stack created or updated through a change set has its outputs."""
+    with (
+        mock.patch.object(ChangeSet, "apply", _apply_change_set),
+        mock.patch.object(
+            StateMachine, "create_from_cloudformation_json", classmethod(_cfn_create_state_machine)
+        ),
+        mock.patch.object(
+            StateMachine, "update_from_cloudformation_json", classmethod(_cfn_update_state_machine)
+        ),
+        mock.patch.object(
+            StateMachine, "delete_from_cloudformation_json", classmethod(_cfn_delete_state_machine)
+        ),
+    ):
+        yield
+
+
 _installed = threading.Lock()
 
 
@@ -233,6 +367,7 @@ def emulation_patches(
             mock.patch.object(WaitFunction, "_wait_interval", _clocked_wait_interval(clock)),
             mock.patch.object(Timestamp, "_get_wait_seconds", _clocked_timestamp_seconds(clock)),
             mock.patch.object(retrier_decl, "time", _ClockedTime(clock)),
+            cloudformation_patches(),
         ):
             yield plan
     finally:

@@ -11,6 +11,8 @@ STATEMACHINE_DIR = ROOT / "statemachine"
 INFRA_DIR = ROOT / "infra"
 POLLER_ASL = STATEMACHINE_DIR / "poller.asl.json"
 INFRA_TEMPLATE = INFRA_DIR / "template.json"
+# What `jobpoll local up` writes for clients while it runs (API URL, AWS endpoint, stack outputs).
+LOCAL_STATE = ROOT / ".jobpoll" / "local.json"
 
 
 def ensure_functions_importable() -> None:

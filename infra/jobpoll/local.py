@@ -1,0 +1,252 @@
+"""`jobpoll local up`: the whole stack on this machine, from the same packaged template as AWS.
+
+In this process: a moto server on 127.0.0.1 (in a thread) with state machines executing and the Lambda
+handlers run in-process (`moto_patches.emulation_patches`, time on a `ScaledClock`). The packaged template is
+deployed into it with `jobpoll deploy`'s code. Then `chalice local` serves the API in a child process (its own
+process group) against that endpoint. Everything stops on Ctrl-C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from .clocks import ScaledClock
+from .deploy import Deployed, default_stack_name, deploy
+from .emulation import MOTO_CONFIG, resolve_handler
+from .errors import JobpollError, PortInUse
+from .package import chalice_executable
+from .paths import FUNCTIONS_DIR, LOCAL_STATE, ensure_functions_importable
+from .target import LocalState, Target
+
+HOST = "127.0.0.1"
+STAGE = "local"
+_FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+_STARTUP_TIMEOUT = 30.0
+_STOP_TIMEOUT = 5.0
+POLL_LOOP_FUNCTION = "StartJob"
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class LocalOptions:
+    api_port: int = 8000
+    aws_port: int = 5000
+    speed: float = 1.0
+    region: str = "us-east-1"
+    state_file: Path = LOCAL_STATE
+
+    @property
+    def aws_endpoint_url(self) -> str:
+        return f"http://{HOST}:{self.aws_port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{HOST}:{self.api_port}"
+
+
+class Stopped(Exception):
+    """SIGTERM or SIGINT arrived: stop everything."""
+
+
+def ensure_port_free(port: int, purpose: str) -> None:
+    """Raise PortInUse if something listens on 127.0.0.1:port (binds as the servers will)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((HOST, port))
+        except OSError:
+            raise PortInUse(port, purpose) from None
+
+
+def _listening(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.settimeout(0.2)
+        return probe.connect_ex((HOST, port)) == 0
+
+
+@contextlib.contextmanager
+def _stop_on_signals() -> Iterator[None]:
+    """SIGTERM and SIGINT raise Stopped in the main thread; a second signal during cleanup is ignored."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        raise Stopped(signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _configure_moto(endpoint_url: str) -> None:
+    """Turn on state machine execution and in-process Lambda in the moto server."""
+    request = urllib.request.Request(
+        f"{endpoint_url}/moto-api/config",
+        data=json.dumps(MOTO_CONFIG).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        response.read()
+
+
+def function_environment(target: Target, stack_name: str, logical_id: str) -> dict[str, str]:
+    """The environment variables a deployed function of the stack runs with."""
+    cloudformation = target.client("cloudformation")
+    physical_id = cloudformation.describe_stack_resource(StackName=stack_name, LogicalResourceId=logical_id)[
+        "StackResourceDetail"
+    ]["PhysicalResourceId"]
+    configuration = target.client("lambda").get_function_configuration(FunctionName=physical_id)
+    variables = configuration.get("Environment", {}).get("Variables", {})
+    return {name: str(value) for name, value in variables.items()}
+
+
+def install_handler_runtime(target: Target, stack_name: str, clock: Any) -> dict[str, str]:
+    """Point the in-process handlers at the emulation: settings from the deployed function's environment
+    (so the template's wiring is what runs), DynamoDB at the endpoint, time on `clock`."""
+    ensure_functions_importable()
+    from chalicelib.bootstrap import build_runtime, set_runtime
+    from chalicelib.settings import Settings
+
+    environment = function_environment(target, stack_name, POLL_LOOP_FUNCTION)
+    set_runtime(build_runtime(Settings.from_env(environment), clock, target.client("dynamodb")))
+    return environment
+
+
+def start_chalice_local(options: LocalOptions, environment: dict[str, str]) -> subprocess.Popen[bytes]:
+    """`chalice local` on 127.0.0.1:api_port in its own process group; returns once it listens."""
+    process = subprocess.Popen(
+        [
+            chalice_executable(),
+            "local",
+            "--host",
+            HOST,
+            "--port",
+            str(options.api_port),
+            "--stage",
+            STAGE,
+            "--no-autoreload",
+        ],
+        cwd=FUNCTIONS_DIR,
+        env=environment,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + _STARTUP_TIMEOUT
+    while not _listening(options.api_port):
+        if process.poll() is not None:
+            raise JobpollError(f"chalice local exited with code {process.returncode} before serving")
+        if time.monotonic() > deadline:
+            stop_process_group(process)
+            raise JobpollError(f"chalice local did not listen on port {options.api_port} in time")
+        time.sleep(0.1)
+    return process
+
+
+def stop_process_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the child's process group, SIGKILL what is left after a few seconds."""
+    if process.poll() is not None:
+        return
+    for sig, grace in ((signal.SIGTERM, _STOP_TIMEOUT), (signal.SIGKILL, _STOP_TIMEOUT)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
+        try:
+            process.wait(grace)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _prepare_process_environment(options: LocalOptions) -> None:
+    for name, value in _FAKE_CREDENTIALS.items():
+        os.environ.setdefault(name, value)
+    os.environ["AWS_DEFAULT_REGION"] = options.region
+    os.environ["MOTO_PORT"] = str(options.aws_port)  # moto's Step Functions calls Lambda there
+    os.environ["TZ"] = "UTC"
+    time.tzset()
+    for leaking in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
+        os.environ.pop(leaking, None)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per moto request
+
+
+def _summary(options: LocalOptions, deployed: Deployed) -> list[str]:
+    return [
+        f"API:            {options.api_url}",
+        f"AWS endpoint:   {options.aws_endpoint_url}  (region {options.region})",
+        f"State machine:  {deployed.state_machine_arn}",
+        f"Job table:      {deployed.outputs.get('JobsTableName')}",
+        f"Speed:          waits run {options.speed:g}x faster"
+        if options.speed != 1
+        else "Speed:          real time",
+        f"State file:     {options.state_file}",
+        "Try: aws stepfunctions list-executions --endpoint-url "
+        f"{options.aws_endpoint_url} --state-machine-arn {deployed.state_machine_arn}",
+        "Ctrl-C stops everything.",
+    ]
+
+
+def up(options: LocalOptions, progress: Progress = print) -> None:
+    """Run the local stack in the foreground until SIGINT/SIGTERM; cleans up whatever it started."""
+    from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+
+    from .moto_patches import emulation_patches
+
+    if options.api_port == options.aws_port:
+        raise JobpollError(f"--api-port and --aws-port are both {options.api_port}")
+    ensure_port_free(options.aws_port, "aws")
+    ensure_port_free(options.api_port, "api")
+    with _stop_on_signals(), contextlib.ExitStack() as cleanup:
+        try:
+            _prepare_process_environment(options)
+            clock = ScaledClock(options.speed)
+            cleanup.enter_context(emulation_patches(clock, resolve_handler))
+            server = ThreadedMotoServer(ip_address=HOST, port=options.aws_port, verbose=False)
+            server.start()
+            cleanup.callback(server.stop)
+            _configure_moto(options.aws_endpoint_url)
+            target = Target(region=options.region, endpoint_url=options.aws_endpoint_url)
+            stack_name = default_stack_name(STAGE)
+            deployed = deploy(STAGE, target, stack_name=stack_name, progress=progress)
+            function_env = install_handler_runtime(target, stack_name, clock)
+            api_env = {
+                **os.environ,
+                **function_env,
+                "AWS_ENDPOINT_URL": options.aws_endpoint_url,
+                "JOBPOLL_STATE_MACHINE_ARN": deployed.state_machine_arn or "",
+            }
+            chalice = start_chalice_local(options, api_env)
+            cleanup.callback(stop_process_group, chalice)
+            LocalState(
+                api_url=options.api_url,
+                aws_endpoint_url=options.aws_endpoint_url,
+                region=options.region,
+                stack_name=stack_name,
+                outputs=deployed.outputs,
+                pid=os.getpid(),
+            ).write(options.state_file)
+            cleanup.callback(options.state_file.unlink, missing_ok=True)
+            for line in _summary(options, deployed):
+                progress(line)
+            idle = threading.Event()
+            while chalice.poll() is None:
+                idle.wait(0.2)
+            raise JobpollError(f"chalice local exited with code {chalice.returncode}")
+        except Stopped:
+            progress("Stopping ...")

@@ -1,0 +1,80 @@
+"""Where a command acts: an AWS account (region, profile) or the local emulation (an endpoint URL).
+
+Also reads what `jobpoll local up` leaves for clients in `.jobpoll/local.json`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import JobpollError
+from .paths import LOCAL_STATE
+
+DEFAULT_REGION = "us-east-1"
+# The emulation checks no credentials; boto3 still wants some to sign with.
+_EMULATION_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+
+
+@dataclass(frozen=True)
+class Target:
+    """An AWS account, or the local emulation when `endpoint_url` is set."""
+
+    region: str | None = None
+    profile: str | None = None
+    endpoint_url: str | None = None
+
+    @property
+    def is_emulation(self) -> bool:
+        return self.endpoint_url is not None
+
+    def session(self) -> Any:
+        import boto3
+        import botocore.exceptions
+
+        try:
+            session = boto3.Session(profile_name=self.profile, region_name=self.region)
+        except botocore.exceptions.ProfileNotFound as exc:
+            raise JobpollError(str(exc)) from exc
+        if session.region_name is None:
+            session = boto3.Session(profile_name=self.profile, region_name=DEFAULT_REGION)
+        if self.is_emulation and session.get_credentials() is None:
+            session = boto3.Session(region_name=session.region_name, **_EMULATION_CREDENTIALS)
+        return session
+
+    def client(self, service: str) -> Any:
+        session = self.session()
+        return session.client(service, endpoint_url=self.endpoint_url)
+
+    @property
+    def region_name(self) -> str:
+        return str(self.session().region_name)
+
+
+@dataclass(frozen=True)
+class LocalState:
+    """What a client needs to reach a running `jobpoll local up`."""
+
+    api_url: str
+    aws_endpoint_url: str
+    region: str
+    stack_name: str
+    outputs: dict[str, str]
+    pid: int
+
+    def target(self) -> Target:
+        return Target(region=self.region, endpoint_url=self.aws_endpoint_url)
+
+    def write(self, path: Path = LOCAL_STATE) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.__dict__, indent=2) + "\n")
+
+    @classmethod
+    def read(cls, path: Path = LOCAL_STATE) -> LocalState:
+        """The running local stack's state; JobpollError if none is running."""
+        try:
+            return cls(**json.loads(path.read_text()))
+        except FileNotFoundError:
+            raise JobpollError(f"no local stack running (no {path}): run `jobpoll local up`") from None

@@ -1,0 +1,26 @@
+"""Fixtures for tests of the packaged stack."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from jobpoll.package import Package, chalice_package, cloudformation_template
+
+REGION = "us-east-1"
+BUNDLE_BUCKET = "jobpoll-artifacts-123456789012-us-east-1"
+BUNDLE_KEY = "jobpoll-dev/deployment.zip"
+
+
+@pytest.fixture(scope="session")
+def packaged(tmp_path_factory: pytest.TempPathFactory) -> Package:
+    """`chalice package --merge-template` of functions/ + infra/template.json (stage dev), run once."""
+    return chalice_package("dev", Path(tmp_path_factory.mktemp("package")), REGION)
+
+
+@pytest.fixture(scope="session")
+def transformed(packaged: Package) -> dict[str, Any]:
+    """The packaged SAM template after the SAM transform, as it is deployed to AWS."""
+    return cloudformation_template(packaged, REGION, BUNDLE_BUCKET, BUNDLE_KEY)

@@ -1,0 +1,107 @@
+"""`jobpoll deploy`'s code puts the packaged template into moto's CloudFormation, and the seed scenario runs
+through the state machine that stack created, with the handlers configured by the deployed environment."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from jobpoll.clocks import VirtualClock
+from jobpoll.deploy import Deployed, deploy, destroy
+from jobpoll.emulation import MOTO_CONFIG, resolve_handler
+from jobpoll.errors import DeployError
+from jobpoll.local import install_handler_runtime
+from jobpoll.moto_patches import emulation_patches
+from jobpoll.target import Target
+
+REGION = "us-east-1"
+STACK = "jobpoll-dev"
+
+
+@pytest.fixture
+def moto_target(virtual_clock: VirtualClock) -> Iterator[Target]:
+    """moto in-process with the emulation patches; a Target that reaches it (no endpoint URL)."""
+    from chalicelib.bootstrap import set_runtime
+
+    with mock_aws(config=MOTO_CONFIG), emulation_patches(virtual_clock, resolve_handler):  # type: ignore[call-overload]
+        yield Target(region=REGION)
+        set_runtime(None)
+
+
+def _deploy(target: Target, progress: list[str], **kwargs: Any) -> Deployed:
+    return deploy("dev", target, stack_name=STACK, with_api=False, progress=progress.append, **kwargs)
+
+
+def _wait(sfn: Any, execution_arn: str, timeout: float = 30.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        described: dict[str, Any] = sfn.describe_execution(executionArn=execution_arn)
+        if described["status"] != "RUNNING" or time.monotonic() > deadline:
+            return described
+        time.sleep(0.01)
+
+
+def test_the_seed_scenario_completes_through_the_deployed_state_machine(
+    moto_target: Target, virtual_clock: VirtualClock
+) -> None:
+    progress: list[str] = []
+    deployed = _deploy(moto_target, progress)
+    assert any("CREATE_COMPLETE" in line for line in progress)
+    sfn = boto3.client("stepfunctions", region_name=REGION)
+    (machine,) = sfn.list_state_machines()["stateMachines"]
+    assert deployed.state_machine_arn == machine["stateMachineArn"]
+
+    environment = install_handler_runtime(moto_target, STACK, virtual_clock)
+    assert environment["JOBPOLL_TABLE"] == deployed.outputs["JobsTableName"] == f"{STACK}-jobs"
+    assert environment["JOBPOLL_STATE_MACHINE_ARN"] == deployed.state_machine_arn
+
+    execution = sfn.start_execution(
+        stateMachineArn=machine["stateMachineArn"], name="seed-job", input=json.dumps({"delay": 20})
+    )
+    described = _wait(sfn, execution["executionArn"])
+    assert described["status"] == "SUCCEEDED", described
+    item = boto3.client("dynamodb", region_name=REGION).get_item(
+        TableName=deployed.outputs["JobsTableName"], Key={"job_id": {"S": "seed-job"}}
+    )["Item"]
+    assert item["status"]["S"] == "COMPLETE"
+    assert item["try_count"]["N"] == "2"  # polled at 10 s (running) and 20 s (complete)
+
+
+def test_the_deployed_state_machine_has_the_templates_logging_and_tracing(moto_target: Target) -> None:
+    deployed = _deploy(moto_target, [])
+    described = boto3.client("stepfunctions", region_name=REGION).describe_state_machine(
+        stateMachineArn=deployed.state_machine_arn
+    )
+    assert described["tracingConfiguration"] == {"enabled": True}
+    assert described["loggingConfiguration"]["level"] == "ERROR"
+    assert "${" not in described["definition"]
+
+
+def test_redeploying_unchanged_is_a_no_op_and_a_parameter_change_updates(moto_target: Target) -> None:
+    _deploy(moto_target, [])
+    again: list[str] = []
+    _deploy(moto_target, again)
+    assert "No changes to deploy." in again
+
+    updated: list[str] = []
+    _deploy(moto_target, updated, parameters={"DefaultMaxTries": "5"})
+    assert any("UPDATE_COMPLETE" in line for line in updated)
+    functions = boto3.client("lambda", region_name=REGION).list_functions()["Functions"]
+    assert {str(f["Environment"]["Variables"]["JOBPOLL_MAX_TRIES"]) for f in functions} == {"5"}
+
+
+def test_destroy_removes_the_stack_and_its_resources(moto_target: Target) -> None:
+    _deploy(moto_target, [])
+    progress: list[str] = []
+    destroy(moto_target, STACK, progress=progress.append)
+    assert progress[-1] == f"Stack {STACK}: DELETE_COMPLETE"
+    assert boto3.client("stepfunctions", region_name=REGION).list_state_machines()["stateMachines"] == []
+    assert boto3.client("dynamodb", region_name=REGION).list_tables()["TableNames"] == []
+    with pytest.raises(DeployError, match="no stack named"):
+        destroy(moto_target, STACK, progress=progress.append)

@@ -1,0 +1,115 @@
+"""The packaged template: lint-clean before and after the SAM transform, least privilege, wiring."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from cfnlint.api import lint
+from cfnlint.config import ManualArgs
+
+from jobpoll.package import Package
+
+REGIONS = ["us-east-1"]
+
+
+def _lint(template: dict[str, Any]) -> list[str]:
+    return [str(match) for match in lint(json.dumps(template, indent=1), config=ManualArgs(regions=REGIONS))]
+
+
+def _statements(template: dict[str, Any], role: str) -> list[dict[str, Any]]:
+    policies = template["Resources"][role]["Properties"]["Policies"]
+    return [s for p in policies for s in p["PolicyDocument"]["Statement"]]
+
+
+def _actions(statements: list[dict[str, Any]]) -> set[str]:
+    found: set[str] = set()
+    for statement in statements:
+        action = statement["Action"]
+        found |= {action} if isinstance(action, str) else set(action)
+    return found
+
+
+def test_the_packaged_sam_template_is_cfn_lint_clean(packaged: Package) -> None:
+    assert _lint(packaged.template()) == []
+
+
+def test_the_template_after_the_sam_transform_is_cfn_lint_clean(transformed: dict[str, Any]) -> None:
+    assert "Transform" not in transformed
+    assert _lint(transformed) == []
+
+
+def test_cfn_lint_does_validate_the_inlined_definition(transformed: dict[str, Any]) -> None:
+    broken = json.loads(json.dumps(transformed))
+    broken["Resources"]["PollerStateMachine"]["Properties"]["Definition"]["States"]["Wait"]["Type"] = "Sleep"
+    assert any("E3601" in problem for problem in _lint(broken))
+
+
+def test_the_state_machine_definition_is_the_asl_with_substitutions(packaged: Package) -> None:
+    machine = packaged.template()["Resources"]["PollerStateMachine"]["Properties"]
+    assert machine["Definition"]["StartAt"] == "StartJob"
+    assert machine["DefinitionSubstitutions"]["StartJobFunctionArn"] == {"Fn::GetAtt": ["StartJob", "Arn"]}
+    assert machine["TracingConfiguration"] == {"Enabled": {"Fn::If": ["TracingOn", True, False]}}
+    assert machine["LoggingConfiguration"]["Destinations"][0]["CloudWatchLogsLogGroup"] == {
+        "LogGroupArn": {"Fn::GetAtt": ["PollerLogGroup", "Arn"]}
+    }
+
+
+def test_the_poll_loop_functions_run_with_their_own_role_not_chalices(transformed: dict[str, Any]) -> None:
+    for name in ("StartJob", "GetJobStatus", "RecordJobFailure"):
+        role = transformed["Resources"][name]["Properties"]["Role"]
+        assert role == {"Fn::GetAtt": ["PollLoopFunctionRole", "Arn"]}
+
+
+def test_the_poll_loop_role_reads_and_writes_job_items_and_nothing_else(transformed: dict[str, Any]) -> None:
+    statements = _statements(transformed, "PollLoopFunctionRole")
+    assert _actions(statements) == {
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "logs:CreateLogGroup",
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+        "xray:PutTraceSegments",
+        "xray:PutTelemetryRecords",
+    }
+    (dynamodb,) = [s for s in statements if s["Action"][0].startswith("dynamodb:")]
+    assert dynamodb["Resource"] == {"Fn::GetAtt": ["JobsTable", "Arn"]}
+    assert not any("states:" in a for a in _actions(statements))
+
+
+def test_the_state_machine_may_invoke_exactly_the_poll_loop_functions(transformed: dict[str, Any]) -> None:
+    statements = _statements(transformed, "PollerStateMachineRole")
+    (invoke,) = [s for s in statements if s["Action"] == "lambda:InvokeFunction"]
+    targets = {json.dumps(r) for r in invoke["Resource"]}
+    for name in ("StartJob", "GetJobStatus", "RecordJobFailure"):
+        assert json.dumps({"Fn::GetAtt": [name, "Arn"]}) in targets
+    assert len(targets) == 6  # each function and its versions
+    assert not any(a.startswith("dynamodb:") for a in _actions(statements))
+
+
+def test_the_api_role_may_start_stop_and_describe_poller_executions_only(transformed: dict[str, Any]) -> None:
+    statements = _statements(transformed, "DefaultRole")
+    states = [s for s in statements if "states:" in json.dumps(s["Action"])]
+    assert _actions(states) == {"states:StartExecution", "states:DescribeExecution", "states:StopExecution"}
+    assert "*" not in json.dumps([s["Resource"] for s in states]).replace(":*", "")
+    dynamodb = [s for s in statements if "dynamodb:" in json.dumps(s["Action"])]
+    assert {"Fn::Sub": "${JobsTable.Arn}/index/*"} in dynamodb[0]["Resource"]
+
+
+def test_every_function_gets_the_table_and_the_state_machine_arn(transformed: dict[str, Any]) -> None:
+    functions = [r for r in transformed["Resources"].values() if r["Type"] == "AWS::Lambda::Function"]
+    assert len(functions) >= 3
+    for function in functions:
+        variables = function["Properties"]["Environment"]["Variables"]
+        assert variables["JOBPOLL_TABLE"] == {"Ref": "JobsTable"}
+        assert "stateMachine:${AWS::StackName}-poller" in variables["JOBPOLL_STATE_MACHINE_ARN"]["Fn::Sub"]
+        assert variables["JOBPOLL_WAIT_SECONDS"] == {"Ref": "DefaultWaitSeconds"}
+        assert variables["JOBPOLL_JOB_TTL_SECONDS"] == {"Ref": "JobTtlSeconds"}
+
+
+def test_the_table_is_on_demand_with_ttl_recovery_and_the_owner_index(transformed: dict[str, Any]) -> None:
+    table = transformed["Resources"]["JobsTable"]["Properties"]
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "ttl", "Enabled": True}
+    assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert [index["IndexName"] for index in table["GlobalSecondaryIndexes"]] == ["by-owner"]

@@ -1,0 +1,36 @@
+"""The jobpoll CLI: user mistakes are one line on stderr and exit 1."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from jobpoll.cli import main
+
+
+def test_local_up_on_a_port_in_use_names_the_port_and_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code = main(["local", "up", "--aws-port", str(port), "--api-port", "0"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.count("\n") == 1
+    assert f"port {port}" in err and "--aws-port" in err
+    assert "Traceback" not in err
+
+
+def test_destroy_of_a_missing_profile_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["destroy", "--stage", "dev", "--profile", "no-such-profile-jobpoll"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.count("\n") == 1 and "no-such-profile-jobpoll" in err
+
+
+def test_speed_must_be_positive(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["local", "up", "--speed", "0"])
+    assert exited.value.code == 2
+    assert "must be positive" in capsys.readouterr().err
