@@ -55,7 +55,10 @@ def render_merge_template(infra_template: Path = INFRA_TEMPLATE) -> dict[str, An
         source = resource.get("Metadata", {}).get("jobpoll", {}).get("DefinitionFile")
         if source is None:
             continue
-        definition = json.loads((ROOT / source).read_text())
+        try:
+            definition = json.loads((ROOT / source).read_text())
+        except (OSError, ValueError) as exc:
+            raise PackageError(f"cannot read the state machine definition {source}: {exc}") from exc
         problems = asl_problems(definition)
         if problems:
             raise PackageError(f"{source}: " + "; ".join(problems))

@@ -27,9 +27,7 @@ def test_rendering_refuses_an_asl_with_a_dangling_next(tmp_path: Any) -> None:
         "Resources": {
             "M": {
                 "Type": "AWS::StepFunctions::StateMachine",
-                "Metadata": {
-                    "jobpoll": {"DefinitionFile": str(tmp_path / "statemachine" / "broken.asl.json")}
-                },
+                "Metadata": {"jobpoll": {"DefinitionFile": str(asl)}},
                 "Properties": {},
             }
         }
