@@ -1,0 +1,78 @@
+"""`jobpoll local up` in a subprocess on free ports, shared by the e2e tests of one module."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+
+import pytest
+from e2e_support import (
+    SPEED,
+    STARTUP_TIMEOUT,
+    STOP_TIMEOUT,
+    LocalStack,
+    alive,
+    children_of,
+    cli_environment,
+    free_port,
+    jobpoll_command,
+)
+
+from jobpoll.paths import ROOT
+
+
+@pytest.fixture(scope="module")
+def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    """A running `jobpoll local up --speed 100` on free ports; stopped (and reaped) afterwards."""
+    directory = tmp_path_factory.mktemp("local")
+    api_port, aws_port = free_port(), free_port()
+    state_file = directory / "local.json"
+    log = directory / "local-up.log"
+    command = [
+        *jobpoll_command(),
+        "local",
+        "up",
+        "--api-port",
+        str(api_port),
+        "--aws-port",
+        str(aws_port),
+        "--speed",
+        str(SPEED),
+        "--state-file",
+        str(state_file),
+    ]
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env=cli_environment(),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    stack = LocalStack(process, api_port, aws_port, state_file, log)
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while not state_file.exists():
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"jobpoll local up did not start:\n{log.read_text()}")
+            time.sleep(0.1)
+        stack.state = json.loads(state_file.read_text())
+        stack.descendants = children_of(process.pid)
+        yield stack
+    finally:
+        if process.poll() is None:
+            stack.descendants |= children_of(process.pid)
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        for pid in stack.descendants:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)

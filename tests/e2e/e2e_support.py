@@ -1,0 +1,105 @@
+"""Helpers for the e2e tests: free ports, processes seen through /proc, the running local stack."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+STARTUP_TIMEOUT = 60.0
+STOP_TIMEOUT = 15.0
+SPEED = 100
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def port_is_free(port: int) -> bool:
+    """Nothing listens on 127.0.0.1:port and a server could bind it again (SO_REUSEADDR, as servers do:
+    connections the stopped server closed may linger in TIME_WAIT)."""
+    with socket.socket() as probe:
+        probe.settimeout(1)
+        if probe.connect_ex(("127.0.0.1", port)) == 0:
+            return False
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def children_of(pid: int) -> set[int]:
+    """Every live descendant of `pid` (from /proc)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found: set[int] = set()
+    frontier = {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def jobpoll_command() -> list[str]:
+    """The installed `jobpoll` entry point of this environment."""
+    script = Path(sys.executable).with_name("jobpoll")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "jobpoll.cli"]
+
+
+def cli_environment() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1")
+    return env
+
+
+@dataclass
+class LocalStack:
+    process: subprocess.Popen[bytes]
+    api_port: int
+    aws_port: int
+    state_file: Path
+    log: Path
+    state: dict[str, Any] = field(default_factory=dict)
+    descendants: set[int] = field(default_factory=set)
+
+    def client(self, service: str) -> Any:
+        return boto3.client(
+            service,
+            endpoint_url=self.state["aws_endpoint_url"],
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+
+    def stop(self) -> int:
+        """SIGTERM the `jobpoll local up` process (as a service manager would); its exit code."""
+        if self.process.poll() is None:
+            self.descendants |= children_of(self.process.pid)
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(STOP_TIMEOUT)

@@ -1,0 +1,149 @@
+"""`jobpoll local up` end to end: a job runs to completion through the local stack, the AWS CLI and
+`jobpoll deploy`/`destroy` work against it, and SIGTERM leaves no process and no bound port.
+
+The tests run in file order on one local stack; the last one stops it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import shutil
+import subprocess
+import time
+import urllib.request
+from typing import Any
+
+import pytest
+from e2e_support import LocalStack, alive, cli_environment, jobpoll_command, port_is_free
+
+from jobpoll.paths import ROOT, ensure_functions_importable
+
+COMMAND_TIMEOUT = 60.0
+
+
+def _app_serves_post_jobs() -> bool:
+    ensure_functions_importable()
+    routes = importlib.import_module("app").app.routes
+    return "POST" in routes.get("/jobs", {})
+
+
+def _wait_for_execution(stack: LocalStack, name: str, timeout: float = 30.0) -> dict[str, Any]:
+    sfn = stack.client("stepfunctions")
+    arn = f"{stack.state['outputs']['StateMachineArn'].replace(':stateMachine:', ':execution:')}:{name}"
+    deadline = time.monotonic() + timeout
+    while True:
+        described: dict[str, Any] = sfn.describe_execution(executionArn=arn)
+        if described["status"] != "RUNNING" or time.monotonic() > deadline:
+            return described
+        time.sleep(0.1)
+
+
+def _post_job(api_url: str, body: dict[str, Any]) -> str:
+    request = urllib.request.Request(
+        f"{api_url}/jobs", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status in (200, 201, 202)
+        location = response.headers.get("Location", "")
+        answer = json.loads(response.read() or b"{}")
+    return str(answer.get("job_id") or answer.get("id") or location.rstrip("/").rsplit("/", 1)[-1])
+
+
+def test_local_up_writes_what_a_client_needs(local_stack: LocalStack) -> None:
+    state = local_stack.state
+    assert state["api_url"] == f"http://127.0.0.1:{local_stack.api_port}"
+    assert state["aws_endpoint_url"] == f"http://127.0.0.1:{local_stack.aws_port}"
+    assert state["outputs"]["StateMachineArn"].endswith(":stateMachine:jobpoll-local-poller")
+    assert state["outputs"]["JobsTableName"] == "jobpoll-local-jobs"
+
+
+def test_chalice_local_answers_on_the_api_port(local_stack: LocalStack) -> None:
+    try:
+        with urllib.request.urlopen(f"{local_stack.state['api_url']}/", timeout=5) as response:
+            status = response.status
+    except urllib.error.HTTPError as error:  # no route at / is still chalice answering
+        status = error.code
+    assert status < 500
+
+
+def test_a_seed_job_completes_through_the_local_stack(local_stack: LocalStack) -> None:
+    if _app_serves_post_jobs():
+        job_id = _post_job(local_stack.state["api_url"], {"delay": 20})
+    else:  # before the REST API exists: start the poller directly, as POST /jobs will
+        job_id = "e2e-seed-job"
+        local_stack.client("stepfunctions").start_execution(
+            stateMachineArn=local_stack.state["outputs"]["StateMachineArn"],
+            name=job_id,
+            input=json.dumps({"delay": 20}),
+        )
+    described = _wait_for_execution(local_stack, job_id)
+    assert described["status"] == "SUCCEEDED", described
+    item = local_stack.client("dynamodb").get_item(
+        TableName=local_stack.state["outputs"]["JobsTableName"], Key={"job_id": {"S": job_id}}
+    )["Item"]
+    assert item["status"]["S"] == "COMPLETE"
+
+
+@pytest.mark.skipif(shutil.which("aws") is None, reason="the AWS CLI is not installed")
+def test_the_aws_cli_lists_the_local_executions(local_stack: LocalStack) -> None:
+    result = subprocess.run(
+        [
+            "aws",
+            "stepfunctions",
+            "list-executions",
+            "--endpoint-url",
+            local_stack.state["aws_endpoint_url"],
+            "--state-machine-arn",
+            local_stack.state["outputs"]["StateMachineArn"],
+        ],
+        env=cli_environment(),
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_TIMEOUT,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "SUCCEEDED" in {e["status"] for e in json.loads(result.stdout)["executions"]}
+
+
+def test_jobpoll_deploy_and_destroy_run_against_the_emulation(local_stack: LocalStack) -> None:
+    endpoint = local_stack.state["aws_endpoint_url"]
+
+    def jobpoll(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*jobpoll_command(), *args],
+            cwd=ROOT,
+            env=cli_environment(),
+            capture_output=True,
+            text=True,
+            timeout=COMMAND_TIMEOUT,
+            check=False,
+        )
+
+    deployed = jobpoll("deploy", "--stage", "e2e", "--endpoint-url", endpoint)
+    assert deployed.returncode == 0, deployed.stderr
+    assert "stateMachine:jobpoll-e2e-poller" in deployed.stdout
+    assert "CREATE_COMPLETE" in deployed.stdout
+    cloudformation = local_stack.client("cloudformation")
+    stack = cloudformation.describe_stacks(StackName="jobpoll-e2e")["Stacks"][0]
+    assert stack["StackStatus"] == "CREATE_COMPLETE"
+
+    destroyed = jobpoll("destroy", "--stage", "e2e", "--endpoint-url", endpoint)
+    assert destroyed.returncode == 0, destroyed.stderr
+    assert "DELETE_COMPLETE" in destroyed.stdout
+    machines = local_stack.client("stepfunctions").list_state_machines()["stateMachines"]
+    assert [m["name"] for m in machines] == ["jobpoll-local-poller"]
+
+    again = jobpoll("destroy", "--stage", "e2e", "--endpoint-url", endpoint)
+    assert again.returncode == 1
+    assert again.stderr.strip() == "jobpoll: there is no stack named jobpoll-e2e"
+
+
+def test_sigterm_stops_everything_local_up_started(local_stack: LocalStack) -> None:
+    assert local_stack.descendants, "chalice local should be running as a child"
+    assert local_stack.stop() == 0
+    assert not local_stack.state_file.exists()
+    assert [pid for pid in local_stack.descendants if alive(pid)] == []
+    assert port_is_free(local_stack.api_port)
+    assert port_is_free(local_stack.aws_port)
