@@ -1,6 +1,6 @@
 """`jobpoll local up`: the whole stack on this machine, from the same packaged template as AWS.
 
-In this process: a moto server on 127.0.0.1 (in a thread) with state machines executing and the Lambda
+In this process: moto's server on 127.0.0.1 (in a thread) with state machines executing and the Lambda
 handlers run in-process (`moto_patches.emulation_patches`, time on a `ScaledClock`). The packaged template is
 deployed into it with `jobpoll deploy`'s code. Then `chalice local` serves the API in a child process (its own
 process group) against that endpoint. Everything stops on Ctrl-C or SIGTERM.
@@ -61,6 +61,37 @@ class LocalOptions:
 
 class Stopped(Exception):
     """SIGTERM or SIGINT arrived: stop everything."""
+
+
+class MotoServer:
+    """moto's server app on 127.0.0.1:port in a thread, like moto's ThreadedMotoServer, except that binding
+    happens in the caller (a taken port raises at once instead of hanging) and `stop()` closes the socket."""
+
+    def __init__(self, port: int) -> None:
+        from moto.moto_server.werkzeug_app import (
+            DomainDispatcherApplication,
+            MotoRequestHandler,
+            create_backend_app,
+        )
+        from werkzeug.serving import make_server
+
+        try:
+            self._server = make_server(
+                HOST,
+                port,
+                DomainDispatcherApplication(create_backend_app),
+                threaded=True,
+                request_handler=MotoRequestHandler,
+            )
+        except (OSError, SystemExit):  # werkzeug exits when the port is taken
+            raise PortInUse(port, "aws") from None
+        self._thread = threading.Thread(target=self._server.serve_forever, name="moto-server", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(_STOP_TIMEOUT)
 
 
 def ensure_port_free(port: int, purpose: str) -> None:
@@ -152,7 +183,9 @@ def start_chalice_local(options: LocalOptions, environment: dict[str, str]) -> s
     deadline = time.monotonic() + _STARTUP_TIMEOUT
     while not _listening(options.api_port):
         if process.poll() is not None:
-            raise JobpollError(f"chalice local exited with code {process.returncode} before serving")
+            raise JobpollError(
+                f"chalice local exited (code {process.returncode}) before serving on port {options.api_port}"
+            )
         if time.monotonic() > deadline:
             stop_process_group(process)
             raise JobpollError(f"chalice local did not listen on port {options.api_port} in time")
@@ -204,8 +237,6 @@ def _summary(options: LocalOptions, deployed: Deployed) -> list[str]:
 
 def up(options: LocalOptions, progress: Progress = print) -> None:
     """Run the local stack in the foreground until SIGINT/SIGTERM; cleans up whatever it started."""
-    from moto.moto_server.threaded_moto_server import ThreadedMotoServer
-
     from .moto_patches import emulation_patches
 
     if options.api_port == options.aws_port:
@@ -217,8 +248,7 @@ def up(options: LocalOptions, progress: Progress = print) -> None:
             _prepare_process_environment(options)
             clock = ScaledClock(options.speed)
             cleanup.enter_context(emulation_patches(clock, resolve_handler))
-            server = ThreadedMotoServer(ip_address=HOST, port=options.aws_port, verbose=False)
-            server.start()
+            server = MotoServer(options.aws_port)
             cleanup.callback(server.stop)
             _configure_moto(options.aws_endpoint_url)
             target = Target(region=options.region, endpoint_url=options.aws_endpoint_url)
