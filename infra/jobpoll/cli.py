@@ -119,10 +119,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from botocore.exceptions import BotoCoreError, ClientError
+
     args = build_parser().parse_args(argv)
     try:
         return int(args.handler(args))
-    except JobpollError as exc:
+    except (JobpollError, BotoCoreError, ClientError) as exc:
+        # Missing credentials, an unreachable endpoint, a denied call: the user's to fix, in one line.
         print(f"jobpoll: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

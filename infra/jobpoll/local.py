@@ -162,6 +162,20 @@ def install_handler_runtime(target: Target, stack_name: str, clock: Any) -> dict
     return environment
 
 
+class HandlersAfterRuntime:
+    """Resolves handlers only once their runtime is installed: the stack's state machine exists (and may be
+    started) a moment before the handlers know its table, and they must not fall back to defaults."""
+
+    def __init__(self, timeout: float = _STARTUP_TIMEOUT) -> None:
+        self.ready = threading.Event()
+        self.timeout = timeout
+
+    def __call__(self, handler: str) -> Callable[[Any, Any], Any]:
+        if not self.ready.wait(self.timeout):
+            raise JobpollError("the local stack's handlers were never configured")
+        return resolve_handler(handler)
+
+
 def start_chalice_local(options: LocalOptions, environment: dict[str, str]) -> subprocess.Popen[bytes]:
     """`chalice local` on 127.0.0.1:api_port in its own process group; returns once it listens."""
     process = subprocess.Popen(
@@ -220,14 +234,13 @@ def _prepare_process_environment(options: LocalOptions) -> None:
 
 
 def _summary(options: LocalOptions, deployed: Deployed) -> list[str]:
+    speed = "real time" if options.speed == 1 else f"waits run {options.speed:g}x faster"
     return [
         f"API:            {options.api_url}",
         f"AWS endpoint:   {options.aws_endpoint_url}  (region {options.region})",
         f"State machine:  {deployed.state_machine_arn}",
         f"Job table:      {deployed.outputs.get('JobsTableName')}",
-        f"Speed:          waits run {options.speed:g}x faster"
-        if options.speed != 1
-        else "Speed:          real time",
+        f"Speed:          {speed}",
         f"State file:     {options.state_file}",
         "Try: aws stepfunctions list-executions --endpoint-url "
         f"{options.aws_endpoint_url} --state-machine-arn {deployed.state_machine_arn}",
@@ -247,7 +260,8 @@ def up(options: LocalOptions, progress: Progress = print) -> None:
         try:
             _prepare_process_environment(options)
             clock = ScaledClock(options.speed)
-            cleanup.enter_context(emulation_patches(clock, resolve_handler))
+            handlers = HandlersAfterRuntime()
+            cleanup.enter_context(emulation_patches(clock, handlers))
             server = MotoServer(options.aws_port)
             cleanup.callback(server.stop)
             _configure_moto(options.aws_endpoint_url)
@@ -255,6 +269,7 @@ def up(options: LocalOptions, progress: Progress = print) -> None:
             stack_name = default_stack_name(STAGE)
             deployed = deploy(STAGE, target, stack_name=stack_name, progress=progress)
             function_env = install_handler_runtime(target, stack_name, clock)
+            handlers.ready.set()
             api_env = {
                 **os.environ,
                 **function_env,

@@ -34,3 +34,13 @@ def test_speed_must_be_positive(capsys: pytest.CaptureFixture[str]) -> None:
         main(["local", "up", "--speed", "0"])
     assert exited.value.code == 2
     assert "must be positive" in capsys.readouterr().err
+
+
+def test_an_unreachable_endpoint_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed again: nothing listens there
+    code = main(["destroy", "--stage", "dev", "--endpoint-url", f"http://127.0.0.1:{port}"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.count("\n") == 1 and f"127.0.0.1:{port}" in err
