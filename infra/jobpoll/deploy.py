@@ -95,22 +95,24 @@ class _Events:
         self.cloudformation = cloudformation
         self.stack_name = stack_name
         self.progress = progress
-        self.seen: set[str] = set()
-        self.since = datetime.now(UTC)
         self.failures: list[str] = []
+        # Events of earlier deployments are not this one's progress.
+        self.seen: set[str] = {event["EventId"] for event in self._events()}
+
+    def _events(self) -> list[dict[str, Any]]:
+        try:
+            events: list[dict[str, Any]] = self.cloudformation.describe_stack_events(
+                StackName=self.stack_name
+            )["StackEvents"]
+        except ClientError:
+            return []
+        return events
 
     def show_new(self) -> None:
-        try:
-            events = self.cloudformation.describe_stack_events(StackName=self.stack_name)["StackEvents"]
-        except ClientError:
-            return
-        for event in reversed(events):
+        for event in reversed(self._events()):
             if event["EventId"] in self.seen:
                 continue
             self.seen.add(event["EventId"])
-            timestamp = event.get("Timestamp")
-            if isinstance(timestamp, datetime) and timestamp.astimezone(UTC) < self.since:
-                continue
             status = event.get("ResourceStatus", "")
             reason = event.get("ResourceStatusReason") or ""
             if status.endswith("_FAILED") and reason:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from jobpoll.definition import asl_problems, placeholders
+from jobpoll.definition import asl_problems, placeholders, table_properties
 from jobpoll.paths import INFRA_TEMPLATE, POLLER_ASL
 
 
@@ -62,3 +62,10 @@ def test_each_substitution_is_the_arn_of_the_function_the_placeholder_names() ->
     substitutions = template["Resources"]["PollerStateMachine"]["Properties"]["DefinitionSubstitutions"]
     for name, value in substitutions.items():
         assert value == {"Fn::GetAtt": [name.removesuffix("FunctionArn"), "Arn"]}
+
+
+def test_the_emulation_creates_the_table_the_template_declares_minus_its_stack_name() -> None:
+    properties = table_properties()
+    assert "TableName" not in properties  # a stack parameter; the emulation names its own table
+    assert [index["IndexName"] for index in properties["GlobalSecondaryIndexes"]] == ["by-owner"]
+    assert properties["TimeToLiveSpecification"] == {"AttributeName": "ttl", "Enabled": True}
