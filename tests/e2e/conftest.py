@@ -29,7 +29,9 @@ from jobpoll.paths import ROOT
 def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     """A running `jobpoll local up --speed 100` on free ports; stopped (and reaped) afterwards."""
     directory = tmp_path_factory.mktemp("local")
-    api_port, aws_port = free_port(), free_port()
+    api_port = aws_port = free_port()
+    while aws_port == api_port:
+        aws_port = free_port()
     state_file = directory / "local.json"
     log = directory / "local-up.log"
     command = [
