@@ -9,16 +9,22 @@ import pytest
 from jobpoll.cli import main
 
 
-def test_local_up_on_a_port_in_use_names_the_port_and_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
-    with socket.socket() as taken:
+@pytest.mark.parametrize("which", ["aws", "api"])
+def test_local_up_on_a_port_in_use_names_the_port_and_exits_1(
+    which: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as taken, socket.socket() as other:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        port = taken.getsockname()[1]
-        code = main(["local", "up", "--aws-port", str(port), "--api-port", "0"])
+        other.bind(("127.0.0.1", 0))  # a free port for the other server (held so it stays distinct)
+        port, free = taken.getsockname()[1], other.getsockname()[1]
+        other.close()
+        ports = {"aws": port, "api": free} if which == "aws" else {"aws": free, "api": port}
+        code = main(["local", "up", "--aws-port", str(ports["aws"]), "--api-port", str(ports["api"])])
     err = capsys.readouterr().err
     assert code == 1
     assert err.count("\n") == 1
-    assert f"port {port}" in err and "--aws-port" in err
+    assert f"port {port}" in err and f"--{which}-port" in err
     assert "Traceback" not in err
 
 
