@@ -146,7 +146,7 @@ def start_job(
             next_poll_at=now + timedelta(seconds=current.poll.wait_seconds),
         )
 
-    return loop_state(store.update(job_id, submitted))
+    return loop_state(store.update(job_id, submitted, current=job))
 
 
 def _after_poll(job: Job, result: PollResult, clock: Clock) -> Job:
@@ -205,7 +205,7 @@ def poll_job(
         raise IllegalTransition(f"job {job_id} was never submitted")
     result = get_provider(providers, job.provider).poll(job.work_id)
     try:
-        job = store.update(job_id, lambda current: _after_poll(current, result, clock))
+        job = store.update(job_id, lambda latest: _after_poll(latest, result, clock), current=job)
     except IllegalTransition:
         job = store.get(job_id)  # finished meanwhile (canceled, say): report the state that won
     next_state = loop_state(job)
@@ -255,7 +255,7 @@ def record_failure(
         )
 
     try:
-        job = store.update(job_id, failed)
+        job = store.update(job_id, failed, current=job)
     except IllegalTransition:
         return {**outcome, "cause": message, "recorded": False}
     if job.work_id is not None:

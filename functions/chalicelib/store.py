@@ -146,17 +146,21 @@ class JobStore:
             raise
         return stored
 
-    def update(self, job_id: str, change: Callable[[Job], Job], attempts: int = 8) -> Job:
-        """Read, apply `change`, save conditionally; on a conflict re-read and apply again.
+    def update(
+        self, job_id: str, change: Callable[[Job], Job], attempts: int = 8, current: Job | None = None
+    ) -> Job:
+        """Apply `change` and save conditionally; on a conflict re-read and apply again.
 
+        `current` is the job as the caller already read it (saves one read when nobody wrote since).
         `change` must be a pure function of the job it is given: it may run more than once.
         """
+        job = current if current is not None else self.get(job_id)
         for _ in range(attempts - 1):
             try:
-                return self.save(change(self.get(job_id)))
+                return self.save(change(job))
             except ConcurrentUpdate:
-                continue
-        return self.save(change(self.get(job_id)))
+                job = self.get(job_id)
+        return self.save(change(job))
 
 
 def _with_version(job: Job, version: int) -> Job:

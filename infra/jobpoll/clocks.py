@@ -24,15 +24,22 @@ class VirtualClock:
     """Time that moves only when something waits (auto-advance) or when a test calls `advance()`.
 
     With `auto_advance=True` a wait of N seconds moves the clock N seconds forward at once, so an hour of
-    polling runs in milliseconds. With `auto_advance=False` a wait blocks until `advance()` reaches its
-    deadline, so a test can act in the middle of a wait (a stop interrupts it).
+    polling runs in milliseconds; with `pace=X` it first takes N/X real seconds, so a person can watch
+    (time still moves only by waits: the output is the same at any pace). With `auto_advance=False` a wait
+    blocks until `advance()` reaches its deadline, so a test can act in the middle of a wait.
+    A wait returns early, without moving time, once `still_running()` turns false (a stopped execution).
     """
 
-    def __init__(self, start: datetime = EPOCH_START, auto_advance: bool = True) -> None:
+    def __init__(
+        self, start: datetime = EPOCH_START, auto_advance: bool = True, pace: float | None = None
+    ) -> None:
         if start.tzinfo is None:
             raise ValueError("the clock's start must be timezone-aware")
+        if pace is not None and pace <= 0:
+            raise ValueError("pace must be positive")
         self._now = start.astimezone(UTC)
         self.auto_advance = auto_advance
+        self.pace = pace
         self._changed = threading.Condition()
         self.waited_seconds = 0.0
 
@@ -58,6 +65,8 @@ class VirtualClock:
         """Wait `seconds` of virtual time; returns early once `still_running()` turns false."""
         if seconds <= 0:
             return
+        if self.auto_advance and self.pace:
+            _real_wait(seconds / self.pace, interrupt, still_running)
         with self._changed:
             deadline = self._now + timedelta(seconds=seconds)
             self.waited_seconds += seconds
@@ -71,6 +80,16 @@ class VirtualClock:
 
     def sleep(self, seconds: float) -> None:
         self.wait(seconds)
+
+
+def _real_wait(seconds: float, interrupt: threading.Event | None, still_running: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + seconds
+    event = interrupt or threading.Event()
+    while still_running():
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        event.wait(min(left, 0.25))
 
 
 class ScaledClock:
@@ -92,13 +111,7 @@ class ScaledClock:
         interrupt: threading.Event | None = None,
         still_running: Callable[[], bool] = _never_stopped,
     ) -> None:
-        deadline = self.now() + timedelta(seconds=seconds)
-        event = interrupt or threading.Event()
-        while still_running():
-            left = (deadline - self.now()).total_seconds()
-            if left <= 0:
-                return
-            event.wait(min(left / self.speed, 0.5))
+        _real_wait(seconds / self.speed, interrupt, still_running)
 
     def sleep(self, seconds: float) -> None:
         self.wait(seconds)

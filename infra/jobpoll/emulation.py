@@ -7,6 +7,7 @@ moto and at the emulation clock. Tests, the demo and benchmarks drive the same c
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import io
 import json
@@ -132,7 +133,8 @@ class Emulation:
                 emulation_patches(self.clock, resolve_handler, self.faults, self.listeners)
             )
             self.deployment = deploy(self.client)
-            self.settings = Settings(
+            self.settings = dataclasses.replace(
+                Settings.from_env(),
                 table_name=self.deployment.table_name,
                 state_machine_arn=self.deployment.state_machine_arn,
             )
@@ -172,9 +174,9 @@ class Emulation:
             time.sleep(pause)  # moto's execution thread needs the GIL to make progress
             pause = min(pause * 2, 0.02)
 
-    def run(self, execution_input: Any, name: str | None = None) -> dict[str, Any]:
+    def run(self, execution_input: Any, name: str | None = None, timeout: float = 30.0) -> dict[str, Any]:
         """Start an execution and wait for its end."""
-        return self.wait(self.start(execution_input, name))
+        return self.wait(self.start(execution_input, name), timeout)
 
     def history(self, execution_arn: str) -> list[dict[str, Any]]:
         paginator = self.sfn.get_paginator("get_execution_history")
