@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from .clock import Clock, SystemClock
-from .providers import Provider
+from .providers import AnyProvider
 from .providers.simulated import SimulatedProvider
+from .providers.simulated_engine import SimulatedEngine
 from .settings import Settings
 from .store import JobStore
 
@@ -23,7 +24,7 @@ class Runtime:
     settings: Settings
     clock: Clock
     store: JobStore
-    providers: Mapping[str, Provider]
+    providers: Mapping[str, AnyProvider]
 
 
 def build_runtime(
@@ -38,7 +39,10 @@ def build_runtime(
         import boto3
 
         dynamodb = boto3.client("dynamodb")
-    providers: dict[str, Provider] = {"simulated": SimulatedProvider(clock)}
+    providers: dict[str, AnyProvider] = {
+        "simulated": SimulatedProvider(clock),
+        "simulated-engine": SimulatedEngine(clock),
+    }
     return Runtime(
         settings=settings,
         clock=clock,

@@ -49,3 +49,11 @@ class MaxTriesExceeded(JobPollError):
 
 class ProviderJobFailed(JobPollError):
     """The provider reported that the work failed."""
+
+
+class DeadlineExceeded(JobPollError):
+    """The job was still running at its overall deadline."""
+
+
+class MalformedEngineMessage(JobPollError):
+    """An engine answered something that is not a valid result or schedule_poll_task message."""

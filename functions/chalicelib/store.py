@@ -30,8 +30,8 @@ def _to_item(job: Job) -> dict[str, Any]:
         "provider": {"S": job.provider},
         "owner": {"S": job.owner},
         "request": {"S": json.dumps(job.request, separators=(",", ":"))},
-        "wait_seconds": {"N": str(job.poll.wait_seconds)},
-        "max_tries": {"N": str(job.poll.max_tries)},
+        "poll": {"S": json.dumps(job.poll.to_dict(), separators=(",", ":"))},
+        "generation": {"N": str(job.generation)},
         "try_count": {"N": str(job.try_count)},
         "progress": {"N": repr(float(job.progress))},
         "created_at": {"S": to_iso(job.created_at)},
@@ -50,6 +50,10 @@ def _to_item(job: Job) -> dict[str, Any]:
         item["next_poll_at"] = {"S": to_iso(job.next_poll_at)}
     if job.execution_arn is not None:
         item["execution_arn"] = {"S": job.execution_arn}
+    if job.task_id is not None:
+        item["task_id"] = {"S": job.task_id}
+    if job.notes:
+        item["notes"] = {"L": [{"S": note} for note in job.notes]}
     return item
 
 
@@ -66,7 +70,10 @@ def _from_item(item: dict[str, Any]) -> Job:
         provider=item["provider"]["S"],
         owner=item["owner"]["S"],
         request=json.loads(item["request"]["S"]),
-        poll=PollSettings(wait_seconds=int(item["wait_seconds"]["N"]), max_tries=int(item["max_tries"]["N"])),
+        poll=PollSettings.from_dict(json.loads(item["poll"]["S"])),
+        generation=int(item["generation"]["N"]),
+        task_id=text("task_id"),
+        notes=tuple(note["S"] for note in item.get("notes", {}).get("L", [])),
         try_count=int(item["try_count"]["N"]),
         progress=float(item["progress"]["N"]),
         created_at=from_iso(item["created_at"]["S"]),

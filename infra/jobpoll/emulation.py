@@ -106,6 +106,15 @@ def deploy(clients: Callable[[str], Any], app_name: str = "jobpoll", stage: str 
     return Deployment(table_name, state_machine_arn, function_arns)
 
 
+def continued_in(described: dict[str, Any]) -> str | None:
+    """The execution a finished poll loop continued in (ContinueAsNewExecution), if any."""
+    if described.get("status") != "SUCCEEDED" or not described.get("output"):
+        return None
+    output = json.loads(described["output"])
+    follow = output.get("continued_in") if isinstance(output, dict) else None
+    return str(follow["execution_arn"]) if isinstance(follow, dict) else None
+
+
 class Emulation:
     """moto in-process, executing the poller with the real handlers on `clock` (virtual by default)."""
 
@@ -177,6 +186,21 @@ class Emulation:
     def run(self, execution_input: Any, name: str | None = None, timeout: float = 30.0) -> dict[str, Any]:
         """Start an execution and wait for its end."""
         return self.wait(self.start(execution_input, name), timeout)
+
+    def wait_for_chain(self, execution_arn: str, timeout: float = 30.0) -> list[dict[str, Any]]:
+        """Wait for an execution and every execution it continued in; returns each one's description."""
+        chain = [self.wait(execution_arn, timeout)]
+        while (next_arn := continued_in(chain[-1])) is not None:
+            chain.append(self.wait(next_arn, timeout))
+        return chain
+
+    def add_provider(self, provider: Any) -> None:
+        """Register another provider (or engine) with the handlers' runtime, under `provider.name`."""
+        from chalicelib.bootstrap import set_runtime
+
+        providers = {**self.runtime.providers, provider.name: provider}
+        self.runtime = dataclasses.replace(self.runtime, providers=providers)
+        set_runtime(self.runtime)
 
     def history(self, execution_arn: str) -> list[dict[str, Any]]:
         paginator = self.sfn.get_paginator("get_execution_history")

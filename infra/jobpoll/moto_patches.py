@@ -9,6 +9,10 @@ Why each exists:
   with local wall time; Retry intervals call `time.sleep` in the retrier module. All three go to one
   emulation clock instead, so tests run on virtual time and `--speed` compresses real time. A StopExecution
   still interrupts a wait (the wait checks `env.is_running()`).
+- Step Functions integration: moto 5.2 passes `arn:aws:states:::states:startExecution` parameters to boto3
+  in ASL's casing (`StateMachineArn`), which botocore cannot serialise (`stateMachineArn`), and returns
+  boto3's casing (`executionArn`) where AWS answers `ExecutionArn`; we translate both ways, as AWS does, so a
+  poll loop can continue in a new execution.
 - Speed: moto's interpreter builds a new JSONPath parser (PLY tables) for every path it evaluates and a new
   boto3 Lambda client for every Task; both are cached here (same results, ~2x faster executions), so an hour
   of polling runs in well under a second.
@@ -37,6 +41,9 @@ from moto.stepfunctions.parser.asl.component.common.error_name.failure_event imp
 from moto.stepfunctions.parser.asl.component.common.path import result_path
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sfn import (
+    StateTaskServiceSfn,
+)
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.timestamp import Timestamp
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import (
     WaitFunction,
@@ -73,6 +80,16 @@ _TARGETS: list[tuple[Any, str, tuple[str, ...]]] = [
     (WaitFunction, "_wait_interval", ("self", "env", "wait_seconds")),
     (Timestamp, "_get_wait_seconds", ("self", "env")),
     (Timestamp, "_from_timestamp_string", ("timestamp",)),
+    (
+        StateTaskServiceSfn,
+        "_normalise_parameters",
+        ("self", "parameters", "boto_service_name", "service_action_name"),
+    ),
+    (
+        StateTaskServiceSfn,
+        "_normalise_response",
+        ("self", "response", "boto_service_name", "service_action_name"),
+    ),
     (json_path, "parse", ("path", "debug")),
     (result_path, "parse", ("string",)),
     (lambda_eval_utils, "boto_client_for", ("region", "service", "state_credentials")),
@@ -244,6 +261,45 @@ def _cached_task_client(create: Callable[..., Any]) -> Callable[..., Any]:
     return boto_client_for
 
 
+# ASL parameter names of states:startExecution -> boto3's.
+_SFN_START_EXECUTION_NAMES = {"StateMachineArn": "stateMachineArn", "Input": "input", "Name": "name"}
+
+
+def _sfn_parameters_in_boto_casing(original: Callable[..., None]) -> Callable[..., None]:
+    def _normalise_parameters(
+        self: StateTaskServiceSfn,
+        parameters: dict[str, Any],
+        boto_service_name: str | None = None,
+        service_action_name: str | None = None,
+    ) -> None:
+        original(self, parameters, boto_service_name, service_action_name)
+        if service_action_name is None and self._get_boto_service_action() == "start_execution":
+            for asl_name, boto_name in _SFN_START_EXECUTION_NAMES.items():
+                if asl_name in parameters:
+                    parameters[boto_name] = parameters.pop(asl_name)
+
+    return _normalise_parameters
+
+
+def _sfn_response_in_asl_casing(original: Callable[..., None]) -> Callable[..., None]:
+    def _normalise_response(
+        self: StateTaskServiceSfn,
+        response: Any,
+        boto_service_name: str | None = None,
+        service_action_name: str | None = None,
+    ) -> None:
+        original(self, response, boto_service_name, service_action_name)
+        if (
+            service_action_name is None
+            and isinstance(response, dict)
+            and self._get_boto_service_action() == "start_execution"
+        ):
+            for boto_name in [name for name in response if name[:1].islower()]:
+                response[boto_name[0].upper() + boto_name[1:]] = response.pop(boto_name)
+
+    return _normalise_response
+
+
 _installed = threading.Lock()
 
 
@@ -267,6 +323,16 @@ def emulation_patches(
             mock.patch.object(WaitFunction, "_wait_interval", _clocked_wait_interval(clock)),
             mock.patch.object(Timestamp, "_get_wait_seconds", _clocked_timestamp_seconds(clock)),
             mock.patch.object(retrier_decl, "time", _ClockedTime(clock)),
+            mock.patch.object(
+                StateTaskServiceSfn,
+                "_normalise_parameters",
+                _sfn_parameters_in_boto_casing(StateTaskServiceSfn._normalise_parameters),
+            ),
+            mock.patch.object(
+                StateTaskServiceSfn,
+                "_normalise_response",
+                _sfn_response_in_asl_casing(StateTaskServiceSfn._normalise_response),
+            ),
             mock.patch.object(json_path, "parse", functools.lru_cache(maxsize=4096)(json_path.parse)),
             mock.patch.object(result_path, "parse", functools.lru_cache(maxsize=4096)(result_path.parse)),
             mock.patch.object(

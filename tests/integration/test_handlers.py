@@ -42,13 +42,14 @@ def start(client: Client, request: object, name: str = "job-1") -> dict:
 
 def test_start_job_stores_and_submits_the_job(client: Client, runtime: Runtime) -> None:
     state = start(client, {"delay": 20})
-    assert state == {
+    assert {k: state[k] for k in ("job_id", "status", "try_count", "progress", "wait_seconds")} == {
         "job_id": "job-1",
         "status": "PENDING",
-        "poll": {"wait_seconds": 10, "max_tries": 3},
         "try_count": 0,
         "progress": 0.0,
+        "wait_seconds": 10,
     }
+    assert (state["poll"]["wait_seconds"], state["poll"]["max_tries"]) == (10, 3)
     job = runtime.store.get("job-1")
     assert job.status is JobStatus.PENDING
     assert job.work_id is not None and job.execution_arn == "arn:x:job-1"

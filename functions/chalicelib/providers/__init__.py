@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ..errors import InvalidJobInput
-from .base import PollResult, Provider, WorkState
+from .base import Engine, PollResult, Provider, WorkState
 
-__all__ = ["PollResult", "Provider", "WorkState", "get_provider"]
+__all__ = ["Engine", "PollResult", "Provider", "WorkState", "get_provider"]
+
+AnyProvider = Provider | Engine
 
 
-def get_provider(providers: Mapping[str, Provider], name: str) -> Provider:
+def get_provider(providers: Mapping[str, AnyProvider], name: str) -> AnyProvider:
     """The provider registered under `name`; raises InvalidJobInput naming the known ones."""
     try:
         return providers[name]

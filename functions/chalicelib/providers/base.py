@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from ..job import JobError
 
@@ -45,4 +45,19 @@ class Provider(Protocol):
 
     def cancel(self, work_id: str) -> None:
         """Ask the provider to stop the work (best effort, idempotent)."""
+        ...
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """A provider written as an engine: one function answers every task (see `engine.py`)."""
+
+    name: str
+
+    def validate(self, request: Any) -> dict[str, Any]:
+        """The request, checked and normalised; raises InvalidJobInput."""
+        ...
+
+    def handle(self, task: dict[str, Any]) -> dict[str, Any]:
+        """A `schedule_poll_task` or a `task_result` message for `task`."""
         ...
