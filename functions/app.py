@@ -69,3 +69,21 @@ def record_job_failure(event: dict[str, Any], context: Any) -> dict[str, Any]:
     )
     log_event(app.log, "job_failed", logging.WARNING, **outcome)
     return outcome
+
+
+@app.lambda_function(name="AwaitNotification")
+def await_notification(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    runtime = _runtime()
+    outcome = service.await_notification(event, store=runtime.store, clock=runtime.clock)
+    log_event(app.log, "job_awaits_notification", job_id=outcome["job_id"])
+    return outcome
+
+
+@app.lambda_function(name="NotifyJob")
+def notify_job(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """A provider's notification (e.g. from an EventBridge rule on the service's completion event)."""
+    runtime = _runtime()
+    job_id, result = service.parse_notification(event)
+    outcome = service.notify_job(job_id, result, store=runtime.store, sfn=runtime.sfn, clock=runtime.clock)
+    log_event(app.log, "job_notified", **outcome)
+    return outcome

@@ -25,20 +25,23 @@ class Runtime:
     clock: Clock
     store: JobStore
     providers: Mapping[str, AnyProvider]
+    sfn: Any
 
 
 def build_runtime(
     settings: Settings | None = None,
     clock: Clock | None = None,
     dynamodb: Any = None,
+    sfn: Any = None,
 ) -> Runtime:
     """A runtime from the given parts; missing ones come from the environment and boto3's defaults."""
     settings = settings or Settings.from_env()
     clock = clock or SystemClock()
-    if dynamodb is None:
+    if dynamodb is None or sfn is None:
         import boto3
 
-        dynamodb = boto3.client("dynamodb")
+        dynamodb = dynamodb or boto3.client("dynamodb")
+        sfn = sfn or boto3.client("stepfunctions")
     providers: dict[str, AnyProvider] = {
         "simulated": SimulatedProvider(clock),
         "simulated-engine": SimulatedEngine(clock),
@@ -48,6 +51,7 @@ def build_runtime(
         clock=clock,
         store=JobStore(settings.table_name, dynamodb),
         providers=providers,
+        sfn=sfn,
     )
 
 

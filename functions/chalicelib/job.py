@@ -81,6 +81,10 @@ class PollSettings:
     deadline_seconds: int = 24 * 3600
     # Polls one execution makes before the loop continues in a new execution (history stays small).
     continue_after: int = 1000
+    # Wait for the provider's notification (a task token) first; poll only when none comes in time.
+    notify: bool = False
+    notify_timeout_seconds: int = 3600
+    heartbeat_seconds: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -90,6 +94,9 @@ class PollSettings:
             "max_wait_seconds": self.max_wait_seconds,
             "deadline_seconds": self.deadline_seconds,
             "continue_after": self.continue_after,
+            "notify": self.notify,
+            "notify_timeout_seconds": self.notify_timeout_seconds,
+            "heartbeat_seconds": self.heartbeat_seconds,
         }
 
     @classmethod
@@ -101,6 +108,9 @@ class PollSettings:
             max_wait_seconds=int(data.get("max_wait_seconds", cls.max_wait_seconds)),
             deadline_seconds=int(data.get("deadline_seconds", cls.deadline_seconds)),
             continue_after=int(data.get("continue_after", cls.continue_after)),
+            notify=bool(data.get("notify", False)),
+            notify_timeout_seconds=int(data.get("notify_timeout_seconds", cls.notify_timeout_seconds)),
+            heartbeat_seconds=data.get("heartbeat_seconds"),
         )
 
 
@@ -124,6 +134,8 @@ class Job:
     execution_arn: str | None = None
     # Engine providers: the original task's id, which the final result message must reference.
     task_id: str | None = None
+    # The task token of the execution waiting for the provider's notification, once it waits.
+    notify_token: str | None = None
     # How many executions the poll loop has continued into (0: still the first).
     generation: int = 0
     # Things worth telling the job's owner about how it was polled (e.g. a schedule clamped to the deadline).

@@ -19,7 +19,17 @@ from .providers import PollResult
 from .settings import Settings
 
 POLL_FIELDS = frozenset(
-    {"wait_seconds", "max_tries", "poll_mode", "max_wait_seconds", "deadline_seconds", "continue_after"}
+    {
+        "wait_seconds",
+        "max_tries",
+        "poll_mode",
+        "max_wait_seconds",
+        "deadline_seconds",
+        "continue_after",
+        "notify",
+        "notify_timeout_seconds",
+        "heartbeat_seconds",
+    }
 )
 
 
@@ -49,6 +59,19 @@ def poll_settings_from(request: Mapping[str, Any], settings: Settings) -> PollSe
     )
     if max_wait < wait:
         raise InvalidJobInput(f"'max_wait_seconds' ({max_wait}) is less than 'wait_seconds' ({wait})")
+    notify = request.get("notify", False)
+    if not isinstance(notify, bool):
+        raise InvalidJobInput(f"'notify' must be true or false, got {json.dumps(notify)}")
+    notify_timeout = _whole_number(
+        request,
+        "notify_timeout_seconds",
+        settings.default_notify_timeout_seconds,
+        settings.max_deadline_seconds,
+    )
+    heartbeat = request.get("heartbeat_seconds")
+    if heartbeat is not None:
+        # Step Functions wants the heartbeat below the timeout.
+        heartbeat = _whole_number(request, "heartbeat_seconds", 0, max(1, notify_timeout - 1))
     return PollSettings(
         wait_seconds=wait,
         max_tries=_whole_number(request, "max_tries", settings.default_max_tries, settings.max_max_tries),
@@ -60,6 +83,9 @@ def poll_settings_from(request: Mapping[str, Any], settings: Settings) -> PollSe
         continue_after=_whole_number(
             request, "continue_after", settings.default_continue_after, settings.max_max_tries
         ),
+        notify=notify,
+        notify_timeout_seconds=notify_timeout,
+        heartbeat_seconds=heartbeat,
     )
 
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from . import engine, errors
 from .clock import Clock, to_iso
 from .errors import (
@@ -71,10 +73,13 @@ def parse_job_request(event: Any, providers: Providers, settings: Settings) -> J
         raw_input = event["input"]
     else:
         raw_input = {k: v for k, v in event.items() if k not in _REQUEST_KEYS}
+    poll = poll_settings_from(event, settings)
+    if poll.notify and not getattr(provider, "can_notify", False):
+        raise InvalidJobInput(f"provider {provider_name!r} cannot notify: leave out 'notify'")
     return JobRequest(
         provider=provider_name,
         provider_input=provider.validate(raw_input),
-        poll=poll_settings_from(event, settings),
+        poll=poll,
         job_id=job_id,
     )
 
@@ -123,13 +128,21 @@ def loop_state(
         state["cause"] = (
             reason.message if state["error"] == reason.code else f"{reason.code}: {reason.message}"
         )
-    elif job.status is JobStatus.CANCELED:
+        return state
+    if job.status is JobStatus.CANCELED:
         state["error"] = "JobCanceled"
         state["cause"] = f"job {job.job_id} was canceled"
-    elif task_payload is not None:
+        return state
+    if job.poll.notify and job.notify_token is None:
+        # WaitForNotification: Step Functions wants a heartbeat below the timeout; "none" is just under it.
+        timeout = job.poll.notify_timeout_seconds
+        state["await_notification"] = True
+        state["notify_timeout_seconds"] = timeout
+        state["heartbeat_seconds"] = job.poll.heartbeat_seconds or max(1, timeout - 1)
+    if task_payload is not None:
         state["task_payload"] = task_payload
         state["next_poll_time"] = to_iso(job.next_poll_at or now)
-    else:
+    elif not job.status.is_terminal:
         left = ((job.next_poll_at or now) - now).total_seconds()
         state["wait_seconds"] = max(0, math.ceil(left))
     return state
@@ -246,8 +259,8 @@ def _past_deadline(job: Job, now: datetime, tries: int) -> Job | None:
     )
 
 
-def _after_poll(job: Job, result: PollResult, now: datetime) -> Job:
-    tries = job.try_count + 1
+def _after_poll(job: Job, result: PollResult, now: datetime, counts_as_try: bool = True) -> Job:
+    tries = job.try_count + 1 if counts_as_try else job.try_count
     progress = job.progress if result.progress is None else max(0.0, min(1.0, result.progress))
     if result.state is WorkState.SUCCEEDED:
         return job.transition(
@@ -394,3 +407,71 @@ def record_failure(
         with contextlib.suppress(ProviderError):
             provider.cancel(job.work_id)
     return {**outcome, "cause": cause, "recorded": True}
+
+
+def await_notification(event: Mapping[str, Any], *, store: JobStore, clock: Clock) -> dict[str, Any]:
+    """Record the task token of the execution that now waits for the provider's notification."""
+    job_id, token = event.get("job_id"), event.get("task_token")
+    if not isinstance(job_id, str) or not isinstance(token, str) or not token:
+        raise InvalidJobInput("awaiting a notification needs 'job_id' and 'task_token'")
+
+    def waiting(current: Job) -> Job:
+        return current.transition(current.status, clock.now(), notify_token=token)
+
+    job = store.update(job_id, waiting)
+    return {"job_id": job.job_id, "status": job.status.value, "awaiting_notification": True}
+
+
+_STALE_TOKEN_ERRORS = {"TaskTimedOut", "TaskDoesNotExist", "InvalidToken"}
+
+
+def notify_job(job_id: str, result: PollResult, *, store: JobStore, sfn: Any, clock: Clock) -> dict[str, Any]:
+    """Take the provider's notification: store what it says and wake the execution waiting for it.
+
+    Finished work completes the wait (SendTaskSuccess with the loop state); running work counts as a
+    heartbeat. When the wait is over already (timed out: polling took over), the job is still updated and
+    the next poll reports it.
+    """
+    now = clock.now()
+    try:
+        job = store.update(job_id, lambda current: _after_poll(current, result, now, counts_as_try=False))
+    except IllegalTransition:
+        job = store.get(job_id)  # finished already: the notification changes nothing
+        return {"job_id": job_id, "status": job.status.value, "delivered": False}
+    delivered = False
+    if job.notify_token is not None:
+        try:
+            if job.status.is_terminal:
+                sfn.send_task_success(taskToken=job.notify_token, output=json.dumps(loop_state(job, now)))
+            else:
+                sfn.send_task_heartbeat(taskToken=job.notify_token)
+            delivered = True
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in _STALE_TOKEN_ERRORS:
+                raise
+    return {"job_id": job_id, "status": job.status.value, "delivered": delivered}
+
+
+def parse_notification(event: Any) -> tuple[str, PollResult]:
+    """A provider's notification: `{"job_id", "state": RUNNING|SUCCEEDED|FAILED, "progress"?, ...}`."""
+    if not isinstance(event, dict) or not isinstance(event.get("job_id"), str):
+        raise InvalidJobInput("a notification needs 'job_id'")
+    try:
+        state = WorkState(str(event.get("state")))
+    except ValueError:
+        known = ", ".join(s.value for s in WorkState)
+        raise InvalidJobInput(f"a notification's 'state' must be one of {known}") from None
+    progress = event.get("progress")
+    if progress is not None and (
+        isinstance(progress, bool) or not isinstance(progress, int | float) or not 0 <= progress <= 1
+    ):
+        raise InvalidJobInput("a notification's 'progress' must be a number from 0 to 1")
+    error = None
+    if state is WorkState.FAILED:
+        raw = event.get("error")
+        if not isinstance(raw, dict) or not {"code", "message"} <= set(raw):
+            raise InvalidJobInput("a failure notification needs 'error': {'code', 'message'}")
+        error = JobError.from_dict(raw)
+    return event["job_id"], PollResult(
+        state=state, progress=progress, result=event.get("result"), error=error
+    )

@@ -26,6 +26,7 @@ class Settings:
     default_deadline_seconds: int = DEFAULT_DEADLINE_SECONDS
     max_deadline_seconds: int = 365 * 24 * 3600
     default_continue_after: int = DEFAULT_CONTINUE_AFTER
+    default_notify_timeout_seconds: int = 3600
     job_ttl_seconds: int = DEFAULT_JOB_TTL_SECONDS
     log_level: str = "INFO"
 

@@ -52,6 +52,8 @@ def _to_item(job: Job) -> dict[str, Any]:
         item["execution_arn"] = {"S": job.execution_arn}
     if job.task_id is not None:
         item["task_id"] = {"S": job.task_id}
+    if job.notify_token is not None:
+        item["notify_token"] = {"S": job.notify_token}
     if job.notes:
         item["notes"] = {"L": [{"S": note} for note in job.notes]}
     return item
@@ -73,6 +75,7 @@ def _from_item(item: dict[str, Any]) -> Job:
         poll=PollSettings.from_dict(json.loads(item["poll"]["S"])),
         generation=int(item["generation"]["N"]),
         task_id=text("task_id"),
+        notify_token=text("notify_token"),
         notes=tuple(note["S"] for note in item.get("notes", {}).get("L", [])),
         try_count=int(item["try_count"]["N"]),
         progress=float(item["progress"]["N"]),

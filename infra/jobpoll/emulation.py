@@ -147,7 +147,9 @@ class Emulation:
                 table_name=self.deployment.table_name,
                 state_machine_arn=self.deployment.state_machine_arn,
             )
-            self.runtime = build_runtime(self.settings, self.clock, self.client("dynamodb"))
+            self.runtime = build_runtime(
+                self.settings, self.clock, self.client("dynamodb"), self.client("stepfunctions")
+            )
             set_runtime(self.runtime)
             self._stack.callback(set_runtime, None)
             self.sfn = self.client("stepfunctions")

@@ -8,7 +8,8 @@ Why each exists:
 - Time: Wait states wait on `env.program_state_event` for real seconds and compare `TimestampPath` times
   with local wall time; Retry intervals call `time.sleep` in the retrier module. All three go to one
   emulation clock instead, so tests run on virtual time and `--speed` compresses real time. A StopExecution
-  still interrupts a wait (the wait checks `env.is_running()`).
+  still interrupts a wait (the wait checks `env.is_running()`). Task-token waits (`.waitForTaskToken`:
+  the TimeoutSeconds of the callback and its HeartbeatSeconds) wait on the same clock.
 - Step Functions integration: moto 5.2 passes `arn:aws:states:::states:startExecution` parameters to boto3
   in ASL's casing (`StateMachineArn`), which botocore cannot serialise (`stateMachineArn`), and returns
   boto3's casing (`executionArn`) where AWS answers `ExecutionArn`; we translate both ways, as AWS does, so a
@@ -48,6 +49,7 @@ from moto.stepfunctions.parser.asl.component.state.wait.wait_function.timestamp 
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import (
     WaitFunction,
 )
+from moto.stepfunctions.parser.asl.eval.callback.callback import CallbackEndpoint, HeartbeatEndpoint
 from moto.stepfunctions.parser.asl.utils import json_path
 
 SUPPORTED_MOTO = ("5.2.3", "5.3")
@@ -65,6 +67,10 @@ class EmulationClock(Protocol):
 
     def sleep(self, seconds: float) -> None: ...
 
+    def wait_for(
+        self, event: threading.Event, seconds: float | None, still_running: Callable[[], bool] = ...
+    ) -> bool: ...
+
 
 class MotoMoved(RuntimeError):
     """moto's internals are not where these patches expect them."""
@@ -78,6 +84,8 @@ _TARGETS: list[tuple[Any, str, tuple[str, ...]]] = [
         ("self", "function_name", "qualifier", "body", "headers", "response_headers"),
     ),
     (WaitFunction, "_wait_interval", ("self", "env", "wait_seconds")),
+    (CallbackEndpoint, "wait", ("self", "timeout")),
+    (HeartbeatEndpoint, "clear_and_wait", ("self",)),
     (Timestamp, "_get_wait_seconds", ("self", "env")),
     (Timestamp, "_from_timestamp_string", ("timestamp",)),
     (
@@ -238,6 +246,26 @@ def _clocked_timestamp_seconds(clock: EmulationClock) -> Callable[..., int]:
     return _get_wait_seconds
 
 
+def _clocked_callback_wait(clock: EmulationClock) -> Callable[..., Any]:
+    def wait(self: CallbackEndpoint, timeout: float | None = None) -> Any:
+        clock.wait_for(self._notify_event, timeout)
+        return self._outcome
+
+    return wait
+
+
+def _clocked_heartbeat_wait(clock: EmulationClock) -> Callable[..., bool]:
+    # moto's own, with the wait on the emulation clock.
+    def clear_and_wait(self: HeartbeatEndpoint) -> bool:
+        with self._mutex:
+            if self._next_heartbeat_event.is_set():
+                self._next_heartbeat_event.clear()
+                return True
+        return clock.wait_for(self._next_heartbeat_event, self._heartbeat_seconds)
+
+    return clear_and_wait
+
+
 class _ClockedTime:
     """Stands in for the `time` module inside moto's retrier, so Retry intervals run on the clock."""
 
@@ -322,6 +350,8 @@ def emulation_patches(
             ),
             mock.patch.object(WaitFunction, "_wait_interval", _clocked_wait_interval(clock)),
             mock.patch.object(Timestamp, "_get_wait_seconds", _clocked_timestamp_seconds(clock)),
+            mock.patch.object(CallbackEndpoint, "wait", _clocked_callback_wait(clock)),
+            mock.patch.object(HeartbeatEndpoint, "clear_and_wait", _clocked_heartbeat_wait(clock)),
             mock.patch.object(retrier_decl, "time", _ClockedTime(clock)),
             mock.patch.object(
                 StateTaskServiceSfn,

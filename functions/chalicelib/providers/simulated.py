@@ -28,6 +28,8 @@ _KNOWN_FIELDS = {"delay", "fail", "result", "report_eta"}
 
 class SimulatedProvider:
     name = "simulated"
+    # The simulated service can be asked to call back when the work is done (the caller delivers it).
+    can_notify = True
 
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
