@@ -15,6 +15,7 @@ from .clock import Clock, SystemClock
 from .providers import AnyProvider
 from .providers.simulated import SimulatedProvider
 from .providers.simulated_engine import SimulatedEngine
+from .providers.streaming import SimulatedStreamingProvider
 from .settings import Settings
 from .store import JobStore
 
@@ -26,6 +27,7 @@ class Runtime:
     store: JobStore
     providers: Mapping[str, AnyProvider]
     sfn: Any
+    sqs: Any
 
 
 def build_runtime(
@@ -33,18 +35,21 @@ def build_runtime(
     clock: Clock | None = None,
     dynamodb: Any = None,
     sfn: Any = None,
+    sqs: Any = None,
 ) -> Runtime:
     """A runtime from the given parts; missing ones come from the environment and boto3's defaults."""
     settings = settings or Settings.from_env()
     clock = clock or SystemClock()
-    if dynamodb is None or sfn is None:
+    if dynamodb is None or sfn is None or sqs is None:
         import boto3
 
         dynamodb = dynamodb or boto3.client("dynamodb")
         sfn = sfn or boto3.client("stepfunctions")
+        sqs = sqs or boto3.client("sqs")
     providers: dict[str, AnyProvider] = {
         "simulated": SimulatedProvider(clock),
         "simulated-engine": SimulatedEngine(clock),
+        "simulated-stream": SimulatedStreamingProvider(clock),
     }
     return Runtime(
         settings=settings,
@@ -52,6 +57,7 @@ def build_runtime(
         store=JobStore(settings.table_name, dynamodb),
         providers=providers,
         sfn=sfn,
+        sqs=sqs,
     )
 
 

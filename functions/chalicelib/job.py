@@ -136,6 +136,10 @@ class Job:
     task_id: str | None = None
     # The task token of the execution waiting for the provider's notification, once it waits.
     notify_token: str | None = None
+    # Queue mode: which worker holds the job, until when (renewed by each report), and its latest output.
+    lease_owner: str | None = None
+    lease_expires_at: datetime | None = None
+    partial_output: str | None = None
     # How many executions the poll loop has continued into (0: still the first).
     generation: int = 0
     # Things worth telling the job's owner about how it was polled (e.g. a schedule clamped to the deadline).

@@ -27,7 +27,7 @@ from .errors import (
 )
 from .job import Job, JobError, JobStatus, PollSettings
 from .policy import POLL_FIELDS, clamp_to_deadline, poll_settings_from, poll_time
-from .providers import AnyProvider, Engine, PollResult, WorkState, get_provider
+from .providers import AnyProvider, Engine, PollResult, WorkerProvider, WorkState, get_provider
 from .settings import Settings
 from .store import JobStore
 
@@ -190,6 +190,8 @@ def start_job(
     if job.status is not JobStatus.QUEUED:
         raise IllegalTransition(f"job {job_id} is {job.status.value}, not QUEUED")
     provider = get_provider(providers, job.provider)
+    if isinstance(provider, WorkerProvider):
+        raise InvalidJobInput(f"provider {job.provider!r} runs on queue workers: submit it through the API")
     now = clock.now()
     arn = execution_arn or job.execution_arn
 
@@ -337,6 +339,8 @@ def poll_job(
         def change(current: Job) -> Job:
             return _after_engine_answer(current, answer, now)
 
+    elif isinstance(provider, WorkerProvider):
+        raise IllegalTransition(f"job {job_id} runs on a queue worker, not in a poll loop")
     else:
         if job.work_id is None:
             raise IllegalTransition(f"job {job_id} was never submitted")
@@ -402,7 +406,7 @@ def record_failure(
     except IllegalTransition:
         return {**outcome, "cause": cause, "recorded": False}
     provider = providers.get(job.provider)
-    if job.work_id is not None and provider is not None and not isinstance(provider, Engine):
+    if job.work_id is not None and provider is not None and not isinstance(provider, Engine | WorkerProvider):
         # The job is failed either way; where the cancel fails, the provider's own expiry cleans up.
         with contextlib.suppress(ProviderError):
             provider.cancel(job.work_id)

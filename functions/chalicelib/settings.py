@@ -27,6 +27,14 @@ class Settings:
     max_deadline_seconds: int = 365 * 24 * 3600
     default_continue_after: int = DEFAULT_CONTINUE_AFTER
     default_notify_timeout_seconds: int = 3600
+    # Queue mode.
+    work_queue_name: str = "jobpoll-work"
+    work_queue_url: str = ""
+    dead_letter_queue_name: str = "jobpoll-work-dlq"
+    lease_seconds: int = 60
+    report_interval_seconds: float = 1.0
+    partial_output_max_chars: int = 16 * 1024
+    max_result_chars: int = 300 * 1024
     job_ttl_seconds: int = DEFAULT_JOB_TTL_SECONDS
     log_level: str = "INFO"
 
@@ -58,5 +66,9 @@ class Settings:
             ),
             default_deadline_seconds=integer("JOBPOLL_DEADLINE_SECONDS", defaults.default_deadline_seconds),
             default_continue_after=integer("JOBPOLL_CONTINUE_AFTER", defaults.default_continue_after),
+            work_queue_name=env.get("JOBPOLL_WORK_QUEUE", defaults.work_queue_name),
+            work_queue_url=env.get("JOBPOLL_WORK_QUEUE_URL", defaults.work_queue_url),
+            dead_letter_queue_name=env.get("JOBPOLL_DEAD_LETTER_QUEUE", defaults.dead_letter_queue_name),
+            lease_seconds=integer("JOBPOLL_LEASE_SECONDS", defaults.lease_seconds),
             log_level=env.get("JOBPOLL_LOG_LEVEL", defaults.log_level).upper(),
         )

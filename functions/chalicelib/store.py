@@ -54,6 +54,12 @@ def _to_item(job: Job) -> dict[str, Any]:
         item["task_id"] = {"S": job.task_id}
     if job.notify_token is not None:
         item["notify_token"] = {"S": job.notify_token}
+    if job.lease_owner is not None:
+        item["lease_owner"] = {"S": job.lease_owner}
+    if job.lease_expires_at is not None:
+        item["lease_expires_at"] = {"S": to_iso(job.lease_expires_at)}
+    if job.partial_output is not None:
+        item["partial_output"] = {"S": job.partial_output}
     if job.notes:
         item["notes"] = {"L": [{"S": note} for note in job.notes]}
     return item
@@ -76,6 +82,9 @@ def _from_item(item: dict[str, Any]) -> Job:
         generation=int(item["generation"]["N"]),
         task_id=text("task_id"),
         notify_token=text("notify_token"),
+        lease_owner=text("lease_owner"),
+        lease_expires_at=from_iso(lease) if (lease := text("lease_expires_at")) else None,
+        partial_output=text("partial_output"),
         notes=tuple(note["S"] for note in item.get("notes", {}).get("L", [])),
         try_count=int(item["try_count"]["N"]),
         progress=float(item["progress"]["N"]),

@@ -108,12 +108,12 @@ def test_heartbeats_keep_the_wait_alive_until_they_stop(
     )
     eventually(lambda: waiting_for_notification(paused, "beating"), "the execution waits")
     for beat in range(1, 6):
-        manual_clock.advance(50)
+        manual_clock.advance(30)  # half the heartbeat interval: margin for the waiting thread to re-arm
         assert notify(paused, {"job_id": "beating", "state": "RUNNING", "progress": beat / 10})["delivered"]
         assert paused.sfn.describe_execution(executionArn=arn)["status"] == "RUNNING"
     assert paused.runtime.store.get("beating").progress == 0.5
 
-    manual_clock.advance(61)  # no heartbeat: the wait ends, and polling takes over
+    manual_clock.advance(100)  # no heartbeat: the wait ends, and polling takes over
     eventually(
         lambda: any(e["type"] == "PassStateEntered" and e["stateEnteredEventDetails"]["name"] == "PollInstead"
                     for e in paused.history(arn)),

@@ -5,11 +5,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ..errors import InvalidJobInput
-from .base import Engine, PollResult, Provider, WorkState
+from .base import Engine, PollResult, Provider, Report, WorkerProvider, WorkState
 
-__all__ = ["Engine", "PollResult", "Provider", "WorkState", "get_provider"]
+__all__ = [
+    "Engine",
+    "PollResult",
+    "Provider",
+    "Report",
+    "WorkState",
+    "WorkerProvider",
+    "get_provider",
+]
 
-AnyProvider = Provider | Engine
+AnyProvider = Provider | Engine | WorkerProvider
 
 
 def get_provider(providers: Mapping[str, AnyProvider], name: str) -> AnyProvider:
