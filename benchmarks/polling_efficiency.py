@@ -485,7 +485,7 @@ def render(report: Mapping[str, Any]) -> str:
     lines.append("")
     header = (
         f"{'strategy':<16}{'polls/job':>10}{'transitions/job':>16}{'$/1k jobs':>11}"
-        f"{'lambda/job':>11}{'λ req $/1k':>11}{'lag p50':>9}{'lag p95':>9}{'rel p50':>9}{'rel p95':>9}"
+        f"{'lambda/job':>11}{'lambda $/1k':>12}{'lag p50':>9}{'lag p95':>9}{'rel p50':>9}{'rel p95':>9}"
     )
     lines.append(header)
     lines.append("-" * len(header))
@@ -493,7 +493,7 @@ def render(report: Mapping[str, Any]) -> str:
         lines.append(
             f"{row['strategy']:<16}{row['polls_per_job']:>10.1f}{row['transitions_per_job']:>16.1f}"
             f"{row['usd_per_1000_jobs']:>11.3f}{row['lambda_invocations_per_job']:>11.1f}"
-            f"{row['lambda_request_usd_per_1000_jobs']:>11.4f}"
+            f"{row['lambda_request_usd_per_1000_jobs']:>12.4f}"
             f"{row['lag_median_s']:>8.0f}s{row['lag_p95_s']:>8.0f}s"
             f"{row['lag_median_pct']:>8.1f}%{row['lag_p95_pct']:>8.1f}%"
         )
