@@ -75,8 +75,12 @@ CALLBACK_STATE = "WaitForNotification"
 CALLBACK_PATH = ("StartJob", "Init", "CheckJobComplete", CALLBACK_STATE, "CheckJobComplete", "JobSucceeded")
 CALLBACK_POLLS = 0
 CALLBACK_LAG_SECONDS = 0.0
-# StartJob, plus the handler that receives the notification and calls SendTaskSuccess.
+# StartJob, plus the handler that receives the notification and calls SendTaskSuccess (an assumption: a
+# WaitForNotification that invokes a Lambda to hand out the token would make it 3).
 CALLBACK_LAMBDA_INVOCATIONS = 2
+# Once the ASL has WaitForNotification, `run` checks CALLBACK_PATH against it (and fails if it is not a path
+# there). To measure the row like the others, run a sampled job through the callback path on the emulation
+# and send the notification (SendTaskSuccess with the job's task token), then compare with `callback_outcome`.
 
 
 class ModelMismatch(Exception):

@@ -167,3 +167,19 @@ def test_the_benchmark_exits_non_zero_when_the_model_no_longer_fits_the_asl(
     monkeypatch.setattr(bench, "POLL_LOOP", ("Wait", "CheckJobComplete"))
     assert bench.main(["--jobs", "10", "--sample", "0"]) == 1
     assert "MODEL MISMATCH" in capsys.readouterr().err
+
+
+def test_the_benchmark_exits_non_zero_and_says_so_when_a_sampled_run_disagrees(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = Outcome(25.0, 3, 5.0, 0, 13, 4)
+    retried = Outcome(25.0, 3, 5.0, 0, 14, 5)
+
+    def fake_sample(*_: object) -> list[Comparison]:
+        return [Comparison("fixed 10 s", "fixed-10-s-00000", 25.0, model, retried)]
+
+    monkeypatch.setattr(bench, "compare_on_state_machine", fake_sample)
+    assert bench.main(["--jobs", "10", "--sample", "1"]) == 1
+    captured = capsys.readouterr()
+    assert "MISMATCH" in captured.out and "NOT CONFIRMED" in captured.out
+    assert "MODEL MISMATCH" in captured.err
