@@ -75,12 +75,9 @@ CALLBACK_STATE = "WaitForNotification"
 CALLBACK_PATH = ("StartJob", "Init", "CheckJobComplete", CALLBACK_STATE, "CheckJobComplete", "JobSucceeded")
 CALLBACK_POLLS = 0
 CALLBACK_LAG_SECONDS = 0.0
-# StartJob, plus the handler that receives the notification and calls SendTaskSuccess (an assumption: a
-# WaitForNotification that invokes a Lambda to hand out the token would make it 3).
-CALLBACK_LAMBDA_INVOCATIONS = 2
-# Once the ASL has WaitForNotification, `run` checks CALLBACK_PATH against it (and fails if it is not a path
-# there). To measure the row like the others, run a sampled job through the callback path on the emulation
-# and send the notification (SendTaskSuccess with the job's task token), then compare with `callback_outcome`.
+# StartJob, AwaitNotification (records the task token) and NotifyJob (the provider's completion event,
+# which calls SendTaskSuccess). `measure_callback` confirms all of it on the emulation.
+CALLBACK_LAMBDA_INVOCATIONS = 3
 
 
 class ModelMismatch(Exception):
@@ -398,6 +395,55 @@ def measure(emulation: Any, strategy: Strategy, name: str, length_seconds: float
     )
 
 
+def measure_callback(emulation: Any, clock: Any, name: str, length_seconds: float) -> Outcome:
+    """Run one job through WaitForNotification on a stopped clock; notify it when its work is done."""
+    invoked_before = len(emulation.invocations)
+    arn = emulation.start(
+        {"delay": length_seconds, "notify": True, "notify_timeout_seconds": 4 * 3600}, name=name
+    )
+    deadline = time.monotonic() + 30
+    while (job := emulation.runtime.store.find(name)) is None or job.notify_token is None:
+        if time.monotonic() > deadline:
+            raise ModelMismatch(f"{name}: the execution never waited for a notification")
+        time.sleep(0.005)
+    clock.advance(length_seconds)
+    emulation.client("lambda").invoke(
+        FunctionName=emulation.deployment.function_arns["NotifyJob"],
+        Payload=json.dumps({"job_id": name, "state": "SUCCEEDED", "result": "done"}).encode(),
+    )
+    execution = emulation.wait(arn, timeout=60)
+    if execution["status"] != "SUCCEEDED":
+        raise ModelMismatch(f"{name}: the execution ended {execution['status']}")
+    job = emulation.runtime.store.get(name)
+    return Outcome(
+        length_seconds=length_seconds,
+        polls=job.try_count,
+        lag_seconds=(job.updated_at - job.created_at).total_seconds() - length_seconds,
+        continuations=0,
+        transitions=sum(1 for e in emulation.history(arn) if e["type"].endswith("StateEntered")),
+        lambda_invocations=len(emulation.invocations) - invoked_before,
+    )
+
+
+def compare_callback_on_state_machine(lengths: Sequence[float], indices: Sequence[int]) -> list[Comparison]:
+    """The callback row's sample: each job completes through the notification, on a stopped clock."""
+    from jobpoll.clocks import VirtualClock
+    from jobpoll.emulation import Emulation
+
+    clock = VirtualClock(auto_advance=False)
+    with quiet_logs(), Emulation(clock=clock) as emulation:
+        return [
+            Comparison(
+                strategy="callback",
+                job_id=f"callback-{index}",
+                length_seconds=lengths[index],
+                model=callback_outcome(lengths[index]),
+                measured=measure_callback(emulation, clock, f"callback-{index}", lengths[index]),
+            )
+            for index in indices
+        ]
+
+
 def compare_on_state_machine(
     lengths: Sequence[float], indices: Sequence[int], strategies: Sequence[Strategy]
 ) -> list[Comparison]:
@@ -435,6 +481,9 @@ def run(jobs: int, seed: int, sample: int) -> dict[str, Any]:
     indices = sample_indices(lengths, sample)
     started = time.perf_counter()
     comparisons = compare_on_state_machine(lengths, indices, STRATEGIES) if indices else []
+    if indices:
+        check_path(definition, CALLBACK_PATH)
+        comparisons += compare_callback_on_state_machine(lengths, indices)
     measured_seconds = time.perf_counter() - started
     sampled = (
         f"model; confirmed on {len(indices)} jobs of {lengths[indices[0]]:.0f}-{lengths[indices[-1]]:.0f} s"
@@ -445,13 +494,12 @@ def run(jobs: int, seed: int, sample: int) -> dict[str, Any]:
         summarise(s.name, sampled, [model_outcome(job_id(s, i), n, s) for i, n in enumerate(lengths)])
         for s in STRATEGIES
     ]
+    check_path(definition, CALLBACK_PATH)
     callback_note = (
-        f"modelled ({CALLBACK_STATE} is in the ASL, its path checks; not measured: no notification driver)"
-        if has_callback(definition)
-        else f"modelled, not measured (no {CALLBACK_STATE} state in the ASL yet)"
+        f"model; confirmed on {len(indices)} jobs notified through {CALLBACK_STATE}"
+        if indices
+        else "model only (--sample 0)"
     )
-    if has_callback(definition):
-        check_path(definition, CALLBACK_PATH)
     rows.append(summarise("callback", callback_note, [callback_outcome(n) for n in lengths]))
     return {
         "jobs": jobs,

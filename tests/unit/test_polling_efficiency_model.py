@@ -93,19 +93,17 @@ def test_a_state_added_to_the_poll_loop_breaks_the_model_loudly() -> None:
         bench.check_paths(definition)
 
 
-def test_the_callback_row_is_modelled_from_its_path_until_the_asl_has_the_state() -> None:
+def test_the_callback_row_follows_the_notification_path_of_the_asl() -> None:
     definition = copy.deepcopy(bench.load_definition())
-    assert not bench.has_callback(definition)
-    outcome = bench.callback_outcome(600.0)
-    assert (outcome.polls, outcome.lag_seconds, outcome.transitions) == (0, 0.0, len(bench.CALLBACK_PATH))
-
-    states = definition["States"]
-    states["CheckJobComplete"]["Choices"].append(
-        {"Variable": "$.callback", "IsPresent": True, "Next": "WaitForNotification"}
-    )
-    states["WaitForNotification"] = {"Type": "Task", "Resource": "x", "Next": "CheckJobComplete"}
     assert bench.has_callback(definition)
     bench.check_path(definition, bench.CALLBACK_PATH)
+    outcome = bench.callback_outcome(600.0)
+    assert (outcome.polls, outcome.lag_seconds, outcome.transitions) == (0, 0.0, 6)
+    assert outcome.lambda_invocations == 3
+
+    del definition["States"]["WaitForNotification"]["Next"]
+    with pytest.raises(ModelMismatch):
+        bench.check_path(definition, bench.CALLBACK_PATH)
 
 
 def test_the_job_mix_is_fixed_by_its_seed_and_log_uniform_between_10_s_and_2_h() -> None:
