@@ -14,6 +14,8 @@ Why each exists:
   in ASL's casing (`StateMachineArn`), which botocore cannot serialise (`stateMachineArn`), and returns
   boto3's casing (`executionArn`) where AWS answers `ExecutionArn`; we translate both ways, as AWS does, so a
   poll loop can continue in a new execution.
+- SQS: visibility timeouts, delays and timestamps follow the emulation clock (moto reads wall time), so a
+  worker that dies mid-job is taken over once its message's visibility timeout passes on that clock.
 - Speed: moto's interpreter builds a new JSONPath parser (PLY tables) for every path it evaluates and a new
   boto3 Lambda client for every Task; both are cached here (same results, ~2x faster executions), so an hour
   of polling runs in well under a second.
@@ -31,6 +33,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC
 from typing import Any, Protocol
 from unittest import mock
 
@@ -38,6 +41,7 @@ from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.core.exceptions import JsonRESTError
 from moto.core.models import botocore_stubber
 from moto.settings import moto_server_port
+from moto.sqs import models as sqs_models
 from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import FailureEventException
 from moto.stepfunctions.parser.asl.component.common.path import result_path
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
@@ -98,6 +102,8 @@ _TARGETS: list[tuple[Any, str, tuple[str, ...]]] = [
         "_normalise_response",
         ("self", "response", "boto_service_name", "service_action_name"),
     ),
+    (sqs_models, "unix_time", ("dt",)),
+    (sqs_models, "unix_time_millis", ("dt",)),
     (json_path, "parse", ("path", "debug")),
     (result_path, "parse", ("string",)),
     (lambda_eval_utils, "boto_client_for", ("region", "service", "state_credentials")),
@@ -266,6 +272,16 @@ def _clocked_heartbeat_wait(clock: EmulationClock) -> Callable[..., bool]:
     return clear_and_wait
 
 
+def _clocked_unix_time(clock: EmulationClock, scale: float) -> Callable[..., float]:
+    def unix_time(dt: Any = None) -> float:
+        moment = dt if dt is not None else clock.now()
+        if moment.tzinfo is None:  # moto's naive datetimes are UTC
+            moment = moment.replace(tzinfo=UTC)
+        return float(moment.timestamp() * scale)
+
+    return unix_time
+
+
 class _ClockedTime:
     """Stands in for the `time` module inside moto's retrier, so Retry intervals run on the clock."""
 
@@ -363,6 +379,8 @@ def emulation_patches(
                 "_normalise_response",
                 _sfn_response_in_asl_casing(StateTaskServiceSfn._normalise_response),
             ),
+            mock.patch.object(sqs_models, "unix_time", _clocked_unix_time(clock, 1.0)),
+            mock.patch.object(sqs_models, "unix_time_millis", _clocked_unix_time(clock, 1000.0)),
             mock.patch.object(json_path, "parse", functools.lru_cache(maxsize=4096)(json_path.parse)),
             mock.patch.object(result_path, "parse", functools.lru_cache(maxsize=4096)(result_path.parse)),
             mock.patch.object(
