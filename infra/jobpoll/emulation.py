@@ -31,6 +31,8 @@ MOTO_CONFIG = {
     "lambda": {"use_docker": False},
 }
 REGION = "us-east-1"
+# One session for every emulation: its loaders cache the service models, so clients are quick to make.
+_SESSION = boto3.session.Session()
 _TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
 _ASSUME_ROLE = {
     "Version": "2012-10-17",
@@ -202,10 +204,14 @@ class Emulation:
         self.invocations: list[Invocation] = []
         self.listeners: list[Callable[[Invocation], None]] = [self.invocations.append]
         self.faults = FaultPlan()
+        self._clients: dict[str, Any] = {}
         self._stack = ExitStack()
 
     def client(self, service: str) -> Any:
-        return boto3.client(service, region_name=self.region)
+        """A client of moto's `service`, one per emulation (clients are thread-safe)."""
+        if service not in self._clients:
+            self._clients[service] = _SESSION.client(service, region_name=self.region)
+        return self._clients[service]
 
     def __enter__(self) -> Emulation:
         from moto import mock_aws
