@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from jobpoll.emulation import isolate_from_aws
 from jobpoll.paths import POLLER_ASL, ensure_functions_importable
 
 ensure_functions_importable()
@@ -577,22 +578,6 @@ def render(report: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _isolate_from_aws() -> None:
-    # The sample runs on moto in-process: fake credentials, no real endpoint, UTC for TimestampPath waits.
-    os.environ.update(
-        {
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_SESSION_TOKEN": "testing",
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "TZ": "UTC",
-        }
-    )
-    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
-        os.environ.pop(name, None)
-    time.tzset()
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--jobs", type=int, default=1000, help="jobs in the mix (default 1000)")
@@ -604,7 +589,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.jobs < 1 or args.sample < 0:
         parser.error("--jobs must be at least 1 and --sample at least 0")
-    _isolate_from_aws()
+    isolate_from_aws()
     try:
         report = run(args.jobs, args.seed, args.sample)
     except ModelMismatch as exc:

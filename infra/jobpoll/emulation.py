@@ -8,9 +8,11 @@ moto and at the emulation clock. Tests, the demo and benchmarks drive the same c
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 import io
 import json
+import os
 import time
 import zipfile
 from collections.abc import Callable
@@ -31,8 +33,6 @@ MOTO_CONFIG = {
     "lambda": {"use_docker": False},
 }
 REGION = "us-east-1"
-# One session for every emulation: its loaders cache the service models, so clients are quick to make.
-_SESSION = boto3.session.Session()
 _TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
 _ASSUME_ROLE = {
     "Version": "2012-10-17",
@@ -44,6 +44,45 @@ _ASSUME_ROLE = {
         }
     ],
 }
+
+
+@functools.cache
+def _shared_session() -> boto3.session.Session:
+    # One session for every emulation (made on first use, after the environment is set): its loaders
+    # cache the service models, so clients are quick to make.
+    return boto3.session.Session()
+
+
+def isolate_from_aws() -> None:
+    """Point this process at nothing real: fake credentials, a fixed region, no endpoint, UTC.
+
+    For processes that run the in-process emulation (tests, the demo, benchmarks); call before the first
+    boto3 client is made.
+    """
+    os.environ.update(
+        {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_SESSION_TOKEN": "testing",
+            "AWS_DEFAULT_REGION": REGION,
+            "TZ": "UTC",
+        }
+    )
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
+        os.environ.pop(name, None)
+    time.tzset()
+
+
+def _create_function(lambda_client: Any, function_name: str, handler: str, role_arn: str, code: bytes) -> str:
+    return str(
+        lambda_client.create_function(
+            FunctionName=function_name,
+            Runtime="python3.12",
+            Role=role_arn,
+            Handler=handler,
+            Code={"ZipFile": code},
+        )["FunctionArn"]
+    )
 
 
 def resolve_handler(handler: str) -> Callable[[Any, Any], Any]:
@@ -117,13 +156,7 @@ def deploy(
     code = _placeholder_zip()
     function_arns = {}
     for name, handler in chalice_lambda_functions().items():
-        function_arns[name] = lambda_client.create_function(
-            FunctionName=f"{prefix}-{name}",
-            Runtime="python3.12",
-            Role=role_arn,
-            Handler=handler,
-            Code={"ZipFile": code},
-        )["FunctionArn"]
+        function_arns[name] = _create_function(lambda_client, f"{prefix}-{name}", handler, role_arn, code)
 
     definition = render({function_arn_placeholder(n): arn for n, arn in function_arns.items()})
     state_machine_arn = clients("stepfunctions").create_state_machine(
@@ -165,13 +198,7 @@ def _deploy_queues(
     )
     lambda_client = clients("lambda")
     for name, (handler, queue, batch_size) in chalice_queue_handlers().items():
-        arn = lambda_client.create_function(
-            FunctionName=f"{prefix}-{name}",
-            Runtime="python3.12",
-            Role=role_arn,
-            Handler=handler,
-            Code={"ZipFile": code},
-        )["FunctionArn"]
+        arn = _create_function(lambda_client, f"{prefix}-{name}", handler, role_arn, code)
         deployment.function_arns[name] = arn
         queue_url, queue_arn = deployment.queues[queue]
         deployment.mappings.append(Mapping(queue_url, queue_arn, arn, batch_size))
@@ -210,7 +237,7 @@ class Emulation:
     def client(self, service: str) -> Any:
         """A client of moto's `service`, one per emulation (clients are thread-safe)."""
         if service not in self._clients:
-            self._clients[service] = _SESSION.client(service, region_name=self.region)
+            self._clients[service] = _shared_session().client(service, region_name=self.region)
         return self._clients[service]
 
     def __enter__(self) -> Emulation:
