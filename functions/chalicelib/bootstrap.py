@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from .clock import Clock, SystemClock
-from .providers import Provider
+from .providers import AnyProvider
 from .providers.simulated import SimulatedProvider
+from .providers.simulated_engine import SimulatedEngine
+from .providers.streaming import SimulatedStreamingProvider
 from .settings import Settings
 from .store import JobStore
 
@@ -23,27 +25,39 @@ class Runtime:
     settings: Settings
     clock: Clock
     store: JobStore
-    providers: Mapping[str, Provider]
+    providers: Mapping[str, AnyProvider]
+    sfn: Any
+    sqs: Any
 
 
 def build_runtime(
     settings: Settings | None = None,
     clock: Clock | None = None,
     dynamodb: Any = None,
+    sfn: Any = None,
+    sqs: Any = None,
 ) -> Runtime:
     """A runtime from the given parts; missing ones come from the environment and boto3's defaults."""
     settings = settings or Settings.from_env()
     clock = clock or SystemClock()
-    if dynamodb is None:
+    if dynamodb is None or sfn is None or sqs is None:
         import boto3
 
-        dynamodb = boto3.client("dynamodb")
-    providers: dict[str, Provider] = {"simulated": SimulatedProvider(clock)}
+        dynamodb = dynamodb or boto3.client("dynamodb")
+        sfn = sfn or boto3.client("stepfunctions")
+        sqs = sqs or boto3.client("sqs")
+    providers: dict[str, AnyProvider] = {
+        "simulated": SimulatedProvider(clock),
+        "simulated-engine": SimulatedEngine(clock),
+        "simulated-stream": SimulatedStreamingProvider(clock),
+    }
     return Runtime(
         settings=settings,
         clock=clock,
         store=JobStore(settings.table_name, dynamodb),
         providers=providers,
+        sfn=sfn,
+        sqs=sqs,
     )
 
 

@@ -49,3 +49,23 @@ class MaxTriesExceeded(JobPollError):
 
 class ProviderJobFailed(JobPollError):
     """The provider reported that the work failed."""
+
+
+class DeadlineExceeded(JobPollError):
+    """The job was still running at its overall deadline."""
+
+
+class MalformedEngineMessage(JobPollError):
+    """An engine answered something that is not a valid result or schedule_poll_task message."""
+
+
+class JobCanceled(JobPollError):
+    """The job was canceled while a worker ran it: the worker stops."""
+
+
+class LeaseHeld(JobPollError):
+    """Another worker holds a live lease on the job: this delivery does no work (and is retried later)."""
+
+
+class LeaseLost(JobPollError):
+    """The worker's lease on the job expired and another worker took it over: this one stops."""

@@ -30,8 +30,8 @@ def _to_item(job: Job) -> dict[str, Any]:
         "provider": {"S": job.provider},
         "owner": {"S": job.owner},
         "request": {"S": json.dumps(job.request, separators=(",", ":"))},
-        "wait_seconds": {"N": str(job.poll.wait_seconds)},
-        "max_tries": {"N": str(job.poll.max_tries)},
+        "poll": {"S": json.dumps(job.poll.to_dict(), separators=(",", ":"))},
+        "generation": {"N": str(job.generation)},
         "try_count": {"N": str(job.try_count)},
         "progress": {"N": repr(float(job.progress))},
         "created_at": {"S": to_iso(job.created_at)},
@@ -50,6 +50,18 @@ def _to_item(job: Job) -> dict[str, Any]:
         item["next_poll_at"] = {"S": to_iso(job.next_poll_at)}
     if job.execution_arn is not None:
         item["execution_arn"] = {"S": job.execution_arn}
+    if job.task_id is not None:
+        item["task_id"] = {"S": job.task_id}
+    if job.notify_token is not None:
+        item["notify_token"] = {"S": job.notify_token}
+    if job.lease_owner is not None:
+        item["lease_owner"] = {"S": job.lease_owner}
+    if job.lease_expires_at is not None:
+        item["lease_expires_at"] = {"S": to_iso(job.lease_expires_at)}
+    if job.partial_output is not None:
+        item["partial_output"] = {"S": job.partial_output}
+    if job.notes:
+        item["notes"] = {"L": [{"S": note} for note in job.notes]}
     return item
 
 
@@ -66,7 +78,14 @@ def _from_item(item: dict[str, Any]) -> Job:
         provider=item["provider"]["S"],
         owner=item["owner"]["S"],
         request=json.loads(item["request"]["S"]),
-        poll=PollSettings(wait_seconds=int(item["wait_seconds"]["N"]), max_tries=int(item["max_tries"]["N"])),
+        poll=PollSettings.from_dict(json.loads(item["poll"]["S"])),
+        generation=int(item["generation"]["N"]),
+        task_id=text("task_id"),
+        notify_token=text("notify_token"),
+        lease_owner=text("lease_owner"),
+        lease_expires_at=from_iso(lease) if (lease := text("lease_expires_at")) else None,
+        partial_output=text("partial_output"),
+        notes=tuple(note["S"] for note in item.get("notes", {}).get("L", [])),
         try_count=int(item["try_count"]["N"]),
         progress=float(item["progress"]["N"]),
         created_at=from_iso(item["created_at"]["S"]),
@@ -146,17 +165,21 @@ class JobStore:
             raise
         return stored
 
-    def update(self, job_id: str, change: Callable[[Job], Job], attempts: int = 8) -> Job:
-        """Read, apply `change`, save conditionally; on a conflict re-read and apply again.
+    def update(
+        self, job_id: str, change: Callable[[Job], Job], attempts: int = 8, current: Job | None = None
+    ) -> Job:
+        """Apply `change` and save conditionally; on a conflict re-read and apply again.
 
+        `current` is the job as the caller already read it (saves one read when nobody wrote since).
         `change` must be a pure function of the job it is given: it may run more than once.
         """
+        job = current if current is not None else self.get(job_id)
         for _ in range(attempts - 1):
             try:
-                return self.save(change(self.get(job_id)))
+                return self.save(change(job))
             except ConcurrentUpdate:
-                continue
-        return self.save(change(self.get(job_id)))
+                job = self.get(job_id)
+        return self.save(change(job))
 
 
 def _with_version(job: Job, version: int) -> Job:

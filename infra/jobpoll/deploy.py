@@ -20,7 +20,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from .errors import DeployError
-from .package import chalice_package, cloudformation_template
+from .package import Package, chalice_package, cloudformation_template
 from .target import Target
 
 Progress = Callable[[str], None]
@@ -147,10 +147,12 @@ def deploy(
     with_api: bool | None = None,
     progress: Progress = print,
     timeout: float = 1800.0,
+    package: Package | None = None,
 ) -> Deployed:
     """Package the app, upload the bundle, create or update the stack through a change set, wait.
 
     `with_api` defaults to True on AWS and False on the emulation (where `chalice local` serves the API).
+    `package`: a `chalice package` output of this stage to deploy instead of packaging afresh.
     """
     stack_name = stack_name or default_stack_name(stage)
     with_api = (not target.is_emulation) if with_api is None else with_api
@@ -159,9 +161,10 @@ def deploy(
     account = target.client("sts").get_caller_identity()["Account"]
     bucket = bucket or f"jobpoll-artifacts-{account}-{region}"
 
-    progress(f"Packaging stage {stage} ...")
     with tempfile.TemporaryDirectory(prefix="jobpoll-package-") as scratch:
-        package = chalice_package(stage, Path(scratch), region)
+        if package is None:
+            progress(f"Packaging stage {stage} ...")
+            package = chalice_package(stage, Path(scratch), region)
         digest = hashlib.sha256(package.deployment_zip.read_bytes()).hexdigest()[:20]
         bundle_key = f"{stack_name}/deployment-{digest}.zip"
         template = cloudformation_template(package, region, bucket, bundle_key, with_api=with_api)

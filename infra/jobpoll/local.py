@@ -152,13 +152,21 @@ def function_environment(target: Target, stack_name: str, logical_id: str) -> di
 
 def install_handler_runtime(target: Target, stack_name: str, clock: Any) -> dict[str, str]:
     """Point the in-process handlers at the emulation: settings from the deployed function's environment
-    (so the template's wiring is what runs), DynamoDB at the endpoint, time on `clock`."""
+    (so the template's wiring is what runs), every AWS client at the endpoint, time on `clock`."""
     ensure_functions_importable()
     from chalicelib.bootstrap import build_runtime, set_runtime
     from chalicelib.settings import Settings
 
     environment = function_environment(target, stack_name, POLL_LOOP_FUNCTION)
-    set_runtime(build_runtime(Settings.from_env(environment), clock, target.client("dynamodb")))
+    set_runtime(
+        build_runtime(
+            Settings.from_env(environment),
+            clock,
+            dynamodb=target.client("dynamodb"),
+            sfn=target.client("stepfunctions"),
+            sqs=target.client("sqs"),
+        )
+    )
     return environment
 
 

@@ -5,6 +5,7 @@ Also reads what `jobpoll local up` leaves for clients in `.jobpoll/local.json`.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,11 @@ class Target:
         return self.endpoint_url is not None
 
     def session(self) -> Any:
+        """The boto3 session for this target (one per Target: creating sessions and clients is slow)."""
+        return self._session
+
+    @functools.cached_property
+    def _session(self) -> Any:
         import boto3
         import botocore.exceptions
 

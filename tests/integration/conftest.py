@@ -1,17 +1,34 @@
-"""Fixtures for tests of the packaged stack."""
+"""Fixtures for integration tests: a moto job store, the packaged stack."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
+from moto import mock_aws
 
+from chalicelib.store import JobStore
+from jobpoll.definition import table_properties
 from jobpoll.package import Package, chalice_package, cloudformation_template
 
 REGION = "us-east-1"
 BUNDLE_BUCKET = "jobpoll-artifacts-123456789012-us-east-1"
 BUNDLE_KEY = "jobpoll-dev/deployment.zip"
+
+
+@pytest.fixture
+def job_store() -> Iterator[JobStore]:
+    """A JobStore on a moto DynamoDB table created from infra/template.json."""
+    with mock_aws():
+        dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+        properties = table_properties()
+        properties.pop("TimeToLiveSpecification")
+        properties.pop("PointInTimeRecoverySpecification")
+        dynamodb.create_table(TableName="jobs", **properties)
+        yield JobStore("jobs", dynamodb)
 
 
 @pytest.fixture(scope="session")

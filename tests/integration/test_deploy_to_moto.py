@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import boto3
@@ -18,6 +18,7 @@ from jobpoll.emulation import MOTO_CONFIG, resolve_handler
 from jobpoll.errors import DeployError
 from jobpoll.local import install_handler_runtime
 from jobpoll.moto_patches import emulation_patches
+from jobpoll.package import Package
 from jobpoll.target import Target
 
 REGION = "us-east-1"
@@ -34,8 +35,22 @@ def moto_target(virtual_clock: VirtualClock) -> Iterator[Target]:
         set_runtime(None)
 
 
-def _deploy(target: Target, progress: list[str], **kwargs: Any) -> Deployed:
-    return deploy("dev", target, stack_name=STACK, with_api=False, progress=progress.append, **kwargs)
+@pytest.fixture
+def deploy_dev(moto_target: Target, packaged: Package) -> Callable[..., Deployed]:
+    """Deploy the packaged stage dev (packaged once) as stack jobpoll-dev into moto; progress to a list."""
+
+    def run(progress: list[str], **kwargs: Any) -> Deployed:
+        return deploy(
+            "dev",
+            moto_target,
+            stack_name=STACK,
+            with_api=False,
+            progress=progress.append,
+            package=packaged,
+            **kwargs,
+        )
+
+    return run
 
 
 def _wait(sfn: Any, execution_arn: str, timeout: float = 30.0) -> dict[str, Any]:
@@ -48,14 +63,18 @@ def _wait(sfn: Any, execution_arn: str, timeout: float = 30.0) -> dict[str, Any]
 
 
 def test_the_seed_scenario_completes_through_the_deployed_state_machine(
-    moto_target: Target, virtual_clock: VirtualClock
+    moto_target: Target, virtual_clock: VirtualClock, deploy_dev: Callable[..., Deployed]
 ) -> None:
     progress: list[str] = []
-    deployed = _deploy(moto_target, progress)
+    deployed = deploy_dev(progress)
     assert any("CREATE_COMPLETE" in line for line in progress)
     sfn = boto3.client("stepfunctions", region_name=REGION)
     (machine,) = sfn.list_state_machines()["stateMachines"]
     assert deployed.state_machine_arn == machine["stateMachineArn"]
+    described = sfn.describe_state_machine(stateMachineArn=deployed.state_machine_arn)
+    assert described["tracingConfiguration"] == {"enabled": True}  # the template's options, as AWS would
+    assert described["loggingConfiguration"]["level"] == "ERROR"
+    assert "${" not in described["definition"]  # every substitution made
 
     environment = install_handler_runtime(moto_target, STACK, virtual_clock)
     assert environment["JOBPOLL_TABLE"] == deployed.outputs["JobsTableName"] == f"{STACK}-jobs"
@@ -73,31 +92,25 @@ def test_the_seed_scenario_completes_through_the_deployed_state_machine(
     assert item["try_count"]["N"] == "2"  # polled at 10 s (running) and 20 s (complete)
 
 
-def test_the_deployed_state_machine_has_the_templates_logging_and_tracing(moto_target: Target) -> None:
-    deployed = _deploy(moto_target, [])
-    described = boto3.client("stepfunctions", region_name=REGION).describe_state_machine(
-        stateMachineArn=deployed.state_machine_arn
-    )
-    assert described["tracingConfiguration"] == {"enabled": True}
-    assert described["loggingConfiguration"]["level"] == "ERROR"
-    assert "${" not in described["definition"]
-
-
-def test_redeploying_unchanged_is_a_no_op_and_a_parameter_change_updates(moto_target: Target) -> None:
-    _deploy(moto_target, [])
+def test_redeploying_unchanged_is_a_no_op_and_a_parameter_change_updates(
+    deploy_dev: Callable[..., Deployed],
+) -> None:
+    deploy_dev([])
     again: list[str] = []
-    _deploy(moto_target, again)
+    deploy_dev(again)
     assert "No changes to deploy." in again
 
     updated: list[str] = []
-    _deploy(moto_target, updated, parameters={"DefaultMaxTries": "5"})
+    deploy_dev(updated, parameters={"DefaultMaxTries": "5"})
     assert any("UPDATE_COMPLETE" in line for line in updated)
     functions = boto3.client("lambda", region_name=REGION).list_functions()["Functions"]
     assert {str(f["Environment"]["Variables"]["JOBPOLL_MAX_TRIES"]) for f in functions} == {"5"}
 
 
-def test_destroy_removes_the_stack_and_its_resources(moto_target: Target) -> None:
-    _deploy(moto_target, [])
+def test_destroy_removes_the_stack_and_its_resources(
+    moto_target: Target, deploy_dev: Callable[..., Deployed]
+) -> None:
+    deploy_dev([])
     progress: list[str] = []
     destroy(moto_target, STACK, progress=progress.append)
     assert progress[-1] == f"Stack {STACK}: DELETE_COMPLETE"

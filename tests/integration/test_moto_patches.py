@@ -1,12 +1,54 @@
-"""The moto patches still find their targets, and moto's CloudFormation builds executable state machines."""
+"""The moto patches fail loudly when moto moves what they patch; moto's CloudFormation builds executable
+state machines."""
 
 from __future__ import annotations
 
-from jobpoll.moto_patches import cfn_state_machine_definition, check_patch_targets
+import pytest
+
+from jobpoll import moto_patches
+from jobpoll.clocks import VirtualClock
+from jobpoll.emulation import resolve_handler
+from jobpoll.moto_patches import cfn_state_machine_definition
 
 
 def test_every_patched_moto_internal_is_where_the_patches_expect_it() -> None:
-    check_patch_targets()  # raises MotoMoved naming what moved
+    moto_patches.check_patch_targets()
+
+
+def test_a_moved_target_is_reported_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import (
+        WaitFunction,
+    )
+
+    monkeypatch.delattr(WaitFunction, "_wait_interval")
+    with pytest.raises(moto_patches.MotoMoved, match=r"WaitFunction\._wait_interval is gone"):
+        moto_patches.check_patch_targets()
+
+
+def test_a_reshaped_target_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    from moto.awslambda_simple.models import LambdaSimpleBackend
+
+    monkeypatch.setattr(LambdaSimpleBackend, "invoke", lambda self, name, body: None)
+    with pytest.raises(moto_patches.MotoMoved, match=r"LambdaSimpleBackend\.invoke"):
+        moto_patches.check_patch_targets()
+
+
+def test_the_patches_cannot_be_installed_twice() -> None:
+    with (
+        moto_patches.emulation_patches(VirtualClock(), resolve_handler),
+        pytest.raises(RuntimeError, match="installed already"),
+        moto_patches.emulation_patches(VirtualClock(), resolve_handler),
+    ):
+        pass
+
+
+def test_the_patches_are_removed_on_exit() -> None:
+    from moto.awslambda_simple.models import LambdaSimpleBackend
+
+    original = LambdaSimpleBackend.invoke
+    with moto_patches.emulation_patches(VirtualClock(), resolve_handler):
+        assert LambdaSimpleBackend.invoke is not original
+    assert LambdaSimpleBackend.invoke is original
 
 
 def test_a_cloudformation_definition_gets_its_substitutions_like_cloudformation_does() -> None:

@@ -11,6 +11,8 @@ from cfnlint.config import ManualArgs
 from jobpoll.package import Package
 
 REGIONS = ["us-east-1"]
+# The functions the state machine invokes (one `${<Name>FunctionArn}` placeholder each).
+POLL_LOOP_FUNCTIONS = ("StartJob", "GetJobStatus", "AwaitNotification", "RecordJobFailure")
 
 
 def _lint(template: dict[str, Any]) -> list[str]:
@@ -56,7 +58,7 @@ def test_the_state_machine_definition_is_the_asl_with_substitutions(packaged: Pa
 
 
 def test_the_poll_loop_functions_run_with_their_own_role_not_chalices(transformed: dict[str, Any]) -> None:
-    for name in ("StartJob", "GetJobStatus", "RecordJobFailure"):
+    for name in POLL_LOOP_FUNCTIONS:
         role = transformed["Resources"][name]["Properties"]["Role"]
         assert role == {"Fn::GetAtt": ["PollLoopFunctionRole", "Arn"]}
 
@@ -81,9 +83,9 @@ def test_the_state_machine_may_invoke_exactly_the_poll_loop_functions(transforme
     statements = _statements(transformed, "PollerStateMachineRole")
     (invoke,) = [s for s in statements if s["Action"] == "lambda:InvokeFunction"]
     targets = {json.dumps(r) for r in invoke["Resource"]}
-    for name in ("StartJob", "GetJobStatus", "RecordJobFailure"):
+    for name in POLL_LOOP_FUNCTIONS:
         assert json.dumps({"Fn::GetAtt": [name, "Arn"]}) in targets
-    assert len(targets) == 6  # each function and its versions
+    assert len(targets) == 2 * len(POLL_LOOP_FUNCTIONS)  # each function and its versions
     assert not any(a.startswith("dynamodb:") for a in _actions(statements))
 
 
@@ -113,3 +115,39 @@ def test_the_table_is_on_demand_with_ttl_recovery_and_the_owner_index(transforme
     assert table["TimeToLiveSpecification"] == {"AttributeName": "ttl", "Enabled": True}
     assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
     assert [index["IndexName"] for index in table["GlobalSecondaryIndexes"]] == ["by-owner"]
+
+
+def test_the_state_machine_may_start_only_executions_of_itself(transformed: dict[str, Any]) -> None:
+    statements = _statements(transformed, "PollerStateMachineRole")
+    (start,) = [s for s in statements if s["Action"] == "states:StartExecution"]
+    assert start["Resource"]["Fn::Sub"].endswith(":stateMachine:${AWS::StackName}-poller")
+    machine = transformed["Resources"]["PollerStateMachine"]["Properties"]
+    assert machine["StateMachineName"] == {"Fn::Sub": "${AWS::StackName}-poller"}
+
+
+def test_each_queue_function_consumes_only_its_own_queue(transformed: dict[str, Any]) -> None:
+    for function, queue in (("RunQueuedJob", "WorkQueue"), ("FailDeadLetteredJob", "DeadLetterQueue")):
+        role = transformed["Resources"][function]["Properties"]["Role"]["Fn::GetAtt"][0]
+        sqs = [s for s in _statements(transformed, role) if "sqs:" in json.dumps(s["Action"])]
+        assert [s["Resource"] for s in sqs] == [{"Fn::GetAtt": [queue, "Arn"]}]
+        (mapping,) = [
+            r
+            for r in transformed["Resources"].values()
+            if r["Type"] == "AWS::Lambda::EventSourceMapping"
+            and r["Properties"]["FunctionName"] == {"Ref": function}
+        ]
+        assert mapping["Properties"]["EventSourceArn"] == {"Fn::Sub": f"${{{queue}.Arn}}"}
+
+
+def test_only_notify_job_may_complete_a_task_token(transformed: dict[str, Any]) -> None:
+    roles = [n for n, r in transformed["Resources"].items() if r["Type"] == "AWS::IAM::Role"]
+    holders = {
+        role
+        for role in roles
+        for s in _statements(transformed, role)
+        if "states:SendTaskSuccess" in json.dumps(s["Action"])
+    }
+    assert holders == {"NotifyJobRole"}
+    assert transformed["Resources"]["NotifyJob"]["Properties"]["Role"] == {
+        "Fn::GetAtt": ["NotifyJobRole", "Arn"]
+    }

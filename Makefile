@@ -1,0 +1,23 @@
+# The same commands the README gives.
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: demo test lint check bench
+$(PY):
+	python3 -m venv $(VENV) && $(VENV)/bin/pip install -q -e '.[dev]'
+
+demo: $(PY)
+	$(PY) -m jobpoll.demo
+
+test: $(PY)
+	$(PY) -m pytest -q
+
+lint: $(PY)
+	$(VENV)/bin/ruff check functions infra tests benchmarks
+	$(VENV)/bin/ruff format --check functions infra tests benchmarks
+	$(VENV)/bin/mypy
+
+check: test lint
+
+bench: $(PY)
+	$(PY) benchmarks/polling_efficiency.py
