@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -278,11 +279,15 @@ def up(options: LocalOptions, progress: Progress = print) -> None:
             deployed = deploy(STAGE, target, stack_name=stack_name, progress=progress)
             function_env = install_handler_runtime(target, stack_name, clock)
             handlers.ready.set()
+            tokens = os.environ.get("JOBPOLL_LOCAL_TOKENS") or f"local:{secrets.token_urlsafe(18)}"
             api_env = {
                 **os.environ,
                 **function_env,
                 "AWS_ENDPOINT_URL": options.aws_endpoint_url,
                 "JOBPOLL_STATE_MACHINE_ARN": deployed.state_machine_arn or "",
+                # The API's local mode: bearer tokens instead of SigV4 (chalice local checks no IAM).
+                "JOBPOLL_MODE": "local",
+                "JOBPOLL_LOCAL_TOKENS": tokens,
             }
             chalice = start_chalice_local(options, api_env)
             cleanup.callback(stop_process_group, chalice)
@@ -293,6 +298,7 @@ def up(options: LocalOptions, progress: Progress = print) -> None:
                 stack_name=stack_name,
                 outputs=deployed.outputs,
                 pid=os.getpid(),
+                api_token=tokens.split(",")[0].partition(":")[2],
             ).write(options.state_file)
             cleanup.callback(options.state_file.unlink, missing_ok=True)
             for line in _summary(options, deployed):

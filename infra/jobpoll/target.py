@@ -69,6 +69,8 @@ class LocalState:
     stack_name: str
     outputs: dict[str, str]
     pid: int
+    # A bearer token the API accepts in local mode (`Authorization: Bearer <api_token>`).
+    api_token: str = ""
 
     def target(self) -> Target:
         return Target(region=self.region, endpoint_url=self.aws_endpoint_url)

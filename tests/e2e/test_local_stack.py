@@ -39,9 +39,11 @@ def _wait_for_execution(stack: LocalStack, name: str, timeout: float = 30.0) -> 
         time.sleep(0.1)
 
 
-def _post_job(api_url: str, body: dict[str, Any]) -> str:
+def _post_job(api_url: str, token: str, body: dict[str, Any]) -> str:
     request = urllib.request.Request(
-        f"{api_url}/jobs", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+        f"{api_url}/jobs",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
     )
     with urllib.request.urlopen(request, timeout=10) as response:
         assert response.status in (200, 201, 202)
@@ -56,6 +58,7 @@ def test_local_up_writes_what_a_client_needs(local_stack: LocalStack) -> None:
     assert state["aws_endpoint_url"] == f"http://127.0.0.1:{local_stack.aws_port}"
     assert state["outputs"]["StateMachineArn"].endswith(":stateMachine:jobpoll-local-poller")
     assert state["outputs"]["JobsTableName"] == "jobpoll-local-jobs"
+    assert len(state["api_token"]) >= 16
 
 
 def test_chalice_local_answers_on_the_api_port(local_stack: LocalStack) -> None:
@@ -69,7 +72,7 @@ def test_chalice_local_answers_on_the_api_port(local_stack: LocalStack) -> None:
 
 def test_a_seed_job_completes_through_the_local_stack(local_stack: LocalStack) -> None:
     if _app_serves_post_jobs():
-        job_id = _post_job(local_stack.state["api_url"], {"delay": 20})
+        job_id = _post_job(local_stack.state["api_url"], local_stack.state["api_token"], {"delay": 20})
     else:  # before the REST API exists: start the poller directly, as POST /jobs will
         job_id = "e2e-seed-job"
         local_stack.client("stepfunctions").start_execution(
