@@ -2,7 +2,7 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test lint check bench
+.PHONY: demo test lint check bench local
 $(PY):
 	python3 -m venv $(VENV) && $(VENV)/bin/pip install -q -e '.[dev]'
 
@@ -21,3 +21,6 @@ check: test lint
 
 bench: $(PY)
 	$(PY) benchmarks/polling_efficiency.py
+
+local: $(PY)
+	$(VENV)/bin/jobpoll local up
