@@ -186,8 +186,8 @@ class HandlersAfterRuntime:
 
 
 def start_chalice_local(options: LocalOptions, environment: dict[str, str]) -> subprocess.Popen[bytes]:
-    """`chalice local` on 127.0.0.1:api_port in its own process group; returns once it listens."""
-    process = subprocess.Popen(
+    """`chalice local` on 127.0.0.1:api_port in its own process group (see `wait_until_serving`)."""
+    return subprocess.Popen(
         [
             chalice_executable(),
             "local",
@@ -203,17 +203,19 @@ def start_chalice_local(options: LocalOptions, environment: dict[str, str]) -> s
         env=environment,
         start_new_session=True,
     )
+
+
+def wait_until_serving(process: subprocess.Popen[bytes], port: int) -> None:
+    """Return once `chalice local` listens; JobpollError if it exits or takes too long."""
     deadline = time.monotonic() + _STARTUP_TIMEOUT
-    while not _listening(options.api_port):
+    while not _listening(port):
         if process.poll() is not None:
             raise JobpollError(
-                f"chalice local exited (code {process.returncode}) before serving on port {options.api_port}"
+                f"chalice local exited (code {process.returncode}) before serving on port {port}"
             )
         if time.monotonic() > deadline:
-            stop_process_group(process)
-            raise JobpollError(f"chalice local did not listen on port {options.api_port} in time")
+            raise JobpollError(f"chalice local did not listen on port {port} in time")
         time.sleep(0.1)
-    return process
 
 
 def stop_process_group(process: subprocess.Popen[bytes]) -> None:
@@ -290,7 +292,9 @@ def up(options: LocalOptions, progress: Progress = print) -> None:
                 "JOBPOLL_LOCAL_TOKENS": tokens,
             }
             chalice = start_chalice_local(options, api_env)
-            cleanup.callback(stop_process_group, chalice)
+            cleanup.callback(stop_process_group, chalice)  # registered before anything can interrupt
+            wait_until_serving(chalice, options.api_port)
+            cleanup.callback(options.state_file.unlink, missing_ok=True)
             LocalState(
                 api_url=options.api_url,
                 aws_endpoint_url=options.aws_endpoint_url,
@@ -300,7 +304,6 @@ def up(options: LocalOptions, progress: Progress = print) -> None:
                 pid=os.getpid(),
                 api_token=tokens.split(",")[0].partition(":")[2],
             ).write(options.state_file)
-            cleanup.callback(options.state_file.unlink, missing_ok=True)
             for line in _summary(options, deployed):
                 progress(line)
             idle = threading.Event()
