@@ -151,3 +151,13 @@ def test_only_notify_job_may_complete_a_task_token(transformed: dict[str, Any]) 
     assert transformed["Resources"]["NotifyJob"]["Properties"]["Role"] == {
         "Fn::GetAtt": ["NotifyJobRole", "Arn"]
     }
+
+
+def test_the_api_role_reads_writes_and_lists_jobs_but_never_deletes_them(transformed: dict[str, Any]) -> None:
+    actions = _actions(_statements(transformed, "DefaultRole"))
+    assert {a for a in actions if a.startswith("dynamodb:")} == {
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:Query",
+    }
+    assert "sqs:SendMessage" in actions
