@@ -31,6 +31,7 @@ from .emulation import MOTO_CONFIG, resolve_handler
 from .errors import JobpollError, PortInUse
 from .package import chalice_executable
 from .paths import FUNCTIONS_DIR, LOCAL_STATE, ensure_functions_importable
+from .queues import QueueDelivery, take_over_mappings
 from .target import LocalState, Target
 
 HOST = "127.0.0.1"
@@ -281,6 +282,9 @@ def up(options: LocalOptions, progress: Progress = print) -> None:
             deployed = deploy(STAGE, target, stack_name=stack_name, progress=progress)
             function_env = install_handler_runtime(target, stack_name, clock)
             handlers.ready.set()
+            mappings = take_over_mappings(target.client("lambda"), target.client("sqs"))
+            delivery = QueueDelivery(target.client, mappings, clock, options.region).start()
+            cleanup.callback(delivery.stop)
             tokens = os.environ.get("JOBPOLL_LOCAL_TOKENS") or f"local:{secrets.token_urlsafe(18)}"
             api_env = {
                 **os.environ,

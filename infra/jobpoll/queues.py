@@ -33,6 +33,23 @@ class Mapping:
     batch_size: int = 1
 
 
+def take_over_mappings(lambda_client: Any, sqs_client: Any) -> list[Mapping]:
+    """The deployed SQS event source mappings, switched off in moto (which would deliver synchronously
+    inside SendMessage) so that a `QueueDelivery` delivers them as Lambda does."""
+    mappings = []
+    paginator = lambda_client.get_paginator("list_event_source_mappings")
+    for page in paginator.paginate():
+        for esm in page["EventSourceMappings"]:
+            arn = esm.get("EventSourceArn", "")
+            if not arn.startswith("arn:aws:sqs:"):
+                continue
+            queue_name = arn.rsplit(":", 1)[-1]
+            queue_url = sqs_client.get_queue_url(QueueName=queue_name)["QueueUrl"]
+            lambda_client.update_event_source_mapping(UUID=esm["UUID"], Enabled=False)
+            mappings.append(Mapping(queue_url, arn, esm["FunctionArn"], int(esm.get("BatchSize", 1))))
+    return mappings
+
+
 def sqs_event(messages: list[dict[str, Any]], mapping: Mapping, region: str) -> dict[str, Any]:
     """The event Lambda hands an SQS-triggered function."""
     return {
