@@ -1,17 +1,27 @@
-"""jobpoll: Lambda handlers for the poll loop (and, later, the REST API). Wiring only."""
+"""jobpoll: the REST API and the Lambda handlers of the poll loop. Wiring only."""
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
-from chalice import Chalice
+from chalice import Chalice, IAMAuthorizer, Response
 
-from chalicelib import service
+from chalicelib import jobs_api, openapi, problems, service
 from chalicelib.bootstrap import Runtime, get_runtime
+from chalicelib.errors import JobAlreadyFinished, JobPollError
+from chalicelib.gateway import base_url, caller_identity
 from chalicelib.logs import log_event
+from chalicelib.views import job_view, result_url, retry_after_seconds
 
 app = Chalice(app_name="jobpoll")
+# On AWS, API Gateway verifies SigV4 signatures (IAM). `chalice local` does not: there the caller is
+# named by a bearer token (see chalicelib/gateway.py), accepted only when JOBPOLL_MODE=local.
+iam = IAMAuthorizer()
+JSON = "application/json"
 
 
 def _runtime() -> Runtime:
@@ -44,7 +54,13 @@ def start_job(event: dict[str, Any], context: Any) -> dict[str, Any]:
 @app.lambda_function(name="GetJobStatus")
 def get_job_status(event: dict[str, Any], context: Any) -> dict[str, Any]:
     runtime = _runtime()
-    state = service.poll_job(event, store=runtime.store, providers=runtime.providers, clock=runtime.clock)
+    state = service.poll_job(
+        event,
+        store=runtime.store,
+        providers=runtime.providers,
+        clock=runtime.clock,
+        on_finished=runtime.notifier.job_finished,
+    )
     log_event(
         app.log,
         "job_polled",
@@ -66,6 +82,188 @@ def record_job_failure(event: dict[str, Any], context: Any) -> dict[str, Any]:
         store=runtime.store,
         providers=runtime.providers,
         clock=runtime.clock,
+        on_finished=runtime.notifier.job_finished,
     )
     log_event(app.log, "job_failed", logging.WARNING, **outcome)
     return outcome
+
+
+# ---- The REST API -------------------------------------------------------------------------------------
+
+
+def _request() -> Any:
+    request = app.current_request
+    assert request is not None
+    return request
+
+
+def _caller(runtime: Runtime) -> str:
+    request = _request()
+    return caller_identity(request.context, request.headers, runtime.settings)
+
+
+def _base() -> str:
+    request = _request()
+    return base_url(request.context, request.headers, request.to_original_event().get("path"))
+
+
+def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        body=json.dumps(body), status_code=status, headers={**(headers or {}), "Content-Type": JSON}
+    )
+
+
+def _job_response(runtime: Runtime, job: Any, status: int, headers: dict[str, str] | None = None) -> Response:
+    now = runtime.clock.now()
+    base = _base()
+    view = job_view(job, now, base)
+    if not job.status.is_terminal:
+        headers = {
+            **(headers or {}),
+            "Retry-After": str(retry_after_seconds(job, now, runtime.settings.default_retry_after_seconds)),
+        }
+    return _json(view, status, headers)
+
+
+def _problems(view: Callable[..., Response]) -> Callable[..., Response]:
+    """Domain errors raised by a route become problem responses (mapped in chalicelib/problems.py)."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Response:
+        try:
+            return view(*args, **kwargs)
+        except JobAlreadyFinished as exc:
+            runtime = get_runtime()
+            extra = {"job": job_view(exc.job, runtime.clock.now(), _base())} if exc.job is not None else {}
+            return problems.from_exception(exc, extra)
+        except JobPollError as exc:
+            return problems.from_exception(exc)
+
+    return wrapper
+
+
+@app.middleware("http")
+def problem_details(request: Any, get_response: Callable[[Any], Response]) -> Response:
+    """Every error response is problem+json, whoever made it (a route, Chalice, an unexpected exception)."""
+    try:
+        response = get_response(request)
+    except Exception:
+        app.log.exception("unhandled error")
+        response = problems.problem_response(500, detail="An internal error occurred.")
+    response = problems.as_problem(response)
+    log_event(
+        app.log,
+        "api_request",
+        method=getattr(request, "method", None),
+        route=getattr(request, "path", None),
+        job_id=(getattr(request, "uri_params", None) or {}).get("job_id"),
+        status=response.status_code,
+    )
+    return response
+
+
+@app.route("/jobs", methods=["POST"], authorizer=iam, content_types=[JSON])
+@_problems
+def create_job() -> Response:
+    runtime = _runtime()
+    request = _request()
+    owner = _caller(runtime)
+    submitted = jobs_api.submit_job(
+        jobs_api.parse_body(request.raw_body, runtime.settings),
+        owner=owner,
+        idempotency_key=request.headers.get("idempotency-key"),
+        store=runtime.store,
+        providers=runtime.providers,
+        sfn=runtime.sfn,
+        clock=runtime.clock,
+        settings=runtime.settings,
+        resolve=runtime.resolve,
+    )
+    job = submitted.job
+    log_event(app.log, "job_submitted", job_id=job.job_id, owner=owner, created=submitted.created)
+    headers = {"Location": f"{_base()}/jobs/{job.job_id}"}
+    if not submitted.created:
+        headers["Idempotent-Replayed"] = "true"
+    return _job_response(runtime, job, 202, headers)
+
+
+@app.route("/jobs", methods=["GET"], authorizer=iam)
+@_problems
+def list_jobs() -> Response:
+    runtime = _runtime()
+    query = _request().query_params or {}
+    listing = jobs_api.list_jobs(
+        owner=_caller(runtime),
+        status=jobs_api.parse_status(query.get("status")),
+        limit=jobs_api.parse_limit(query.get("limit")),
+        token=query.get("next") or None,
+        store=runtime.store,
+        now=runtime.clock.now(),
+    )
+    now, base = runtime.clock.now(), _base()
+    body = {"jobs": [job_view(job, now, base) for job in listing.jobs], "next": listing.next_token}
+    headers = {}
+    if listing.next_token:
+        status = query.get("status")
+        filters = f"&status={status}" if status else ""
+        headers["Link"] = f'<{base}/jobs?next={listing.next_token}{filters}>; rel="next"'
+    return _json(body, 200, headers)
+
+
+@app.route("/jobs/{job_id}", methods=["GET"], authorizer=iam)
+@_problems
+def get_job(job_id: str) -> Response:
+    runtime = _runtime()
+    job = jobs_api.visible_job(job_id, owner=_caller(runtime), store=runtime.store, clock=runtime.clock)
+    if job.status.is_terminal:
+        if job.status.value == "COMPLETE":
+            return _job_response(runtime, job, 303, {"Location": result_url(_base(), job.job_id)})
+        return _job_response(runtime, job, 200)
+    return _job_response(runtime, job, 202, {"Location": f"{_base()}/jobs/{job.job_id}"})
+
+
+@app.route("/jobs/{job_id}/result", methods=["GET"], authorizer=iam)
+@_problems
+def get_job_result(job_id: str) -> Response:
+    runtime = _runtime()
+    result = jobs_api.job_result(job_id, owner=_caller(runtime), store=runtime.store, clock=runtime.clock)
+    return _json(result, 200)
+
+
+@app.route("/jobs/{job_id}", methods=["DELETE"], authorizer=iam)
+@_problems
+def delete_job(job_id: str) -> Response:
+    runtime = _runtime()
+    deleted = jobs_api.delete_job(
+        job_id,
+        owner=_caller(runtime),
+        store=runtime.store,
+        providers=runtime.providers,
+        sfn=runtime.sfn,
+        clock=runtime.clock,
+        settings=runtime.settings,
+        on_finished=runtime.notifier.job_finished,
+    )
+    log_event(app.log, "job_deleted", job_id=job_id, canceled=deleted.canceled)
+    if deleted.canceled:
+        return _job_response(runtime, deleted.job, 200)
+    return Response(body="", status_code=204, headers={})
+
+
+@app.route("/openapi.json", methods=["GET"])
+def openapi_document() -> Response:
+    return _json(openapi.document(), 200)
+
+
+# Unknown paths: without these `chalice local` answers its own 403 before the app sees the request (a
+# greedy `{proxy+}` is not matched locally). On AWS, API Gateway's gateway responses cover deeper paths.
+_ANY = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"]
+
+
+def _no_such_route(**_: str) -> Response:
+    return problems.problem_response(404, detail=f"no route {_request().context.get('path', '')!r}")
+
+
+for _depth in range(1, 7):
+    _path = "".join(f"/{{p{i}}}" for i in range(_depth))
+    app.route(_path, methods=_ANY, content_types=["*/*"], name=f"no_such_route_{_depth}")(_no_such_route)

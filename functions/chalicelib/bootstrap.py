@@ -7,10 +7,13 @@ Tests and the local emulation install their own runtime with `set_runtime()`.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
+from .callbacks import Notifier, Resolver, Sender, system_resolver, urllib_sender
 from .clock import Clock, SystemClock
 from .providers import Provider
 from .providers.simulated import SimulatedProvider
@@ -24,12 +27,41 @@ class Runtime:
     clock: Clock
     store: JobStore
     providers: Mapping[str, Provider]
+    # Built on first use (only the API needs it): see `sfn`.
+    sfn_client: Any = None
+    # How callbacks wait between tries, send, and resolve hosts (tests put fakes or virtual time here).
+    sleep: Callable[[float], None] = time.sleep
+    sender: Sender = urllib_sender
+    resolve: Resolver = system_resolver
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    @cached_property
+    def sfn(self) -> Any:
+        """The Step Functions client: the one given, else boto3's default, built once on first use."""
+        with self._lock:
+            if self.sfn_client is not None:
+                return self.sfn_client
+            import boto3
+
+            return boto3.client("stepfunctions")
+
+    @cached_property
+    def notifier(self) -> Notifier:
+        return Notifier(
+            store=self.store,
+            settings=self.settings,
+            clock=self.clock,
+            sleep=self.sleep,
+            sender=self.sender,
+            resolve=self.resolve,
+        )
 
 
 def build_runtime(
     settings: Settings | None = None,
     clock: Clock | None = None,
     dynamodb: Any = None,
+    **parts: Any,
 ) -> Runtime:
     """A runtime from the given parts; missing ones come from the environment and boto3's defaults."""
     settings = settings or Settings.from_env()
@@ -44,6 +76,8 @@ def build_runtime(
         clock=clock,
         store=JobStore(settings.table_name, dynamodb),
         providers=providers,
+        sleep=parts.pop("sleep", None) or getattr(clock, "sleep", None) or time.sleep,
+        **parts,
     )
 
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from .callbacks import parse_callback_url
 from .clock import Clock
 from .errors import IllegalTransition, InvalidJobInput, ProviderError
 from .job import Job, JobError, JobStatus, PollSettings
@@ -26,7 +27,7 @@ from .store import JobStore
 JOB_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
 DEFAULT_PROVIDER = "simulated"
 # Keys of a start request that are not the provider's input (the shorthand form puts the input beside them).
-_REQUEST_KEYS = frozenset({"job_id", "provider", "input", "wait_seconds", "max_tries"})
+_REQUEST_KEYS = frozenset({"job_id", "provider", "input", "wait_seconds", "max_tries", "callback_url"})
 
 
 @dataclass(frozen=True)
@@ -37,12 +38,24 @@ class JobRequest:
     provider_input: dict[str, Any]
     poll: PollSettings
     job_id: str | None = None
+    callback_url: str | None = None
+
+    def execution_input(self, job_id: str) -> dict[str, Any]:
+        """What the poller's execution starts from (StartJob parses it again)."""
+        return {
+            "job_id": job_id,
+            "provider": self.provider,
+            "input": self.provider_input,
+            "wait_seconds": self.poll.wait_seconds,
+            "max_tries": self.poll.max_tries,
+        }
 
 
 def parse_job_request(event: Any, providers: Mapping[str, Provider], settings: Settings) -> JobRequest:
     """Validate a start request; raises InvalidJobInput and writes nothing.
 
-    Full form: `{"provider": "simulated", "input": {...}, "wait_seconds": 10, "max_tries": 3}`.
+    Full form: `{"provider": "simulated", "input": {...}, "wait_seconds": 10, "max_tries": 3,
+    "callback_url": "https://..."}` (all but `input` optional).
     Shorthand (the seed's): `{"delay": 20}` is the simulated provider's input with default poll settings.
     """
     if not isinstance(event, dict):
@@ -66,6 +79,9 @@ def parse_job_request(event: Any, providers: Mapping[str, Provider], settings: S
         provider_input=provider.validate(raw_input),
         poll=poll_settings_from(event, settings),
         job_id=job_id,
+        callback_url=parse_callback_url(event["callback_url"])
+        if event.get("callback_url") is not None
+        else None,
     )
 
 
@@ -96,7 +112,14 @@ def loop_state(job: Job) -> dict[str, Any]:
     return state
 
 
-def new_job(job_id: str, request: JobRequest, clock: Clock, settings: Settings, owner: str = "local") -> Job:
+def new_job(
+    job_id: str,
+    request: JobRequest,
+    clock: Clock,
+    settings: Settings,
+    owner: str = "local",
+    request_hash: str | None = None,
+) -> Job:
     now = clock.now()
     return Job(
         job_id=job_id,
@@ -108,6 +131,8 @@ def new_job(job_id: str, request: JobRequest, clock: Clock, settings: Settings, 
         updated_at=now,
         expires_at=now + timedelta(seconds=settings.job_ttl_seconds),
         owner=owner,
+        callback_url=request.callback_url,
+        request_hash=request_hash,
     )
 
 
@@ -193,8 +218,12 @@ def poll_job(
     store: JobStore,
     providers: Mapping[str, Provider],
     clock: Clock,
+    on_finished: Callable[[Job], Any] | None = None,
 ) -> dict[str, Any]:
-    """Poll the provider once, count the try, store what it said; returns the next loop state."""
+    """Poll the provider once, count the try, store what it said; returns the next loop state.
+
+    When this poll finishes the job (this write won), `on_finished` gets the finished job (callbacks).
+    """
     job_id = state.get("job_id")
     if not isinstance(job_id, str):
         raise InvalidJobInput("the poll state has no 'job_id'")
@@ -208,6 +237,9 @@ def poll_job(
         job = store.update(job_id, lambda latest: _after_poll(latest, result, clock), current=job)
     except IllegalTransition:
         job = store.get(job_id)  # finished meanwhile (canceled, say): report the state that won
+    else:
+        if job.status.is_terminal and on_finished is not None:
+            on_finished(job)
     next_state = loop_state(job)
     next_state["wait_seconds"] = next_wait_seconds(job.poll, result)
     return next_state
@@ -233,6 +265,7 @@ def record_failure(
     store: JobStore,
     providers: Mapping[str, Provider],
     clock: Clock,
+    on_finished: Callable[[Job], Any] | None = None,
 ) -> dict[str, Any]:
     """Mark the job FAILED with the error Step Functions caught (in `state["failure"]`).
 
@@ -262,4 +295,6 @@ def record_failure(
         # The job is failed either way; where the cancel fails, the provider's own expiry cleans up.
         with contextlib.suppress(ProviderError, InvalidJobInput):
             get_provider(providers, job.provider).cancel(job.work_id)
+    if on_finished is not None:
+        on_finished(job)
     return {**outcome, "cause": message, "recorded": True}
