@@ -4,10 +4,12 @@ from collections.abc import Iterator
 
 import boto3
 import pytest
+from api_harness import Api, make_api
 from moto import mock_aws
 
 from chalicelib.store import JobStore
 from jobpoll.definition import table_properties
+from jobpoll.emulation import Emulation
 
 
 @pytest.fixture
@@ -20,3 +22,9 @@ def job_store() -> Iterator[JobStore]:
         properties.pop("PointInTimeRecoverySpecification")
         dynamodb.create_table(TableName="jobs", **properties)
         yield JobStore("jobs", dynamodb)
+
+
+@pytest.fixture
+def api(emulation: Emulation) -> Api:
+    """The REST API in local mode (callers alice and bob) on the emulation, auto-advancing virtual time."""
+    return make_api(emulation)
