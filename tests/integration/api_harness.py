@@ -25,7 +25,8 @@ class Api:
     client: Client
     emulation: Emulation
     runtime: Runtime
-    tokens: dict[str, str]  # owner -> bearer token
+    tokens: dict[str, str]  # caller name (alice, bob) -> bearer token
+    owners: dict[str, str]  # caller name -> the owner identity stored on its jobs (unique per test)
 
     def headers(self, owner: str = "alice", **extra: str) -> dict[str, str]:
         return {
@@ -76,11 +77,14 @@ def fake_resolver(host: str) -> list[str]:
 
 
 def make_api(emulation: Emulation, **settings: Any) -> Api:
+    """Install a runtime in local mode with two fresh callers, so tests sharing an emulation never see
+    each other's jobs; tokens and the callback secret are generated here."""
     tokens = {"alice": secrets.token_urlsafe(16), "bob": secrets.token_urlsafe(16)}
+    owners = {name: f"{name}-{secrets.token_hex(4)}" for name in tokens}
     configured = dataclasses.replace(
         emulation.settings,
         mode="local",
-        local_tokens=tuple((token, owner) for owner, token in tokens.items()),
+        local_tokens=tuple((token, owners[name]) for name, token in tokens.items()),
         callback_secret=secrets.token_hex(32),
         **settings,
     )
@@ -92,4 +96,20 @@ def make_api(emulation: Emulation, **settings: Any) -> Api:
         resolve=fake_resolver,
     )
     set_runtime(runtime)  # the emulation's exit resets it
-    return Api(Client(app), emulation, runtime, tokens)
+    return Api(Client(app), emulation, runtime, tokens, owners)
+
+
+def stop_running_executions(emulation: Emulation, timeout: float = 5.0) -> None:
+    """Stop executions still running (blocked in a Wait on a stopped clock) so none outlives its test."""
+    arn = emulation.deployment.state_machine_arn
+    deadline = time.monotonic() + timeout
+    running = emulation.sfn.list_executions(stateMachineArn=arn, statusFilter="RUNNING")["executions"]
+    for execution in running:
+        while True:
+            try:
+                emulation.sfn.stop_execution(executionArn=execution["executionArn"])
+                break
+            except Exception:  # moto cannot stop an execution whose worker has not started yet
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)

@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import boto3
 import pytest
@@ -8,6 +12,7 @@ from api_harness import Api, make_api
 from moto import mock_aws
 
 from chalicelib.store import JobStore
+from jobpoll.clocks import VirtualClock
 from jobpoll.definition import table_properties
 from jobpoll.emulation import Emulation
 
@@ -24,7 +29,52 @@ def job_store() -> Iterator[JobStore]:
         yield JobStore("jobs", dynamodb)
 
 
+@pytest.fixture(scope="module")
+def module_emulation() -> Iterator[Emulation]:
+    """One emulation for a test module (auto-advancing virtual time); tests keep apart by owner."""
+    with Emulation(clock=VirtualClock()) as running:
+        yield running
+
+
 @pytest.fixture
-def api(emulation: Emulation) -> Api:
-    """The REST API in local mode (callers alice and bob) on the emulation, auto-advancing virtual time."""
-    return make_api(emulation)
+def api(module_emulation: Emulation) -> Api:
+    """The REST API in local mode with two fresh callers (alice, bob) on the module's emulation."""
+    return make_api(module_emulation)
+
+
+@dataclass
+class Receiver:
+    """An HTTP receiver on 127.0.0.1 that answers the queued statuses in order (then 200)."""
+
+    statuses: list[int]
+    received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+    url: str = ""
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A callback receiver on 127.0.0.1 (a thread, shut down after the test)."""
+    state = Receiver(statuses=[])
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length", "0"))
+            state.received.append((dict(self.headers), self.rfile.read(length)))
+            status = state.statuses.pop(0) if state.statuses else 200
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    state.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)

@@ -34,7 +34,7 @@ def test_post_stores_the_job_before_answering_202_with_an_absolute_location(api:
     assert response.headers["Location"] == f"http://api.example.test/jobs/{job_id}"
     assert int(response.headers["Retry-After"]) >= 1
     assert response.json_body["status"] == "QUEUED"
-    assert api.runtime.store.get(job_id).owner == "alice"
+    assert api.runtime.store.get(job_id).owner == api.owners["alice"]
     assert api.get(f"/jobs/{job_id}").status_code in (202, 303)  # never 404 right after
 
 
@@ -94,7 +94,7 @@ def test_idempotency_key_replays_the_same_job_and_starts_nothing(api: Api) -> No
     executions = api.emulation.sfn.list_executions(
         stateMachineArn=api.emulation.deployment.state_machine_arn
     )["executions"]
-    assert [e["name"] for e in executions] == [job_id_of(first)]
+    assert [e["name"] for e in executions].count(job_id_of(first)) == 1
 
 
 def test_idempotency_key_with_another_body_is_a_422_problem(api: Api) -> None:
@@ -109,16 +109,16 @@ def test_the_same_idempotency_key_from_two_callers_makes_two_jobs(api: Api) -> N
     assert job_id_of(alices) != job_id_of(bobs)
 
 
-def test_a_failed_start_marks_the_job_failed_and_answers_503(emulation: Any) -> None:
+def test_a_failed_start_marks_the_job_failed_and_answers_503(module_emulation: Any) -> None:
     api = make_api(
-        emulation,
-        state_machine_arn=emulation.deployment.state_machine_arn.replace("poller", "missing"),
+        module_emulation,
+        state_machine_arn=module_emulation.deployment.state_machine_arn.replace("poller", "missing"),
     )
     response = api.post(SEED)
 
     body = assert_problem(response, 503)
     assert "did not start" in body["detail"]
-    [job] = api.runtime.store.list_by_owner("alice", limit=10).jobs
+    [job] = api.runtime.store.list_by_owner(api.owners["alice"], limit=10).jobs
     assert job.status is JobStatus.FAILED
     assert job.error is not None and job.error.code == "ExecutionStartFailed"
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -17,16 +16,14 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate as validate_spec
 
-from jobpoll.clocks import VirtualClock
 from jobpoll.emulation import Emulation
 
 PROBLEM = "application/problem+json"
 
 
 @pytest.fixture(scope="module")
-def api() -> Iterator[Api]:
-    with Emulation(clock=VirtualClock()) as emulation:
-        yield make_api(emulation)
+def api(module_emulation: Emulation) -> Api:
+    return make_api(module_emulation)
 
 
 def request(api: Api, method: str, path: str, body: bytes = b"", **headers: str) -> Any:

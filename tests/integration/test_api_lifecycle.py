@@ -5,19 +5,22 @@ cancel racing the job's completion. The virtual clock moves only when a test adv
 from __future__ import annotations
 
 import dataclasses
+import json
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from api_harness import Api, make_api
+from api_harness import Api, make_api, stop_running_executions
 
 from chalicelib import jobs_api, service
 from chalicelib.bootstrap import set_runtime
+from chalicelib.clock import to_iso
 from chalicelib.errors import JobAlreadyFinished
 from chalicelib.job import Job, JobStatus
 from chalicelib.store import JobStore
+from conftest import Receiver
 from jobpoll.clocks import VirtualClock
 from jobpoll.emulation import Emulation
 
@@ -25,20 +28,16 @@ LONG_JOB = {"input": {"delay": 3600}, "wait_seconds": 600, "max_tries": 100}
 TTL_SECONDS = 7200
 
 
-@pytest.fixture
-def virtual_clock() -> VirtualClock:
-    return VirtualClock(auto_advance=False)
+@pytest.fixture(scope="module")
+def module_emulation() -> Iterator[Emulation]:
+    with Emulation(clock=VirtualClock(auto_advance=False)) as running:
+        yield running
 
 
 @pytest.fixture
-def api(emulation: Emulation) -> Iterator[Api]:
-    running = make_api(emulation, job_ttl_seconds=TTL_SECONDS)
-    yield running
-    # Executions blocked in a Wait would outlive the emulation: stop them.
-    sfn = emulation.sfn
-    arn = emulation.deployment.state_machine_arn
-    for execution in sfn.list_executions(stateMachineArn=arn, statusFilter="RUNNING")["executions"]:
-        sfn.stop_execution(executionArn=execution["executionArn"])
+def api(module_emulation: Emulation) -> Iterator[Api]:
+    yield make_api(module_emulation, job_ttl_seconds=TTL_SECONDS)
+    stop_running_executions(module_emulation)  # blocked in a Wait on the stopped clock
 
 
 def started(api: Api, body: dict[str, Any] = LONG_JOB) -> str:
@@ -51,6 +50,7 @@ def started(api: Api, body: dict[str, Any] = LONG_JOB) -> str:
 
 
 def test_a_running_job_answers_202_with_retry_after_and_its_own_location(api: Api) -> None:
+    start = api.emulation.clock.now()
     job_id = started(api)
     api.emulation.clock.advance(100)
 
@@ -60,7 +60,7 @@ def test_a_running_job_answers_202_with_retry_after_and_its_own_location(api: Ap
     assert response.headers["Location"] == f"http://api.example.test/jobs/{job_id}"
     assert response.headers["Retry-After"] == "500"  # the next poll is 600 s after the start
     assert response.json_body["status"] == "PENDING"
-    assert response.json_body["next_poll_at"] == "2026-01-01T00:10:00.000Z"
+    assert response.json_body["next_poll_at"] == to_iso(start + timedelta(seconds=600))
 
 
 def test_the_result_of_a_running_job_is_a_409_problem(api: Api) -> None:
@@ -138,7 +138,7 @@ def test_cancel_racing_completion_has_exactly_one_winner_and_the_loser_sees_it(a
         try:
             outcomes["cancel"] = jobs_api.delete_job(
                 job_id,
-                owner="alice",
+                owner=api.owners["alice"],
                 store=racing,
                 providers=api.runtime.providers,
                 sfn=api.runtime.sfn,
@@ -201,3 +201,11 @@ def test_a_cancel_that_loses_answers_409_with_the_winners_state(api: Api) -> Non
     assert response.json_body["type"] == "urn:jobpoll:problem:job-already-finished"
     assert response.json_body["job"]["status"] == "COMPLETE"
     assert store.get(job_id).status is JobStatus.COMPLETE
+
+
+def test_a_canceled_job_is_called_back_too(api: Api, receiver: Receiver) -> None:
+    job_id = started(api, {**LONG_JOB, "callback_url": receiver.url})
+
+    assert api.delete(f"/jobs/{job_id}").json_body["status"] == "CANCELED"
+
+    assert [json.loads(body)["status"] for _, body in receiver.received] == ["CANCELED"]
