@@ -7,6 +7,7 @@ import json
 import logging
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlencode
 
 from chalice import Chalice, IAMAuthorizer, Response
 
@@ -14,6 +15,7 @@ from chalicelib import jobs_api, openapi, problems, service
 from chalicelib.bootstrap import Runtime, get_runtime
 from chalicelib.errors import JobAlreadyFinished, JobPollError
 from chalicelib.gateway import base_url, caller_identity
+from chalicelib.job import JobStatus
 from chalicelib.logs import log_event
 from chalicelib.views import job_view, result_url, retry_after_seconds
 
@@ -204,9 +206,9 @@ def list_jobs() -> Response:
     body = {"jobs": [job_view(job, now, base) for job in listing.jobs], "next": listing.next_token}
     headers = {}
     if listing.next_token:
-        status = query.get("status")
-        filters = f"&status={status}" if status else ""
-        headers["Link"] = f'<{base}/jobs?next={listing.next_token}{filters}>; rel="next"'
+        kept = {name: query.get(name) for name in ("status", "limit") if query.get(name)}
+        more = urlencode({**kept, "next": listing.next_token})
+        headers["Link"] = f'<{base}/jobs?{more}>; rel="next"'
     return _json(body, 200, headers)
 
 
@@ -216,7 +218,7 @@ def get_job(job_id: str) -> Response:
     runtime = _runtime()
     job = jobs_api.visible_job(job_id, owner=_caller(runtime), store=runtime.store, clock=runtime.clock)
     if job.status.is_terminal:
-        if job.status.value == "COMPLETE":
+        if job.status is JobStatus.COMPLETE:
             return _job_response(runtime, job, 303, {"Location": result_url(_base(), job.job_id)})
         return _job_response(runtime, job, 200)
     return _job_response(runtime, job, 202, {"Location": f"{_base()}/jobs/{job.job_id}"})

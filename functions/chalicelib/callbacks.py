@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import http.client
 import ipaddress
 import json
 import socket
@@ -81,8 +82,10 @@ def parse_callback_url(value: Any) -> str:
         raise InvalidCallbackUrl("'callback_url' must be a non-empty string")
     if len(value) > MAX_URL_LENGTH:
         raise InvalidCallbackUrl(f"'callback_url' must be at most {MAX_URL_LENGTH} characters")
-    if any(ord(ch) <= 32 or ord(ch) == 127 for ch in value):
-        raise InvalidCallbackUrl("'callback_url' must not contain spaces or control characters")
+    if any(ord(ch) <= 32 or ord(ch) >= 127 for ch in value):
+        raise InvalidCallbackUrl(
+            "'callback_url' must be ASCII without spaces (percent-encode the path, punycode the host)"
+        )
     try:
         parts = urlsplit(value)
         port = parts.port
@@ -196,7 +199,7 @@ def deliver(
         try:
             last_status = sender(url, body, headers, config.timeout_seconds)
             last_error = None
-        except OSError as exc:  # timeouts and refused connections: worth another try
+        except (OSError, ValueError, http.client.HTTPException) as exc:  # timeouts, refusals, garbled answers
             last_status, last_error = None, f"{type(exc).__name__}: {exc}"[:500]
             continue
         if 200 <= last_status < 300:

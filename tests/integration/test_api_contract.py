@@ -224,3 +224,25 @@ def test_generated_job_ids_never_produce_a_5xx(api: Api, job_id: str, method: st
     response = request(api, method if not suffix else "GET", path)
     assert response.status_code < 500, response.body
     assert response.headers["Content-Type"] == PROBLEM
+
+
+def test_an_unexpected_error_is_a_500_problem_without_a_traceback(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chalicelib import jobs_api
+
+    def broken(**_: Any) -> None:
+        raise KeyError("internal detail")
+
+    monkeypatch.setattr(jobs_api, "list_jobs", broken)
+    response = request(api, "GET", "/jobs")
+    assert response.status_code == 500
+    assert response.headers["Content-Type"] == PROBLEM
+    assert "internal detail" not in response.body.decode()
+    assert "Traceback" not in response.body.decode()
+
+
+def test_json_with_a_charset_is_accepted(api: Api) -> None:
+    body = json.dumps({"input": {"delay": 1}}).encode()
+    response = request(api, "POST", "/jobs", body, **{"Content-Type": "application/json; charset=utf-8"})
+    assert response.status_code == 202

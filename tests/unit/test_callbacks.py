@@ -158,6 +158,20 @@ def test_delivery_does_not_retry_a_client_error_or_a_redirect(status: int) -> No
     assert slept == []
 
 
+def test_a_garbled_answer_counts_as_a_failed_attempt_not_a_crash() -> None:
+    import http.client
+
+    class Garbled(FakeSender):
+        def __call__(self, url: str, body: bytes, headers: object, timeout: float) -> int:
+            if not self.calls:
+                self.calls.append({})
+                raise http.client.BadStatusLine("HTTP/9 ???")
+            return super().__call__(url, body, headers, timeout)
+
+    record, _ = run(Garbled(200))
+    assert (record.attempts, record.last_status) == (2, 200)  # type: ignore[attr-defined]
+
+
 def test_each_attempt_is_signed_at_its_own_time() -> None:
     sender = FakeSender(500, 200)
     clock = VirtualClock()
