@@ -257,15 +257,29 @@ def openapi_document() -> Response:
     return _json(openapi.document(), 200)
 
 
-# Unknown paths: without these `chalice local` answers its own 403 before the app sees the request (a
-# greedy `{proxy+}` is not matched locally). On AWS, API Gateway's gateway responses cover deeper paths.
+# Wrong methods and unknown paths answer problem documents from the app itself, so that API Gateway (which
+# answers both with its own 403 "Missing Authentication Token") and `chalice local` (which answers an unknown
+# path itself, and matches no greedy `{proxy+}`) behave alike. Deeper unknown paths fall to API Gateway's
+# gateway responses (infra/template.json), also problem documents.
 _ANY = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"]
+_ALLOWED = {path: ", ".join(sorted(entries)) for path, entries in app.routes.items()}
+
+
+def _method_not_allowed(**_: str) -> Response:
+    allowed = _ALLOWED[_request().path]
+    detail = f"{_request().method} is not allowed here; allowed: {allowed}"
+    return problems.problem_response(405, detail=detail, headers={"Allow": allowed})
 
 
 def _no_such_route(**_: str) -> Response:
     return problems.problem_response(404, detail=f"no route {_request().context.get('path', '')!r}")
 
 
+for _index, (_path, _allowed) in enumerate(sorted(_ALLOWED.items())):
+    _missing = [method for method in _ANY if method not in _allowed.split(", ")]
+    app.route(_path, methods=_missing, content_types=["*/*"], name=f"method_not_allowed_{_index}")(
+        _method_not_allowed
+    )
 for _depth in range(1, 7):
     _path = "".join(f"/{{p{i}}}" for i in range(_depth))
     app.route(_path, methods=_ANY, content_types=["*/*"], name=f"no_such_route_{_depth}")(_no_such_route)
