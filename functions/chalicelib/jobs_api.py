@@ -125,25 +125,52 @@ def submit_job(
             ) from None
         if existing.is_expired(clock.now()):
             raise JobGone("the job this Idempotency-Key created has expired; use a new key") from None
+        if existing.status is JobStatus.QUEUED:
+            # Maybe the first request stored the job and died before starting it. Starting again is safe:
+            # Step Functions answers a start with a running execution's name and input with that execution.
+            _start_execution(
+                existing,
+                request.execution_input(job_id),
+                sfn=sfn,
+                store=store,
+                clock=clock,
+                settings=settings,
+            )
+            existing = store.get(job_id)
         return Submitted(existing, created=False)
+    _start_execution(
+        job, request.execution_input(job_id), sfn=sfn, store=store, clock=clock, settings=settings
+    )
+    return Submitted(job, created=True)
+
+
+def _start_execution(
+    job: Job, execution_input: dict[str, Any], *, sfn: Any, store: JobStore, clock: Clock, settings: Settings
+) -> None:
+    """Start the execution named by the job id; if Step Functions refuses, mark the job FAILED."""
     try:
         sfn.start_execution(
-            stateMachineArn=settings.state_machine_arn,
-            name=job_id,
-            input=json.dumps(request.execution_input(job_id)),
+            stateMachineArn=settings.state_machine_arn, name=job.job_id, input=json.dumps(execution_input)
         )
-    except (ClientError, BotoCoreError) as exc:
-        reason = f"the job's execution did not start: {type(exc).__name__}"
-        with contextlib.suppress(IllegalTransition):
-            store.update(
-                job_id,
-                lambda current: current.transition(
-                    JobStatus.FAILED, clock.now(), error=JobError("ExecutionStartFailed", reason)
-                ),
-                current=job,
-            )
-        raise ExecutionStartFailed(reason) from exc
-    return Submitted(job, created=True)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ExecutionAlreadyExists":
+            return  # started before (and maybe finished): the job record tells the rest
+        _mark_start_failed(job, exc, store, clock)
+    except BotoCoreError as exc:
+        _mark_start_failed(job, exc, store, clock)
+
+
+def _mark_start_failed(job: Job, exc: Exception, store: JobStore, clock: Clock) -> None:
+    reason = f"the job's execution did not start: {type(exc).__name__}"
+    with contextlib.suppress(IllegalTransition):
+        store.update(
+            job.job_id,
+            lambda current: current.transition(
+                JobStatus.FAILED, clock.now(), error=JobError("ExecutionStartFailed", reason)
+            ),
+            current=job,
+        )
+    raise ExecutionStartFailed(reason) from exc
 
 
 def visible_job(job_id: str, *, owner: str, store: JobStore, clock: Clock) -> Job:

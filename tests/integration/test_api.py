@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from api_harness import Api, make_api
 
+from chalicelib import jobs_api
 from chalicelib.job import JobStatus
 
 SEED = {"provider": "simulated", "input": {"delay": 20}}
@@ -95,6 +97,22 @@ def test_idempotency_key_replays_the_same_job_and_starts_nothing(api: Api) -> No
         stateMachineArn=api.emulation.deployment.state_machine_arn
     )["executions"]
     assert [e["name"] for e in executions].count(job_id_of(first)) == 1
+
+
+def test_a_replay_starts_a_job_whose_first_request_died_before_starting_it(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with monkeypatch.context() as crashed:
+        crashed.setattr(jobs_api, "_start_execution", lambda *args, **kwargs: None)
+        first = api.post(SEED, **{"Idempotency-Key": "order-19"})
+    job_id = job_id_of(first)
+    assert api.runtime.store.get(job_id).status is JobStatus.QUEUED
+
+    again = api.post(SEED, **{"Idempotency-Key": "order-19"})
+
+    assert job_id_of(again) == job_id
+    assert api.wait_done(job_id)["status"] == "SUCCEEDED"
+    assert api.post(SEED, **{"Idempotency-Key": "order-19"}).json_body["status"] == "COMPLETE"
 
 
 def test_idempotency_key_with_another_body_is_a_422_problem(api: Api) -> None:
