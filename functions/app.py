@@ -15,9 +15,9 @@ from chalicelib import jobs_api, openapi, problems, service
 from chalicelib.bootstrap import Runtime, get_runtime
 from chalicelib.errors import JobAlreadyFinished, JobPollError
 from chalicelib.gateway import base_url, caller_identity
-from chalicelib.job import JobStatus
+from chalicelib.job import Job, JobStatus
 from chalicelib.logs import log_event
-from chalicelib.views import job_view, result_url, retry_after_seconds
+from chalicelib.views import job_url, job_view, result_url, retry_after_seconds
 
 app = Chalice(app_name="jobpoll")
 # On AWS, API Gateway verifies SigV4 signatures (IAM). `chalice local` does not: there the caller is
@@ -115,7 +115,7 @@ def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -
     )
 
 
-def _job_response(runtime: Runtime, job: Any, status: int, headers: dict[str, str] | None = None) -> Response:
+def _job_response(runtime: Runtime, job: Job, status: int, headers: dict[str, str] | None = None) -> Response:
     now = runtime.clock.now()
     base = _base()
     view = job_view(job, now, base)
@@ -183,7 +183,7 @@ def create_job() -> Response:
     )
     job = submitted.job
     log_event(app.log, "job_submitted", job_id=job.job_id, owner=owner, created=submitted.created)
-    headers = {"Location": f"{_base()}/jobs/{job.job_id}"}
+    headers = {"Location": job_url(_base(), job.job_id)}
     if not submitted.created:
         headers["Idempotent-Replayed"] = "true"
     return _job_response(runtime, job, 202, headers)
@@ -221,7 +221,7 @@ def get_job(job_id: str) -> Response:
         if job.status is JobStatus.COMPLETE:
             return _job_response(runtime, job, 303, {"Location": result_url(_base(), job.job_id)})
         return _job_response(runtime, job, 200)
-    return _job_response(runtime, job, 202, {"Location": f"{_base()}/jobs/{job.job_id}"})
+    return _job_response(runtime, job, 202, {"Location": job_url(_base(), job.job_id)})
 
 
 @app.route("/jobs/{job_id}/result", methods=["GET"], authorizer=iam)

@@ -29,7 +29,9 @@ from urllib.parse import urlsplit
 
 from .clock import Clock
 from .errors import InvalidCallbackUrl, JobPollError
-from .job import CallbackRecord
+from .job import CallbackRecord, Job
+from .settings import Settings
+from .store import JobStore
 from .views import job_view
 
 SIGNATURE_HEADER = "X-Jobpoll-Signature"
@@ -214,8 +216,8 @@ class Notifier:
     """Delivers a finished job's callback and records the outcome on the job (best effort: never raises
     for a failed delivery; the job's `callback` field tells what happened)."""
 
-    store: Any  # JobStore (not imported here: the store does not need to know about callbacks)
-    settings: Any  # Settings
+    store: JobStore
+    settings: Settings
     clock: Clock
     sleep: Callable[[float], None]
     sender: Sender = urllib_sender
@@ -230,7 +232,7 @@ class Notifier:
             allow_loopback=self.settings.local_mode,
         )
 
-    def job_finished(self, job: Any) -> Any:
+    def job_finished(self, job: Job) -> Job:
         """Deliver `job`'s callback if it has one and is finished; returns the job as stored after."""
         if job.callback_url is None or not job.status.is_terminal:
             return job
