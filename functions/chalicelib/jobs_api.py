@@ -62,9 +62,15 @@ def parse_body(raw: bytes | str | None, settings: Settings) -> Any:
     if not data.strip():
         raise InvalidRequest("the body is empty: send the job request as a JSON object")
     try:
-        return json.loads(data)
+        return json.loads(data, parse_constant=_no_constants)
+    except InvalidRequest:
+        raise
     except (ValueError, RecursionError):
         raise InvalidRequest("the body is not valid JSON") from None
+
+
+def _no_constants(name: str) -> Any:
+    raise InvalidRequest(f"the body is not valid JSON: {name} is not a JSON number")
 
 
 def _request_hash(body: Any) -> str:

@@ -6,7 +6,7 @@ import dataclasses
 import json
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from chalice.test import Client, HTTPResponse
@@ -113,3 +113,12 @@ def stop_running_executions(emulation: Emulation, timeout: float = 5.0) -> None:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.01)
+
+
+@dataclass
+class Receiver:
+    """An HTTP receiver on 127.0.0.1 that answers the queued statuses in order (then 200)."""
+
+    statuses: list[int]
+    received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+    url: str = ""

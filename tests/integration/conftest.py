@@ -2,13 +2,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import boto3
 import pytest
-from api_harness import Api, make_api
+from api_harness import Api, Receiver, make_api
 from moto import mock_aws
 
 from chalicelib.store import JobStore
@@ -40,15 +39,6 @@ def module_emulation() -> Iterator[Emulation]:
 def api(module_emulation: Emulation) -> Api:
     """The REST API in local mode with two fresh callers (alice, bob) on the module's emulation."""
     return make_api(module_emulation)
-
-
-@dataclass
-class Receiver:
-    """An HTTP receiver on 127.0.0.1 that answers the queued statuses in order (then 200)."""
-
-    statuses: list[int]
-    received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
-    url: str = ""
 
 
 @pytest.fixture

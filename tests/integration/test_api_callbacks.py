@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 
-from api_harness import Api
+from api_harness import Api, Receiver
 
 from chalicelib.callbacks import SIGNATURE_HEADER, verify_signature
-from conftest import Receiver
 
 
 def test_a_finished_job_is_posted_signed_and_retried_after_a_500(api: Api, receiver: Receiver) -> None:

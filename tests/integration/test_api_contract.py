@@ -36,6 +36,7 @@ def request(api: Api, method: str, path: str, body: bytes = b"", **headers: str)
         ("POST", "/jobs", b"{not json", {}, 400),
         ("POST", "/jobs", b"", {}, 400),
         ("POST", "/jobs", b"[1, 2]", {}, 400),
+        ("POST", "/jobs", b'{"input": {"delay": 1, "result": NaN}}', {}, 400),
         ("POST", "/jobs", b'{"input": {"delay": "soon"}}', {}, 400),
         ("POST", "/jobs", b'{"input": {"delay": 1}, "job_id": "mine"}', {}, 400),
         ("POST", "/jobs", b'{"input": {"delay": 1}, "callback_url": "http://10.0.0.8/x"}', {}, 400),

@@ -12,7 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from api_harness import Api, make_api, stop_running_executions
+from api_harness import Api, Receiver, make_api, stop_running_executions
 
 from chalicelib import jobs_api, service
 from chalicelib.bootstrap import set_runtime
@@ -20,7 +20,6 @@ from chalicelib.clock import to_iso
 from chalicelib.errors import JobAlreadyFinished
 from chalicelib.job import Job, JobStatus
 from chalicelib.store import JobStore
-from conftest import Receiver
 from jobpoll.clocks import VirtualClock
 from jobpoll.emulation import Emulation
 
