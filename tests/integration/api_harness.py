@@ -81,13 +81,13 @@ def make_api(emulation: Emulation, **settings: Any) -> Api:
     each other's jobs; tokens and the callback secret are generated here."""
     tokens = {"alice": secrets.token_urlsafe(16), "bob": secrets.token_urlsafe(16)}
     owners = {name: f"{name}-{secrets.token_hex(4)}" for name in tokens}
-    configured = dataclasses.replace(
-        emulation.settings,
-        mode="local",
-        local_tokens=tuple((token, owners[name]) for name, token in tokens.items()),
-        callback_secret=secrets.token_hex(32),
+    overrides: dict[str, Any] = {
+        "mode": "local",
+        "local_tokens": tuple((token, owners[name]) for name, token in tokens.items()),
+        "callback_secret": secrets.token_hex(32),
         **settings,
-    )
+    }
+    configured = dataclasses.replace(emulation.settings, **overrides)
     runtime = build_runtime(
         configured,
         emulation.clock,

@@ -4,10 +4,11 @@ for any generated body or id. One emulation for the module (these tests do not d
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import pytest
 from api_harness import Api, make_api
@@ -247,3 +248,26 @@ def test_json_with_a_charset_is_accepted(api: Api) -> None:
     body = json.dumps({"input": {"delay": 1}}).encode()
     response = request(api, "POST", "/jobs", body, **{"Content-Type": "application/json; charset=utf-8"})
     assert response.status_code == 202
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    status=st.none() | st.sampled_from(["RUNNING", "COMPLETE"]) | st.text(max_size=10),
+    limit=st.none() | st.integers(-5, 500).map(str) | st.text(max_size=5),
+    token=st.none()
+    | st.text(max_size=40)
+    | st.binary(max_size=30).map(lambda b: base64.urlsafe_b64encode(b).decode()),
+)
+def test_generated_list_queries_never_produce_a_5xx(
+    api: Api, status: str | None, limit: str | None, token: str | None
+) -> None:
+    query = {k: v for k, v in {"status": status, "limit": limit, "next": token}.items() if v is not None}
+    response = request(api, "GET", "/jobs?" + urlencode(query))
+    assert response.status_code in (200, 400), response.body
+
+
+def test_a_callback_is_refused_where_no_signing_secret_is_configured(module_emulation: Emulation) -> None:
+    api = make_api(module_emulation, callback_secret="")
+    response = api.post({"input": {"delay": 1}, "callback_url": "https://hooks.public.test/x"})
+    assert response.status_code == 400
+    assert "not configured" in response.json_body["detail"]
