@@ -2,7 +2,7 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test lint check
+.PHONY: demo test lint check bench
 $(PY):
 	python3 -m venv $(VENV) && $(VENV)/bin/pip install -q -e '.[dev]'
 
@@ -18,3 +18,6 @@ lint: $(PY)
 	$(VENV)/bin/mypy
 
 check: test lint
+
+bench: $(PY)
+	$(PY) benchmarks/polling_efficiency.py

@@ -5,21 +5,26 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import uuid
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
 from chalice import Chalice, IAMAuthorizer, Response
+from chalice.app import SQSEvent
 
-from chalicelib import jobs_api, openapi, problems, service
+from chalicelib import jobs_api, openapi, problems, service, worker
 from chalicelib.bootstrap import Runtime, get_runtime
-from chalicelib.errors import JobAlreadyFinished, JobPollError
+from chalicelib.errors import JobAlreadyFinished, JobPollError, LeaseHeld
 from chalicelib.gateway import base_url, caller_identity
 from chalicelib.job import Job, JobStatus
 from chalicelib.logs import log_event
+from chalicelib.settings import Settings
 from chalicelib.views import job_url, job_view, result_url, retry_after_seconds
 
 app = Chalice(app_name="jobpoll")
+# Read once at import: `chalice package` takes the queues' names from the decorators below.
+_settings = Settings.from_env()
 # On AWS, API Gateway verifies SigV4 signatures (IAM). `chalice local` does not: there the caller is
 # named by a bearer token (see chalicelib/gateway.py), accepted only when JOBPOLL_MODE=local.
 iam = IAMAuthorizer()
@@ -88,6 +93,67 @@ def record_job_failure(event: dict[str, Any], context: Any) -> dict[str, Any]:
     )
     log_event(app.log, "job_failed", logging.WARNING, **outcome)
     return outcome
+
+
+@app.lambda_function(name="AwaitNotification")
+def await_notification(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    runtime = _runtime()
+    outcome = service.await_notification(event, store=runtime.store, clock=runtime.clock)
+    log_event(app.log, "job_awaits_notification", job_id=outcome["job_id"])
+    return outcome
+
+
+@app.lambda_function(name="NotifyJob")
+def notify_job(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """A provider's notification (e.g. from an EventBridge rule on the service's completion event)."""
+    runtime = _runtime()
+    job_id, result = service.parse_notification(event)
+    outcome = service.notify_job(
+        job_id,
+        result,
+        store=runtime.store,
+        sfn=runtime.sfn,
+        clock=runtime.clock,
+        on_finished=runtime.notifier.job_finished,
+    )
+    log_event(app.log, "job_notified", **outcome)
+    return outcome
+
+
+@app.on_sqs_message(queue=_settings.work_queue_name, batch_size=1, name="RunQueuedJob")
+def run_queued_job(event: SQSEvent) -> dict[str, Any]:
+    """Queue mode: run each delivered job; a job under another worker's live lease is retried later."""
+    runtime = _runtime()
+    retry_later = []
+    for record in event:
+        message = record.to_dict()
+        job_id = worker.job_id_of(record.body)
+        try:
+            outcome = worker.run_job(
+                job_id,
+                worker_id=f"{message.get('messageId', '?')}:{uuid.uuid4().hex[:12]}",
+                store=runtime.store,
+                providers=runtime.providers,
+                clock=runtime.clock,
+                settings=runtime.settings,
+            )
+        except LeaseHeld as exc:
+            retry_later.append({"itemIdentifier": message["messageId"]})
+            outcome = f"lease-held: {exc}"
+        log_event(app.log, "job_worked", job_id=job_id, outcome=outcome)
+    return {"batchItemFailures": retry_later}
+
+
+@app.on_sqs_message(queue=_settings.dead_letter_queue_name, batch_size=1, name="FailDeadLetteredJob")
+def fail_dead_lettered_job(event: SQSEvent) -> None:
+    """A job whose message was received too often: mark it FAILED with the reason."""
+    runtime = _runtime()
+    for record in event:
+        message = record.to_dict()
+        job_id = worker.job_id_of(record.body)
+        receive_count = int(message.get("attributes", {}).get("ApproximateReceiveCount", 0))
+        outcome = worker.dead_lettered(job_id, receive_count, store=runtime.store, clock=runtime.clock)
+        log_event(app.log, "job_dead_lettered", logging.WARNING, job_id=job_id, outcome=outcome)
 
 
 # ---- The REST API -------------------------------------------------------------------------------------
@@ -180,6 +246,7 @@ def create_job() -> Response:
         clock=runtime.clock,
         settings=runtime.settings,
         resolve=runtime.resolve,
+        sqs=runtime.sqs,
     )
     job = submitted.job
     log_event(app.log, "job_submitted", job_id=job.job_id, owner=owner, created=submitted.created)

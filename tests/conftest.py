@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import time
 from collections.abc import Iterator
 
 import pytest
 
-# Before anything imports boto3: fake credentials, a fixed region, UTC, and no endpoint to a real service.
-os.environ.update(
-    {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "TZ": "UTC",
-    }
-)
-os.environ.pop("AWS_PROFILE", None)
-os.environ.pop("AWS_ENDPOINT_URL", None)
-time.tzset()
+from jobpoll.clocks import VirtualClock
+from jobpoll.emulation import Emulation, isolate_from_aws
 
-from jobpoll.clocks import VirtualClock  # noqa: E402
-from jobpoll.emulation import Emulation  # noqa: E402
+# Before any boto3 client exists: fake credentials, a fixed region, UTC, no endpoint to a real service.
+isolate_from_aws()
 
 
 @pytest.fixture

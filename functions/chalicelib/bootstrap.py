@@ -9,14 +9,16 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
 from .callbacks import Notifier, Resolver, Sender, system_resolver, urllib_sender
 from .clock import Clock, SystemClock
-from .providers import Provider
+from .providers import AnyProvider
 from .providers.simulated import SimulatedProvider
+from .providers.simulated_engine import SimulatedEngine
+from .providers.streaming import SimulatedStreamingProvider
 from .settings import Settings
 from .store import JobStore
 
@@ -26,24 +28,13 @@ class Runtime:
     settings: Settings
     clock: Clock
     store: JobStore
-    providers: Mapping[str, Provider]
-    # Built on first use (only the API needs it): see `sfn`.
-    sfn_client: Any = None
+    providers: Mapping[str, AnyProvider]
+    sfn: Any
+    sqs: Any
     # How callbacks wait between tries, send, and resolve hosts (tests put fakes or virtual time here).
     sleep: Callable[[float], None] = time.sleep
     sender: Sender = urllib_sender
     resolve: Resolver = system_resolver
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
-
-    @cached_property
-    def sfn(self) -> Any:
-        """The Step Functions client: the one given, else boto3's default, built once on first use."""
-        with self._lock:
-            if self.sfn_client is not None:
-                return self.sfn_client
-            import boto3
-
-            return boto3.client("stepfunctions")
 
     @cached_property
     def notifier(self) -> Notifier:
@@ -61,21 +52,31 @@ def build_runtime(
     settings: Settings | None = None,
     clock: Clock | None = None,
     dynamodb: Any = None,
+    sfn: Any = None,
+    sqs: Any = None,
     **parts: Any,
 ) -> Runtime:
     """A runtime from the given parts; missing ones come from the environment and boto3's defaults."""
     settings = settings or Settings.from_env()
     clock = clock or SystemClock()
-    if dynamodb is None:
+    if dynamodb is None or sfn is None or sqs is None:
         import boto3
 
-        dynamodb = boto3.client("dynamodb")
-    providers: dict[str, Provider] = {"simulated": SimulatedProvider(clock)}
+        dynamodb = dynamodb or boto3.client("dynamodb")
+        sfn = sfn or boto3.client("stepfunctions")
+        sqs = sqs or boto3.client("sqs")
+    providers: dict[str, AnyProvider] = {
+        "simulated": SimulatedProvider(clock),
+        "simulated-engine": SimulatedEngine(clock),
+        "simulated-stream": SimulatedStreamingProvider(clock),
+    }
     return Runtime(
         settings=settings,
         clock=clock,
         store=JobStore(settings.table_name, dynamodb),
         providers=providers,
+        sfn=sfn,
+        sqs=sqs,
         sleep=parts.pop("sleep", None) or getattr(clock, "sleep", None) or time.sleep,
         **parts,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -11,12 +12,19 @@ class Clock(Protocol):
         """The current time, timezone-aware UTC."""
         ...
 
+    def sleep(self, seconds: float) -> None:
+        """Let `seconds` pass (work that paces itself, like a streaming worker)."""
+        ...
+
 
 class SystemClock:
     """Wall-clock time in UTC."""
 
     def now(self) -> datetime:
         return datetime.now(UTC)
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
 
 
 def to_iso(moment: datetime) -> str:

@@ -91,3 +91,23 @@ class InvalidCallbackUrl(InvalidJobInput):
 
 class ExecutionStartFailed(JobPollError):
     """Step Functions did not start the job's execution; the job was marked FAILED."""
+
+
+class DeadlineExceeded(JobPollError):
+    """The job was still running at its overall deadline."""
+
+
+class MalformedEngineMessage(JobPollError):
+    """An engine answered something that is not a valid result or schedule_poll_task message."""
+
+
+class JobCanceled(JobPollError):
+    """The job was canceled while a worker ran it: the worker stops."""
+
+
+class LeaseHeld(JobPollError):
+    """Another worker holds a live lease on the job: this delivery does no work (and is retried later)."""
+
+
+class LeaseLost(JobPollError):
+    """The worker's lease on the job expired and another worker took it over: this one stops."""

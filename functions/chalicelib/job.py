@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -66,15 +66,53 @@ class JobError:
         return cls(code=str(data["code"]), message=str(data["message"]))
 
 
+class PollMode(StrEnum):
+    FIXED = "fixed"  # every wait is `wait_seconds` (the seed's behaviour)
+    ADAPTIVE = "adaptive"  # the provider's hint, else capped exponential backoff with full jitter
+
+
 @dataclass(frozen=True)
 class PollSettings:
-    """How a job is polled: seconds between polls and how many polls at most."""
+    """How a job is polled: the wait before each poll, how many polls, and the overall deadline."""
 
     wait_seconds: int
     max_tries: int
+    mode: PollMode = PollMode.FIXED
+    max_wait_seconds: int = 300
+    deadline_seconds: int = 24 * 3600
+    # Polls one execution makes before the loop continues in a new execution (history stays small).
+    continue_after: int = 1000
+    # Wait for the provider's notification (a task token) first; poll only when none comes in time.
+    notify: bool = False
+    notify_timeout_seconds: int = 3600
+    heartbeat_seconds: int | None = None
 
-    def to_dict(self) -> dict[str, int]:
-        return {"wait_seconds": self.wait_seconds, "max_tries": self.max_tries}
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "wait_seconds": self.wait_seconds,
+            "max_tries": self.max_tries,
+            "mode": self.mode.value,
+            "max_wait_seconds": self.max_wait_seconds,
+            "deadline_seconds": self.deadline_seconds,
+            "continue_after": self.continue_after,
+            "notify": self.notify,
+            "notify_timeout_seconds": self.notify_timeout_seconds,
+            "heartbeat_seconds": self.heartbeat_seconds,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PollSettings:
+        return cls(
+            wait_seconds=int(data["wait_seconds"]),
+            max_tries=int(data["max_tries"]),
+            mode=PollMode(data.get("mode", PollMode.FIXED.value)),
+            max_wait_seconds=int(data.get("max_wait_seconds", cls.max_wait_seconds)),
+            deadline_seconds=int(data.get("deadline_seconds", cls.deadline_seconds)),
+            continue_after=int(data.get("continue_after", cls.continue_after)),
+            notify=bool(data.get("notify", False)),
+            notify_timeout_seconds=int(data.get("notify_timeout_seconds", cls.notify_timeout_seconds)),
+            heartbeat_seconds=data.get("heartbeat_seconds"),
+        )
 
 
 @dataclass(frozen=True)
@@ -123,6 +161,18 @@ class Job:
     error: JobError | None = None
     next_poll_at: datetime | None = None
     execution_arn: str | None = None
+    # Engine providers: the original task's id, which the final result message must reference.
+    task_id: str | None = None
+    # The task token of the execution waiting for the provider's notification, once it waits.
+    notify_token: str | None = None
+    # Queue mode: which worker holds the job, until when (renewed by each report), and its latest output.
+    lease_owner: str | None = None
+    lease_expires_at: datetime | None = None
+    partial_output: str | None = None
+    # How many executions the poll loop has continued into (0: still the first).
+    generation: int = 0
+    # Things worth telling the job's owner about how it was polled (e.g. a schedule clamped to the deadline).
+    notes: tuple[str, ...] = ()
     version: int = 0
     # Set by the API: where to POST the finished job, and what the deliveries did.
     callback_url: str | None = None
@@ -131,6 +181,10 @@ class Job:
     request_hash: str | None = None
     # When the owner deleted the finished job's result.
     result_deleted_at: datetime | None = None
+
+    @property
+    def deadline(self) -> datetime:
+        return self.created_at + timedelta(seconds=self.poll.deadline_seconds)
 
     def transition(self, target: JobStatus, now: datetime, **changes: Any) -> Job:
         """A copy of the job in status `target`; raises IllegalTransition where the model forbids it."""
@@ -149,3 +203,7 @@ class Job:
     def is_expired(self, now: datetime) -> bool:
         """Past its expiry time: gone for clients even before DynamoDB's TTL deletes the item."""
         return self.expires_at <= now
+
+    def with_note(self, note: str, keep: int = 20) -> tuple[str, ...]:
+        """The job's notes with `note` added (the newest `keep` only)."""
+        return (*self.notes, note)[-keep:]

@@ -36,10 +36,11 @@ from .errors import (
     ProviderError,
 )
 from .job import Job, JobError, JobStatus
-from .providers import Provider, get_provider
-from .service import JOB_ID_PATTERN, new_job, parse_job_request
+from .providers import Engine, WorkerProvider
+from .service import JOB_ID_PATTERN, Providers, new_job, parse_job_request
 from .settings import Settings
 from .store import JobStore
+from .worker import work_message
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
@@ -100,13 +101,15 @@ def submit_job(
     owner: str,
     idempotency_key: str | None,
     store: JobStore,
-    providers: Mapping[str, Provider],
+    providers: Providers,
     sfn: Any,
     clock: Clock,
     settings: Settings,
     resolve: Resolver,
+    sqs: Any = None,
 ) -> Submitted:
-    """Validate, store the job (QUEUED) and only then start its execution, named by the job id."""
+    """Validate, store the job (QUEUED) and only then start it: an execution named by the job id, or, for
+    a queue-mode provider, a message on the work queue."""
     if isinstance(body, dict) and "job_id" in body:
         raise InvalidJobInput("'job_id' is assigned by the server")
     request = parse_job_request(body, providers, settings)
@@ -131,7 +134,7 @@ def submit_job(
             ) from None
         if existing.is_expired(clock.now()):
             raise JobGone("the job this Idempotency-Key created has expired; use a new key") from None
-        if existing.status is JobStatus.QUEUED:
+        if existing.status is JobStatus.QUEUED and not _runs_on_queue(request.provider, providers):
             # Maybe the first request stored the job and died before starting it. Starting again is safe:
             # Step Functions answers a start with a running execution's name and input with that execution.
             _start_execution(
@@ -144,10 +147,27 @@ def submit_job(
             )
             existing = store.get(job_id)
         return Submitted(existing, created=False)
-    _start_execution(
-        job, request.execution_input(job_id), sfn=sfn, store=store, clock=clock, settings=settings
-    )
+    if _runs_on_queue(request.provider, providers):
+        _enqueue(job, sqs=sqs, store=store, clock=clock, settings=settings)
+    else:
+        _start_execution(
+            job, request.execution_input(job_id), sfn=sfn, store=store, clock=clock, settings=settings
+        )
     return Submitted(job, created=True)
+
+
+def _runs_on_queue(provider: str, providers: Providers) -> bool:
+    return isinstance(providers.get(provider), WorkerProvider)
+
+
+def _enqueue(job: Job, *, sqs: Any, store: JobStore, clock: Clock, settings: Settings) -> None:
+    """Queue mode: a worker takes the job from the work queue (see worker.py)."""
+    try:
+        if not settings.work_queue_url:
+            raise InvalidJobInput("queue mode is not configured here (no work queue)")
+        sqs.send_message(QueueUrl=settings.work_queue_url, MessageBody=work_message(job.job_id))
+    except (ClientError, BotoCoreError, InvalidJobInput) as exc:
+        _mark_start_failed(job, exc, store, clock)
 
 
 def _start_execution(
@@ -167,7 +187,7 @@ def _start_execution(
 
 
 def _mark_start_failed(job: Job, exc: Exception, store: JobStore, clock: Clock) -> None:
-    reason = f"the job's execution did not start: {type(exc).__name__}"
+    reason = f"the job did not start: {type(exc).__name__}: {exc}"[:300]
     with contextlib.suppress(IllegalTransition):
         store.update(
             job.job_id,
@@ -214,7 +234,7 @@ def delete_job(
     *,
     owner: str,
     store: JobStore,
-    providers: Mapping[str, Provider],
+    providers: Providers,
     sfn: Any,
     clock: Clock,
     settings: Settings,
@@ -245,9 +265,10 @@ def delete_job(
             f"job {job_id} finished ({winner.status.value}) before it could be canceled", job=winner
         ) from None
     _stop_execution(job, sfn, settings)
-    if job.work_id is not None:
-        with contextlib.suppress(ProviderError, InvalidJobInput):
-            get_provider(providers, job.provider).cancel(job.work_id)
+    provider = providers.get(job.provider)
+    if job.work_id is not None and provider is not None and not isinstance(provider, Engine | WorkerProvider):
+        with contextlib.suppress(ProviderError):
+            provider.cancel(job.work_id)
     if on_finished is not None:
         job = on_finished(job) or job
     return Deleted(job, canceled=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .job import JobStatus
+from .job import JobStatus, PollMode
 from .jobs_api import DEFAULT_PAGE_SIZE, MAX_IDEMPOTENCY_KEY_LENGTH, MAX_PAGE_SIZE
 from .problems import PROBLEM_CONTENT_TYPE
 
@@ -108,6 +108,8 @@ SCHEMAS: dict[str, Any] = {
             "result_available": {"type": "boolean"},
             "result_deleted_at": _NULLABLE_TIME,
             "callback": {"oneOf": [_ref("Callback"), {"type": "null"}]},
+            "partial_output": {"type": ["string", "null"], "description": "Queue mode: the output so far"},
+            "notes": {"type": "array", "items": {"type": "string"}},
             "links": {
                 "type": "object",
                 "required": ["self"],
@@ -130,6 +132,13 @@ SCHEMAS: dict[str, Any] = {
             },
             "wait_seconds": {"type": "integer", "minimum": 1},
             "max_tries": {"type": "integer", "minimum": 1},
+            "poll_mode": {"type": "string", "enum": [mode.value for mode in PollMode]},
+            "max_wait_seconds": {"type": "integer", "minimum": 1},
+            "deadline_seconds": {"type": "integer", "minimum": 1},
+            "continue_after": {"type": "integer", "minimum": 1},
+            "notify": {"type": "boolean"},
+            "notify_timeout_seconds": {"type": "integer", "minimum": 1},
+            "heartbeat_seconds": {"type": ["integer", "null"], "minimum": 1},
             "callback_url": {"type": "string", "format": "uri", "maxLength": 2048},
         },
     },

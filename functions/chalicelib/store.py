@@ -43,8 +43,8 @@ def _to_item(job: Job) -> dict[str, Any]:
         "provider": {"S": job.provider},
         "owner": {"S": job.owner},
         "request": {"S": json.dumps(job.request, separators=(",", ":"))},
-        "wait_seconds": {"N": str(job.poll.wait_seconds)},
-        "max_tries": {"N": str(job.poll.max_tries)},
+        "poll": {"S": json.dumps(job.poll.to_dict(), separators=(",", ":"))},
+        "generation": {"N": str(job.generation)},
         "try_count": {"N": str(job.try_count)},
         "progress": {"N": repr(float(job.progress))},
         "created_at": {"S": to_iso(job.created_at)},
@@ -71,6 +71,18 @@ def _to_item(job: Job) -> dict[str, Any]:
         item["request_hash"] = {"S": job.request_hash}
     if job.result_deleted_at is not None:
         item["result_deleted_at"] = {"S": to_iso(job.result_deleted_at)}
+    if job.task_id is not None:
+        item["task_id"] = {"S": job.task_id}
+    if job.notify_token is not None:
+        item["notify_token"] = {"S": job.notify_token}
+    if job.lease_owner is not None:
+        item["lease_owner"] = {"S": job.lease_owner}
+    if job.lease_expires_at is not None:
+        item["lease_expires_at"] = {"S": to_iso(job.lease_expires_at)}
+    if job.partial_output is not None:
+        item["partial_output"] = {"S": job.partial_output}
+    if job.notes:
+        item["notes"] = {"L": [{"S": note} for note in job.notes]}
     return item
 
 
@@ -89,7 +101,14 @@ def _from_item(item: dict[str, Any]) -> Job:
         provider=item["provider"]["S"],
         owner=item["owner"]["S"],
         request=json.loads(item["request"]["S"]),
-        poll=PollSettings(wait_seconds=int(item["wait_seconds"]["N"]), max_tries=int(item["max_tries"]["N"])),
+        poll=PollSettings.from_dict(json.loads(item["poll"]["S"])),
+        generation=int(item["generation"]["N"]),
+        task_id=text("task_id"),
+        notify_token=text("notify_token"),
+        lease_owner=text("lease_owner"),
+        lease_expires_at=from_iso(lease) if (lease := text("lease_expires_at")) else None,
+        partial_output=text("partial_output"),
+        notes=tuple(note["S"] for note in item.get("notes", {}).get("L", [])),
         try_count=int(item["try_count"]["N"]),
         progress=float(item["progress"]["N"]),
         created_at=from_iso(item["created_at"]["S"]),

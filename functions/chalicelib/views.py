@@ -47,6 +47,9 @@ def job_view(job: Job, now: datetime, base_url: str | None = None) -> dict[str, 
         "result_available": result_available(job),
         "result_deleted_at": _iso(job.result_deleted_at),
         "callback": None,
+        # Queue mode: the latest part of the output while the worker runs.
+        "partial_output": job.partial_output,
+        "notes": list(job.notes),
     }
     if job.callback_url is not None:
         record = job.callback.to_dict() if job.callback is not None else {}

@@ -13,6 +13,8 @@ from datetime import UTC, datetime, timedelta
 
 # How often a blocked wait looks at its stop condition, in real seconds.
 _CHECK_INTERVAL = 0.01
+# Before an auto-advancing clock jumps past a wait for an event, the event gets this long (real seconds).
+_AUTO_ADVANCE_GRACE = 0.05
 EPOCH_START = datetime(2026, 1, 1, tzinfo=UTC)
 
 
@@ -81,12 +83,43 @@ class VirtualClock:
     def sleep(self, seconds: float) -> None:
         self.wait(seconds)
 
+    def wait_for(
+        self,
+        event: threading.Event,
+        seconds: float | None,
+        still_running: Callable[[], bool] = _never_stopped,
+    ) -> bool:
+        """Wait for `event` up to `seconds` of virtual time; True if it was set.
 
-def _real_wait(seconds: float, interrupt: threading.Event | None, still_running: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + seconds
+        Auto-advancing, the clock first gives the event a short real grace period (whatever is about to
+        set it, a test or another thread, gets to run), then jumps to the end of the wait.
+        """
+        if event.is_set():
+            return True
+        if seconds is None:
+            seconds = 365 * 24 * 3600.0
+        if self.auto_advance:
+            if self.pace:
+                _real_wait(seconds / self.pace, event, lambda: still_running() and not event.is_set())
+            elif event.wait(_AUTO_ADVANCE_GRACE):
+                return True
+            if not event.is_set() and still_running():
+                self.advance(seconds)
+            return event.is_set()
+        with self._changed:
+            deadline = self._now + timedelta(seconds=seconds)
+            while self._now < deadline and still_running() and not event.is_set():
+                self._changed.wait(_CHECK_INTERVAL)
+        return event.is_set()
+
+
+def _real_wait(
+    seconds: float | None, interrupt: threading.Event | None, still_running: Callable[[], bool]
+) -> None:
+    deadline = None if seconds is None else time.monotonic() + seconds
     event = interrupt or threading.Event()
     while still_running():
-        left = deadline - time.monotonic()
+        left = 0.25 if deadline is None else deadline - time.monotonic()
         if left <= 0:
             return
         event.wait(min(left, 0.25))
@@ -115,3 +148,14 @@ class ScaledClock:
 
     def sleep(self, seconds: float) -> None:
         self.wait(seconds)
+
+    def wait_for(
+        self,
+        event: threading.Event,
+        seconds: float | None,
+        still_running: Callable[[], bool] = _never_stopped,
+    ) -> bool:
+        """Wait for `event` up to `seconds` of scaled time; True if it was set."""
+        limit = None if seconds is None else seconds / self.speed
+        _real_wait(limit, event, lambda: still_running() and not event.is_set())
+        return event.is_set()

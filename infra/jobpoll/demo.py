@@ -10,12 +10,11 @@ import argparse
 import logging
 import os
 import sys
-import time
 from datetime import UTC, datetime
 from typing import Any
 
 from .clocks import VirtualClock
-from .emulation import Emulation
+from .emulation import Emulation, isolate_from_aws
 from .moto_patches import Invocation
 
 SCENARIOS: list[tuple[str, dict[str, Any], str]] = [
@@ -54,10 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.speed <= 0:
         parser.error("--speed must be positive")
 
-    os.environ.setdefault("TZ", "UTC")
-    time.tzset()
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        os.environ.setdefault(name, "emulated")
+    isolate_from_aws()
     os.environ.setdefault("JOBPOLL_LOG_LEVEL", "ERROR")  # the app's JSON logs would drown the story
     logging.getLogger("moto").setLevel(logging.CRITICAL)
 

@@ -8,9 +8,11 @@ moto and at the emulation clock. Tests, the demo and benchmarks drive the same c
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 import io
 import json
+import os
 import time
 import zipfile
 from collections.abc import Callable
@@ -24,6 +26,7 @@ from .clocks import VirtualClock
 from .definition import function_arn_placeholder, render, table_properties
 from .moto_patches import EmulationClock, FaultPlan, Invocation, emulation_patches
 from .paths import ensure_functions_importable
+from .queues import Mapping, QueueDelivery
 
 MOTO_CONFIG = {
     "stepfunctions": {"execute_state_machine": True},
@@ -43,6 +46,45 @@ _ASSUME_ROLE = {
 }
 
 
+@functools.cache
+def _shared_session() -> boto3.session.Session:
+    # One session for every emulation (made on first use, after the environment is set): its loaders
+    # cache the service models, so clients are quick to make.
+    return boto3.session.Session()
+
+
+def isolate_from_aws() -> None:
+    """Point this process at nothing real: fake credentials, a fixed region, no endpoint, UTC.
+
+    For processes that run the in-process emulation (tests, the demo, benchmarks); call before the first
+    boto3 client is made.
+    """
+    os.environ.update(
+        {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_SESSION_TOKEN": "testing",
+            "AWS_DEFAULT_REGION": REGION,
+            "TZ": "UTC",
+        }
+    )
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
+        os.environ.pop(name, None)
+    time.tzset()
+
+
+def _create_function(lambda_client: Any, function_name: str, handler: str, role_arn: str, code: bytes) -> str:
+    return str(
+        lambda_client.create_function(
+            FunctionName=function_name,
+            Runtime="python3.12",
+            Role=role_arn,
+            Handler=handler,
+            Code={"ZipFile": code},
+        )["FunctionArn"]
+    )
+
+
 def resolve_handler(handler: str) -> Callable[[Any, Any], Any]:
     """`app.start_job` -> the callable Lambda would run for that Handler setting."""
     ensure_functions_importable()
@@ -57,6 +99,17 @@ def chalice_lambda_functions() -> dict[str, str]:
     return {fn.name: fn.handler_string for fn in app.pure_lambda_functions}
 
 
+def chalice_queue_handlers() -> dict[str, tuple[str, str, int]]:
+    """The project's `@app.on_sqs_message`s: name -> (handler string, queue name, batch size)."""
+    ensure_functions_importable()
+    app = importlib.import_module("app").app
+    return {
+        source.name: (source.handler_string, source.queue, source.batch_size)
+        for source in app.event_sources
+        if hasattr(source, "queue") and hasattr(source, "batch_size")
+    }
+
+
 def _placeholder_zip() -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
@@ -69,10 +122,22 @@ class Deployment:
     table_name: str
     state_machine_arn: str
     function_arns: dict[str, str] = field(default_factory=dict)
+    # Queue mode: queue name -> (url, arn), and the event source mappings to emulate.
+    queues: dict[str, tuple[str, str]] = field(default_factory=dict)
+    mappings: list[Mapping] = field(default_factory=list)
+
+    def queue_url(self, name: str) -> str:
+        return self.queues[name][0]
 
 
-def deploy(clients: Callable[[str], Any], app_name: str = "jobpoll", stage: str = "dev") -> Deployment:
-    """Create the table, the functions and the state machine through the AWS API (moto's here)."""
+def deploy(
+    clients: Callable[[str], Any],
+    app_name: str = "jobpoll",
+    stage: str = "dev",
+    lease_seconds: int = 60,
+    max_receive_count: int = 3,
+) -> Deployment:
+    """Create the table, the functions, the state machine and the queues through the AWS API (moto's)."""
     prefix = f"{app_name}-{stage}"
     role_arn = clients("iam").create_role(
         RoleName=f"{prefix}-emulated", AssumeRolePolicyDocument=json.dumps(_ASSUME_ROLE)
@@ -91,34 +156,89 @@ def deploy(clients: Callable[[str], Any], app_name: str = "jobpoll", stage: str 
     code = _placeholder_zip()
     function_arns = {}
     for name, handler in chalice_lambda_functions().items():
-        function_arns[name] = lambda_client.create_function(
-            FunctionName=f"{prefix}-{name}",
-            Runtime="python3.12",
-            Role=role_arn,
-            Handler=handler,
-            Code={"ZipFile": code},
-        )["FunctionArn"]
+        function_arns[name] = _create_function(lambda_client, f"{prefix}-{name}", handler, role_arn, code)
 
     definition = render({function_arn_placeholder(n): arn for n, arn in function_arns.items()})
     state_machine_arn = clients("stepfunctions").create_state_machine(
         name=f"{prefix}-poller", definition=definition, roleArn=role_arn
     )["stateMachineArn"]
-    return Deployment(table_name, state_machine_arn, function_arns)
+    deployment = Deployment(table_name, state_machine_arn, function_arns)
+    _deploy_queues(clients, deployment, prefix, role_arn, code, lease_seconds, max_receive_count)
+    return deployment
+
+
+def _deploy_queues(
+    clients: Callable[[str], Any],
+    deployment: Deployment,
+    prefix: str,
+    role_arn: str,
+    code: bytes,
+    lease_seconds: int,
+    max_receive_count: int,
+) -> None:
+    """The work queue and its dead-letter queue, and a function per `@app.on_sqs_message`."""
+    from chalicelib.settings import Settings
+
+    sqs = clients("sqs")
+    settings = Settings.from_env()
+
+    def create(name: str, **attributes: str) -> tuple[str, str]:
+        url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        deployment.queues[name] = (url, arn)
+        return url, arn
+
+    _, dlq_arn = create(settings.dead_letter_queue_name)
+    redrive = {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive_count}
+    # Longer than the lease, so a redelivery finds a dead worker's lease lapsed.
+    create(
+        settings.work_queue_name,
+        VisibilityTimeout=str(lease_seconds + 30),
+        RedrivePolicy=json.dumps(redrive),
+    )
+    lambda_client = clients("lambda")
+    for name, (handler, queue, batch_size) in chalice_queue_handlers().items():
+        arn = _create_function(lambda_client, f"{prefix}-{name}", handler, role_arn, code)
+        deployment.function_arns[name] = arn
+        queue_url, queue_arn = deployment.queues[queue]
+        deployment.mappings.append(Mapping(queue_url, queue_arn, arn, batch_size))
+
+
+def continued_in(described: dict[str, Any]) -> str | None:
+    """The execution a finished poll loop continued in (ContinueAsNewExecution), if any."""
+    if described.get("status") != "SUCCEEDED" or not described.get("output"):
+        return None
+    output = json.loads(described["output"])
+    follow = output.get("continued_in") if isinstance(output, dict) else None
+    return str(follow["execution_arn"]) if isinstance(follow, dict) else None
 
 
 class Emulation:
     """moto in-process, executing the poller with the real handlers on `clock` (virtual by default)."""
 
-    def __init__(self, clock: EmulationClock | None = None, region: str = REGION) -> None:
+    def __init__(
+        self,
+        clock: EmulationClock | None = None,
+        region: str = REGION,
+        queue_delivery: bool = False,
+        lease_seconds: int = 60,
+    ) -> None:
         self.clock: EmulationClock = clock or VirtualClock()
         self.region = region
+        self.lease_seconds = lease_seconds
+        self.queue_delivery: QueueDelivery | None = None
+        self._deliver_queues = queue_delivery
         self.invocations: list[Invocation] = []
         self.listeners: list[Callable[[Invocation], None]] = [self.invocations.append]
         self.faults = FaultPlan()
+        self._clients: dict[str, Any] = {}
         self._stack = ExitStack()
 
     def client(self, service: str) -> Any:
-        return boto3.client(service, region_name=self.region)
+        """A client of moto's `service`, one per emulation (clients are thread-safe)."""
+        if service not in self._clients:
+            self._clients[service] = _shared_session().client(service, region_name=self.region)
+        return self._clients[service]
 
     def __enter__(self) -> Emulation:
         from moto import mock_aws
@@ -132,15 +252,29 @@ class Emulation:
             self._stack.enter_context(
                 emulation_patches(self.clock, resolve_handler, self.faults, self.listeners)
             )
-            self.deployment = deploy(self.client)
+            self.deployment = deploy(self.client, lease_seconds=self.lease_seconds)
+            base = Settings.from_env()
             self.settings = dataclasses.replace(
-                Settings.from_env(),
+                base,
                 table_name=self.deployment.table_name,
                 state_machine_arn=self.deployment.state_machine_arn,
+                work_queue_url=self.deployment.queue_url(base.work_queue_name),
+                lease_seconds=self.lease_seconds,
             )
-            self.runtime = build_runtime(self.settings, self.clock, self.client("dynamodb"))
+            self.runtime = build_runtime(
+                self.settings,
+                self.clock,
+                self.client("dynamodb"),
+                self.client("stepfunctions"),
+                self.client("sqs"),
+            )
             set_runtime(self.runtime)
             self._stack.callback(set_runtime, None)
+            if self._deliver_queues:
+                self.queue_delivery = QueueDelivery(
+                    self.client, self.deployment.mappings, self.clock, self.region
+                ).start()
+                self._stack.callback(self.queue_delivery.stop)
             self.sfn = self.client("stepfunctions")
         except BaseException:
             self._stack.close()
@@ -177,6 +311,21 @@ class Emulation:
     def run(self, execution_input: Any, name: str | None = None, timeout: float = 30.0) -> dict[str, Any]:
         """Start an execution and wait for its end."""
         return self.wait(self.start(execution_input, name), timeout)
+
+    def wait_for_chain(self, execution_arn: str, timeout: float = 30.0) -> list[dict[str, Any]]:
+        """Wait for an execution and every execution it continued in; returns each one's description."""
+        chain = [self.wait(execution_arn, timeout)]
+        while (next_arn := continued_in(chain[-1])) is not None:
+            chain.append(self.wait(next_arn, timeout))
+        return chain
+
+    def add_provider(self, provider: Any) -> None:
+        """Register another provider (or engine) with the handlers' runtime, under `provider.name`."""
+        from chalicelib.bootstrap import set_runtime
+
+        providers = {**self.runtime.providers, provider.name: provider}
+        self.runtime = dataclasses.replace(self.runtime, providers=providers)
+        set_runtime(self.runtime)
 
     def history(self, execution_arn: str) -> list[dict[str, Any]]:
         paginator = self.sfn.get_paginator("get_execution_history")

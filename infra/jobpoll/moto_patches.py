@@ -8,7 +8,14 @@ Why each exists:
 - Time: Wait states wait on `env.program_state_event` for real seconds and compare `TimestampPath` times
   with local wall time; Retry intervals call `time.sleep` in the retrier module. All three go to one
   emulation clock instead, so tests run on virtual time and `--speed` compresses real time. A StopExecution
-  still interrupts a wait (the wait checks `env.is_running()`).
+  still interrupts a wait (the wait checks `env.is_running()`). Task-token waits (`.waitForTaskToken`:
+  the TimeoutSeconds of the callback and its HeartbeatSeconds) wait on the same clock.
+- Step Functions integration: moto 5.2 passes `arn:aws:states:::states:startExecution` parameters to boto3
+  in ASL's casing (`StateMachineArn`), which botocore cannot serialise (`stateMachineArn`), and returns
+  boto3's casing (`executionArn`) where AWS answers `ExecutionArn`; we translate both ways, as AWS does, so a
+  poll loop can continue in a new execution.
+- SQS: visibility timeouts, delays and timestamps follow the emulation clock (moto reads wall time), so a
+  worker that dies mid-job is taken over once its message's visibility timeout passes on that clock.
 - Speed: moto's interpreter builds a new JSONPath parser (PLY tables) for every path it evaluates and a new
   boto3 Lambda client for every Task; both are cached here (same results, ~2x faster executions), so an hour
   of polling runs in well under a second.
@@ -26,6 +33,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC
 from typing import Any, Protocol
 from unittest import mock
 
@@ -33,14 +41,19 @@ from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.core.exceptions import JsonRESTError
 from moto.core.models import botocore_stubber
 from moto.settings import moto_server_port
+from moto.sqs import models as sqs_models
 from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import FailureEventException
 from moto.stepfunctions.parser.asl.component.common.path import result_path
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sfn import (
+    StateTaskServiceSfn,
+)
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.timestamp import Timestamp
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import (
     WaitFunction,
 )
+from moto.stepfunctions.parser.asl.eval.callback.callback import CallbackEndpoint, HeartbeatEndpoint
 from moto.stepfunctions.parser.asl.utils import json_path
 
 SUPPORTED_MOTO = ("5.2.3", "5.3")
@@ -58,6 +71,10 @@ class EmulationClock(Protocol):
 
     def sleep(self, seconds: float) -> None: ...
 
+    def wait_for(
+        self, event: threading.Event, seconds: float | None, still_running: Callable[[], bool] = ...
+    ) -> bool: ...
+
 
 class MotoMoved(RuntimeError):
     """moto's internals are not where these patches expect them."""
@@ -71,8 +88,22 @@ _TARGETS: list[tuple[Any, str, tuple[str, ...]]] = [
         ("self", "function_name", "qualifier", "body", "headers", "response_headers"),
     ),
     (WaitFunction, "_wait_interval", ("self", "env", "wait_seconds")),
+    (CallbackEndpoint, "wait", ("self", "timeout")),
+    (HeartbeatEndpoint, "clear_and_wait", ("self",)),
     (Timestamp, "_get_wait_seconds", ("self", "env")),
     (Timestamp, "_from_timestamp_string", ("timestamp",)),
+    (
+        StateTaskServiceSfn,
+        "_normalise_parameters",
+        ("self", "parameters", "boto_service_name", "service_action_name"),
+    ),
+    (
+        StateTaskServiceSfn,
+        "_normalise_response",
+        ("self", "response", "boto_service_name", "service_action_name"),
+    ),
+    (sqs_models, "unix_time", ("dt",)),
+    (sqs_models, "unix_time_millis", ("dt",)),
     (json_path, "parse", ("path", "debug")),
     (result_path, "parse", ("string",)),
     (lambda_eval_utils, "boto_client_for", ("region", "service", "state_credentials")),
@@ -221,6 +252,36 @@ def _clocked_timestamp_seconds(clock: EmulationClock) -> Callable[..., int]:
     return _get_wait_seconds
 
 
+def _clocked_callback_wait(clock: EmulationClock) -> Callable[..., Any]:
+    def wait(self: CallbackEndpoint, timeout: float | None = None) -> Any:
+        clock.wait_for(self._notify_event, timeout)
+        return self._outcome
+
+    return wait
+
+
+def _clocked_heartbeat_wait(clock: EmulationClock) -> Callable[..., bool]:
+    # moto's own, with the wait on the emulation clock.
+    def clear_and_wait(self: HeartbeatEndpoint) -> bool:
+        with self._mutex:
+            if self._next_heartbeat_event.is_set():
+                self._next_heartbeat_event.clear()
+                return True
+        return clock.wait_for(self._next_heartbeat_event, self._heartbeat_seconds)
+
+    return clear_and_wait
+
+
+def _clocked_unix_time(clock: EmulationClock, scale: float) -> Callable[..., float]:
+    def unix_time(dt: Any = None) -> float:
+        moment = dt if dt is not None else clock.now()
+        if moment.tzinfo is None:  # moto's naive datetimes are UTC
+            moment = moment.replace(tzinfo=UTC)
+        return float(moment.timestamp() * scale)
+
+    return unix_time
+
+
 class _ClockedTime:
     """Stands in for the `time` module inside moto's retrier, so Retry intervals run on the clock."""
 
@@ -242,6 +303,45 @@ def _cached_task_client(create: Callable[..., Any]) -> Callable[..., Any]:
             return clients[key]
 
     return boto_client_for
+
+
+# ASL parameter names of states:startExecution -> boto3's.
+_SFN_START_EXECUTION_NAMES = {"StateMachineArn": "stateMachineArn", "Input": "input", "Name": "name"}
+
+
+def _sfn_parameters_in_boto_casing(original: Callable[..., None]) -> Callable[..., None]:
+    def _normalise_parameters(
+        self: StateTaskServiceSfn,
+        parameters: dict[str, Any],
+        boto_service_name: str | None = None,
+        service_action_name: str | None = None,
+    ) -> None:
+        original(self, parameters, boto_service_name, service_action_name)
+        if service_action_name is None and self._get_boto_service_action() == "start_execution":
+            for asl_name, boto_name in _SFN_START_EXECUTION_NAMES.items():
+                if asl_name in parameters:
+                    parameters[boto_name] = parameters.pop(asl_name)
+
+    return _normalise_parameters
+
+
+def _sfn_response_in_asl_casing(original: Callable[..., None]) -> Callable[..., None]:
+    def _normalise_response(
+        self: StateTaskServiceSfn,
+        response: Any,
+        boto_service_name: str | None = None,
+        service_action_name: str | None = None,
+    ) -> None:
+        original(self, response, boto_service_name, service_action_name)
+        if (
+            service_action_name is None
+            and isinstance(response, dict)
+            and self._get_boto_service_action() == "start_execution"
+        ):
+            for boto_name in [name for name in response if name[:1].islower()]:
+                response[boto_name[0].upper() + boto_name[1:]] = response.pop(boto_name)
+
+    return _normalise_response
 
 
 _installed = threading.Lock()
@@ -266,7 +366,21 @@ def emulation_patches(
             ),
             mock.patch.object(WaitFunction, "_wait_interval", _clocked_wait_interval(clock)),
             mock.patch.object(Timestamp, "_get_wait_seconds", _clocked_timestamp_seconds(clock)),
+            mock.patch.object(CallbackEndpoint, "wait", _clocked_callback_wait(clock)),
+            mock.patch.object(HeartbeatEndpoint, "clear_and_wait", _clocked_heartbeat_wait(clock)),
             mock.patch.object(retrier_decl, "time", _ClockedTime(clock)),
+            mock.patch.object(
+                StateTaskServiceSfn,
+                "_normalise_parameters",
+                _sfn_parameters_in_boto_casing(StateTaskServiceSfn._normalise_parameters),
+            ),
+            mock.patch.object(
+                StateTaskServiceSfn,
+                "_normalise_response",
+                _sfn_response_in_asl_casing(StateTaskServiceSfn._normalise_response),
+            ),
+            mock.patch.object(sqs_models, "unix_time", _clocked_unix_time(clock, 1.0)),
+            mock.patch.object(sqs_models, "unix_time_millis", _clocked_unix_time(clock, 1000.0)),
             mock.patch.object(json_path, "parse", functools.lru_cache(maxsize=4096)(json_path.parse)),
             mock.patch.object(result_path, "parse", functools.lru_cache(maxsize=4096)(result_path.parse)),
             mock.patch.object(

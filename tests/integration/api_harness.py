@@ -92,7 +92,8 @@ def make_api(emulation: Emulation, **settings: Any) -> Api:
         configured,
         emulation.clock,
         emulation.client("dynamodb"),
-        sfn_client=emulation.client("stepfunctions"),
+        sfn=emulation.client("stepfunctions"),
+        sqs=emulation.client("sqs"),
         resolve=fake_resolver,
     )
     set_runtime(runtime)  # the emulation's exit resets it

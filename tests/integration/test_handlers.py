@@ -22,6 +22,7 @@ def runtime(job_store: JobStore) -> Iterator[Runtime]:
         Settings(table_name=job_store.table_name),
         VirtualClock(auto_advance=False),
         job_store._dynamodb,
+        sfn=object(),  # these handlers never reach Step Functions
     )
     set_runtime(installed)
     yield installed
@@ -42,13 +43,14 @@ def start(client: Client, request: object, name: str = "job-1") -> dict:
 
 def test_start_job_stores_and_submits_the_job(client: Client, runtime: Runtime) -> None:
     state = start(client, {"delay": 20})
-    assert state == {
+    assert {k: state[k] for k in ("job_id", "status", "try_count", "progress", "wait_seconds")} == {
         "job_id": "job-1",
         "status": "PENDING",
-        "poll": {"wait_seconds": 10, "max_tries": 3},
         "try_count": 0,
         "progress": 0.0,
+        "wait_seconds": 10,
     }
+    assert (state["poll"]["wait_seconds"], state["poll"]["max_tries"]) == (10, 3)
     job = runtime.store.get("job-1")
     assert job.status is JobStatus.PENDING
     assert job.work_id is not None and job.execution_arn == "arn:x:job-1"
@@ -122,3 +124,36 @@ def test_a_lambda_error_cause_is_reduced_to_its_message(client: Client, runtime:
     job = runtime.store.get("job-1")
     assert job.status is JobStatus.FAILED
     assert job.error is not None and job.error.message == "disk on fire"
+
+
+class TimedOutStepFunctions:
+    """Step Functions answering as AWS does for a task token whose wait has timed out."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def send_task_success(self, **kwargs: object) -> None:
+        from botocore.exceptions import ClientError
+
+        self.calls.append("send_task_success")
+        raise ClientError({"Error": {"Code": "TaskTimedOut", "Message": "timed out"}}, "SendTaskSuccess")
+
+
+def test_a_notification_after_the_wait_timed_out_still_updates_the_job(runtime: Runtime) -> None:
+    from chalicelib import service
+    from chalicelib.providers import PollResult, WorkState
+
+    with Client(app) as client:
+        start(client, {"delay": 50, "notify": True})
+    service.await_notification(
+        {"job_id": "job-1", "task_token": "token-1"}, store=runtime.store, clock=runtime.clock
+    )
+    sfn = TimedOutStepFunctions()
+
+    outcome = service.notify_job(
+        "job-1", PollResult(WorkState.SUCCEEDED, result=7), store=runtime.store, sfn=sfn, clock=runtime.clock
+    )
+
+    assert outcome == {"job_id": "job-1", "status": "COMPLETE", "delivered": False}
+    assert sfn.calls == ["send_task_success"]
+    assert runtime.store.get("job-1").result == 7

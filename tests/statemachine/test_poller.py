@@ -31,7 +31,8 @@ def test_the_seed_job_succeeds_after_two_polls(emulation: Emulation) -> None:
     assert job.result["output"] == {"message": "simulated work done", "delay": 20}
     assert json.loads(execution["output"])["try_count"] == 2
     assert states_entered(emulation, execution["executionArn"]) == [
-        "StartJob", "Init", "Wait", "GetJobStatus", "CheckJobComplete",
+        "StartJob", "Init", "CheckJobComplete",
+        "Wait", "GetJobStatus", "CheckJobComplete",
         "Wait", "GetJobStatus", "CheckJobComplete", "JobSucceeded",
     ]  # fmt: skip
 

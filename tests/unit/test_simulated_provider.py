@@ -21,7 +21,7 @@ def test_work_completes_delay_seconds_after_submission(clock: VirtualClock) -> N
     early = provider.poll(work_id)
     assert early.state is WorkState.RUNNING
     assert early.progress == pytest.approx(0.25)
-    assert early.retry_after_seconds == pytest.approx(15)
+    assert early.retry_after_seconds is None  # no hint unless asked for
 
     clock.advance(15)
     done = provider.poll(work_id)
@@ -91,3 +91,10 @@ def test_progress_never_exceeds_one_before_completion(clock: VirtualClock) -> No
         clock.advance(timedelta(seconds=1).total_seconds())
     assert seen == sorted(seen)
     assert all(0 <= p < 1 for p in seen)
+
+
+def test_work_asked_to_report_its_eta_hints_the_time_left(clock: VirtualClock) -> None:
+    provider = SimulatedProvider(clock)
+    work_id = provider.submit(provider.validate({"delay": 20, "report_eta": True}))
+    clock.advance(5)
+    assert provider.poll(work_id).retry_after_seconds == pytest.approx(15)

@@ -5,12 +5,22 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ..errors import InvalidJobInput
-from .base import PollResult, Provider, WorkState
+from .base import Engine, PollResult, Provider, Report, WorkerProvider, WorkState
 
-__all__ = ["PollResult", "Provider", "WorkState", "get_provider"]
+__all__ = [
+    "Engine",
+    "PollResult",
+    "Provider",
+    "Report",
+    "WorkState",
+    "WorkerProvider",
+    "get_provider",
+]
+
+AnyProvider = Provider | Engine | WorkerProvider
 
 
-def get_provider(providers: Mapping[str, Provider], name: str) -> Provider:
+def get_provider(providers: Mapping[str, AnyProvider], name: str) -> AnyProvider:
     """The provider registered under `name`; raises InvalidJobInput naming the known ones."""
     try:
         return providers[name]

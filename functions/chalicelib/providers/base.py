@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from ..job import JobError
 
@@ -45,4 +46,40 @@ class Provider(Protocol):
 
     def cancel(self, work_id: str) -> None:
         """Ask the provider to stop the work (best effort, idempotent)."""
+        ...
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """A provider written as an engine: one function answers every task (see `engine.py`)."""
+
+    name: str
+
+    def validate(self, request: Any) -> dict[str, Any]:
+        """The request, checked and normalised; raises InvalidJobInput."""
+        ...
+
+    def handle(self, task: dict[str, Any]) -> dict[str, Any]:
+        """A `schedule_poll_task` or a `task_result` message for `task`."""
+        ...
+
+
+Report = Callable[[str, float], None]
+
+
+@runtime_checkable
+class WorkerProvider(Protocol):
+    """Work jobpoll runs itself, on a queue worker: `run` produces the output, reporting as it goes."""
+
+    name: str
+
+    def validate(self, request: Any) -> dict[str, Any]:
+        """The request, checked and normalised; raises InvalidJobInput."""
+        ...
+
+    def run(self, request: dict[str, Any], report: Report) -> Any:
+        """Do the work; call `report(output so far, progress 0..1)` as it grows; return the full result.
+
+        `report` raises JobCanceled (or LeaseLost) when the work should stop: let it propagate.
+        """
         ...

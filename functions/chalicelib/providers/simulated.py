@@ -1,8 +1,10 @@
 """A deterministic simulated service: work that completes `delay` seconds after it was submitted.
 
-The request is `{"delay": seconds, "fail": false, "result": any}`. The work id carries the submission time
-and the request, so the provider keeps no state of its own and any Lambda instance can poll it, as with a
-real service. Progress is the fraction of `delay` that has passed. Time comes from the injected clock.
+The request is `{"delay": seconds, "fail": false, "result": any, "report_eta": false}`; with `report_eta`
+each poll also tells how long the work has left (a hint that adaptive polling follows). The work id carries
+the submission time and the request, so the provider keeps no state of its own and any Lambda instance can
+poll it, as with a real service. Progress is the fraction of `delay` that has passed. Time comes from the
+injected clock.
 """
 
 from __future__ import annotations
@@ -21,11 +23,13 @@ from .base import PollResult, WorkState
 
 MAX_DELAY_SECONDS = 366 * 24 * 3600
 _PREFIX = "sim-"
-_KNOWN_FIELDS = {"delay", "fail", "result"}
+_KNOWN_FIELDS = {"delay", "fail", "result", "report_eta"}
 
 
 class SimulatedProvider:
     name = "simulated"
+    # The simulated service can be asked to call back when the work is done (the caller delivers it).
+    can_notify = True
 
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
@@ -49,7 +53,12 @@ class SimulatedProvider:
         fail = request.get("fail", False)
         if not isinstance(fail, bool):
             raise InvalidJobInput(f"'fail' must be true or false, got {json.dumps(fail)}")
+        report_eta = request.get("report_eta", False)
+        if not isinstance(report_eta, bool):
+            raise InvalidJobInput(f"'report_eta' must be true or false, got {json.dumps(report_eta)}")
         normalised: dict[str, Any] = {"delay": delay, "fail": fail}
+        if report_eta:
+            normalised["report_eta"] = True
         if "result" in request:
             normalised["result"] = request["result"]
         return normalised
@@ -75,7 +84,7 @@ class SimulatedProvider:
             return PollResult(
                 state=WorkState.RUNNING,
                 progress=max(0.0, min(1.0, elapsed / delay)) if delay else 1.0,
-                retry_after_seconds=(done_at - now).total_seconds(),
+                retry_after_seconds=(done_at - now).total_seconds() if request.get("report_eta") else None,
             )
         if request.get("fail"):
             return PollResult(
