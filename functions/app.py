@@ -136,6 +136,7 @@ def run_queued_job(event: SQSEvent) -> dict[str, Any]:
                 providers=runtime.providers,
                 clock=runtime.clock,
                 settings=runtime.settings,
+                on_finished=runtime.notifier.job_finished,
             )
         except LeaseHeld as exc:
             retry_later.append({"itemIdentifier": message["messageId"]})
