@@ -1,23 +1,34 @@
-"""jobpoll: Lambda handlers for the poll loop (and, later, the REST API). Wiring only."""
+"""jobpoll: the REST API and the Lambda handlers of the poll loop. Wiring only."""
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 import uuid
+from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlencode
 
-from chalice import Chalice
+from chalice import Chalice, IAMAuthorizer, Response
 from chalice.app import SQSEvent
 
-from chalicelib import service, worker
+from chalicelib import jobs_api, openapi, problems, service, worker
 from chalicelib.bootstrap import Runtime, get_runtime
-from chalicelib.errors import LeaseHeld
+from chalicelib.errors import JobAlreadyFinished, JobPollError, LeaseHeld
+from chalicelib.gateway import base_url, caller_identity
+from chalicelib.job import Job, JobStatus
 from chalicelib.logs import log_event
 from chalicelib.settings import Settings
+from chalicelib.views import job_url, job_view, result_url, retry_after_seconds
 
 app = Chalice(app_name="jobpoll")
 # Read once at import: `chalice package` takes the queues' names from the decorators below.
 _settings = Settings.from_env()
+# On AWS, API Gateway verifies SigV4 signatures (IAM). `chalice local` does not: there the caller is
+# named by a bearer token (see chalicelib/gateway.py), accepted only when JOBPOLL_MODE=local.
+iam = IAMAuthorizer()
+JSON = "application/json"
 
 
 def _runtime() -> Runtime:
@@ -50,7 +61,13 @@ def start_job(event: dict[str, Any], context: Any) -> dict[str, Any]:
 @app.lambda_function(name="GetJobStatus")
 def get_job_status(event: dict[str, Any], context: Any) -> dict[str, Any]:
     runtime = _runtime()
-    state = service.poll_job(event, store=runtime.store, providers=runtime.providers, clock=runtime.clock)
+    state = service.poll_job(
+        event,
+        store=runtime.store,
+        providers=runtime.providers,
+        clock=runtime.clock,
+        on_finished=runtime.notifier.job_finished,
+    )
     log_event(
         app.log,
         "job_polled",
@@ -72,6 +89,7 @@ def record_job_failure(event: dict[str, Any], context: Any) -> dict[str, Any]:
         store=runtime.store,
         providers=runtime.providers,
         clock=runtime.clock,
+        on_finished=runtime.notifier.job_finished,
     )
     log_event(app.log, "job_failed", logging.WARNING, **outcome)
     return outcome
@@ -90,7 +108,14 @@ def notify_job(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """A provider's notification (e.g. from an EventBridge rule on the service's completion event)."""
     runtime = _runtime()
     job_id, result = service.parse_notification(event)
-    outcome = service.notify_job(job_id, result, store=runtime.store, sfn=runtime.sfn, clock=runtime.clock)
+    outcome = service.notify_job(
+        job_id,
+        result,
+        store=runtime.store,
+        sfn=runtime.sfn,
+        clock=runtime.clock,
+        on_finished=runtime.notifier.job_finished,
+    )
     log_event(app.log, "job_notified", **outcome)
     return outcome
 
@@ -111,6 +136,7 @@ def run_queued_job(event: SQSEvent) -> dict[str, Any]:
                 providers=runtime.providers,
                 clock=runtime.clock,
                 settings=runtime.settings,
+                on_finished=runtime.notifier.job_finished,
             )
         except LeaseHeld as exc:
             retry_later.append({"itemIdentifier": message["messageId"]})
@@ -129,3 +155,199 @@ def fail_dead_lettered_job(event: SQSEvent) -> None:
         receive_count = int(message.get("attributes", {}).get("ApproximateReceiveCount", 0))
         outcome = worker.dead_lettered(job_id, receive_count, store=runtime.store, clock=runtime.clock)
         log_event(app.log, "job_dead_lettered", logging.WARNING, job_id=job_id, outcome=outcome)
+
+
+# ---- The REST API -------------------------------------------------------------------------------------
+
+
+def _request() -> Any:
+    request = app.current_request
+    assert request is not None
+    return request
+
+
+def _caller(runtime: Runtime) -> str:
+    request = _request()
+    return caller_identity(request.context, request.headers, runtime.settings)
+
+
+def _base() -> str:
+    request = _request()
+    return base_url(request.context, request.headers, request.to_original_event().get("path"))
+
+
+def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        body=json.dumps(body), status_code=status, headers={**(headers or {}), "Content-Type": JSON}
+    )
+
+
+def _job_response(runtime: Runtime, job: Job, status: int, headers: dict[str, str] | None = None) -> Response:
+    now = runtime.clock.now()
+    base = _base()
+    view = job_view(job, now, base)
+    if not job.status.is_terminal:
+        headers = {
+            **(headers or {}),
+            "Retry-After": str(retry_after_seconds(job, now, runtime.settings.default_retry_after_seconds)),
+        }
+    return _json(view, status, headers)
+
+
+def _problems(view: Callable[..., Response]) -> Callable[..., Response]:
+    """Domain errors raised by a route become problem responses (mapped in chalicelib/problems.py)."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Response:
+        try:
+            return view(*args, **kwargs)
+        except JobAlreadyFinished as exc:
+            runtime = get_runtime()
+            extra = {"job": job_view(exc.job, runtime.clock.now(), _base())} if exc.job is not None else {}
+            return problems.from_exception(exc, extra)
+        except JobPollError as exc:
+            return problems.from_exception(exc)
+
+    return wrapper
+
+
+@app.middleware("http")
+def problem_details(request: Any, get_response: Callable[[Any], Response]) -> Response:
+    """Every error response is problem+json, whoever made it (a route, Chalice, an unexpected exception)."""
+    try:
+        response = get_response(request)
+    except Exception:
+        app.log.exception("unhandled error")
+        response = problems.problem_response(500, detail="An internal error occurred.")
+    response = problems.as_problem(response)
+    log_event(
+        app.log,
+        "api_request",
+        method=getattr(request, "method", None),
+        route=getattr(request, "path", None),
+        job_id=(getattr(request, "uri_params", None) or {}).get("job_id"),
+        status=response.status_code,
+    )
+    return response
+
+
+@app.route("/jobs", methods=["POST"], authorizer=iam, content_types=[JSON])
+@_problems
+def create_job() -> Response:
+    runtime = _runtime()
+    request = _request()
+    owner = _caller(runtime)
+    submitted = jobs_api.submit_job(
+        jobs_api.parse_body(request.raw_body, runtime.settings),
+        owner=owner,
+        idempotency_key=request.headers.get("idempotency-key"),
+        store=runtime.store,
+        providers=runtime.providers,
+        sfn=runtime.sfn,
+        clock=runtime.clock,
+        settings=runtime.settings,
+        resolve=runtime.resolve,
+        sqs=runtime.sqs,
+    )
+    job = submitted.job
+    log_event(app.log, "job_submitted", job_id=job.job_id, owner=owner, created=submitted.created)
+    headers = {"Location": job_url(_base(), job.job_id)}
+    if not submitted.created:
+        headers["Idempotent-Replayed"] = "true"
+    return _job_response(runtime, job, 202, headers)
+
+
+@app.route("/jobs", methods=["GET"], authorizer=iam)
+@_problems
+def list_jobs() -> Response:
+    runtime = _runtime()
+    query = _request().query_params or {}
+    listing = jobs_api.list_jobs(
+        owner=_caller(runtime),
+        status=jobs_api.parse_status(query.get("status")),
+        limit=jobs_api.parse_limit(query.get("limit")),
+        token=query.get("next") or None,
+        store=runtime.store,
+        now=runtime.clock.now(),
+    )
+    now, base = runtime.clock.now(), _base()
+    body = {"jobs": [job_view(job, now, base) for job in listing.jobs], "next": listing.next_token}
+    headers = {}
+    if listing.next_token:
+        kept = {name: query.get(name) for name in ("status", "limit") if query.get(name)}
+        more = urlencode({**kept, "next": listing.next_token})
+        headers["Link"] = f'<{base}/jobs?{more}>; rel="next"'
+    return _json(body, 200, headers)
+
+
+@app.route("/jobs/{job_id}", methods=["GET"], authorizer=iam)
+@_problems
+def get_job(job_id: str) -> Response:
+    runtime = _runtime()
+    job = jobs_api.visible_job(job_id, owner=_caller(runtime), store=runtime.store, clock=runtime.clock)
+    if job.status.is_terminal:
+        if job.status is JobStatus.COMPLETE:
+            return _job_response(runtime, job, 303, {"Location": result_url(_base(), job.job_id)})
+        return _job_response(runtime, job, 200)
+    return _job_response(runtime, job, 202, {"Location": job_url(_base(), job.job_id)})
+
+
+@app.route("/jobs/{job_id}/result", methods=["GET"], authorizer=iam)
+@_problems
+def get_job_result(job_id: str) -> Response:
+    runtime = _runtime()
+    result = jobs_api.job_result(job_id, owner=_caller(runtime), store=runtime.store, clock=runtime.clock)
+    return _json(result, 200)
+
+
+@app.route("/jobs/{job_id}", methods=["DELETE"], authorizer=iam)
+@_problems
+def delete_job(job_id: str) -> Response:
+    runtime = _runtime()
+    deleted = jobs_api.delete_job(
+        job_id,
+        owner=_caller(runtime),
+        store=runtime.store,
+        providers=runtime.providers,
+        sfn=runtime.sfn,
+        clock=runtime.clock,
+        settings=runtime.settings,
+        on_finished=runtime.notifier.job_finished,
+    )
+    log_event(app.log, "job_deleted", job_id=job_id, canceled=deleted.canceled)
+    if deleted.canceled:
+        return _job_response(runtime, deleted.job, 200)
+    return Response(body="", status_code=204, headers={})
+
+
+@app.route("/openapi.json", methods=["GET"])
+def openapi_document() -> Response:
+    return _json(openapi.document(), 200)
+
+
+# Wrong methods and unknown paths answer problem documents from the app itself, so that API Gateway (which
+# answers both with its own 403 "Missing Authentication Token") and `chalice local` (which answers an unknown
+# path itself, and matches no greedy `{proxy+}`) behave alike. Deeper unknown paths fall to API Gateway's
+# gateway responses (infra/template.json), also problem documents.
+_ANY = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"]
+_ALLOWED = {path: ", ".join(sorted(entries)) for path, entries in app.routes.items()}
+
+
+def _method_not_allowed(**_: str) -> Response:
+    allowed = _ALLOWED[_request().path]
+    detail = f"{_request().method} is not allowed here; allowed: {allowed}"
+    return problems.problem_response(405, detail=detail, headers={"Allow": allowed})
+
+
+def _no_such_route(**_: str) -> Response:
+    return problems.problem_response(404, detail=f"no route {_request().context.get('path', '')!r}")
+
+
+for _index, (_path, _allowed) in enumerate(sorted(_ALLOWED.items())):
+    _missing = [method for method in _ANY if method not in _allowed.split(", ")]
+    app.route(_path, methods=_missing, content_types=["*/*"], name=f"method_not_allowed_{_index}")(
+        _method_not_allowed
+    )
+for _depth in range(1, 7):
+    _path = "".join(f"/{{p{i}}}" for i in range(_depth))
+    app.route(_path, methods=_ANY, content_types=["*/*"], name=f"no_such_route_{_depth}")(_no_such_route)

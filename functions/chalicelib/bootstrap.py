@@ -7,10 +7,13 @@ Tests and the local emulation install their own runtime with `set_runtime()`.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
+from .callbacks import Notifier, Resolver, Sender, system_resolver, urllib_sender
 from .clock import Clock, SystemClock
 from .providers import AnyProvider
 from .providers.simulated import SimulatedProvider
@@ -28,6 +31,21 @@ class Runtime:
     providers: Mapping[str, AnyProvider]
     sfn: Any
     sqs: Any
+    # How callbacks wait between tries, send, and resolve hosts (tests put fakes or virtual time here).
+    sleep: Callable[[float], None] = time.sleep
+    sender: Sender = urllib_sender
+    resolve: Resolver = system_resolver
+
+    @cached_property
+    def notifier(self) -> Notifier:
+        return Notifier(
+            store=self.store,
+            settings=self.settings,
+            clock=self.clock,
+            sleep=self.sleep,
+            sender=self.sender,
+            resolve=self.resolve,
+        )
 
 
 def build_runtime(
@@ -36,6 +54,7 @@ def build_runtime(
     dynamodb: Any = None,
     sfn: Any = None,
     sqs: Any = None,
+    **parts: Any,
 ) -> Runtime:
     """A runtime from the given parts; missing ones come from the environment and boto3's defaults."""
     settings = settings or Settings.from_env()
@@ -58,6 +77,8 @@ def build_runtime(
         providers=providers,
         sfn=sfn,
         sqs=sqs,
+        sleep=parts.pop("sleep", None) or getattr(clock, "sleep", None) or time.sleep,
+        **parts,
     )
 
 

@@ -6,6 +6,8 @@ Step Functions uses as the error name, so the ASL's `ErrorEquals` names these sa
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class JobPollError(Exception):
     """Base of every jobpoll error."""
@@ -49,6 +51,46 @@ class MaxTriesExceeded(JobPollError):
 
 class ProviderJobFailed(JobPollError):
     """The provider reported that the work failed."""
+
+
+class JobGone(JobPollError):
+    """The job (or its result) existed but has expired or been deleted."""
+
+
+class JobNotFinished(JobPollError):
+    """The job has no result yet: it is still running."""
+
+
+class JobAlreadyFinished(JobPollError):
+    """A cancel lost to the job finishing first; `job` is the state that won."""
+
+    def __init__(self, message: str, job: Any = None) -> None:
+        super().__init__(message)
+        self.job = job
+
+
+class IdempotencyKeyReused(JobPollError):
+    """The Idempotency-Key was used before with a different request body."""
+
+
+class InvalidRequest(JobPollError):
+    """The HTTP request is malformed (bad JSON, a bad query parameter, a bad page token)."""
+
+
+class PayloadTooLarge(JobPollError):
+    """The request body is larger than the API accepts."""
+
+
+class NotAuthenticated(JobPollError):
+    """The caller's identity is missing or not recognised."""
+
+
+class InvalidCallbackUrl(InvalidJobInput):
+    """The callback URL is malformed or points where callbacks may not go (SSRF)."""
+
+
+class ExecutionStartFailed(JobPollError):
+    """Step Functions did not start the job's execution; the job was marked FAILED."""
 
 
 class DeadlineExceeded(JobPollError):

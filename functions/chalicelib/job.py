@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from .clock import from_iso, to_iso
 from .errors import IllegalTransition
 
 
@@ -115,6 +116,34 @@ class PollSettings:
 
 
 @dataclass(frozen=True)
+class CallbackRecord:
+    """What happened to a job's callback: attempts made, the last answer, when it was delivered."""
+
+    attempts: int = 0
+    delivered_at: datetime | None = None
+    last_status: int | None = None
+    last_error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "attempts": self.attempts,
+            "delivered_at": to_iso(self.delivered_at) if self.delivered_at else None,
+            "last_status": self.last_status,
+            "last_error": self.last_error,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CallbackRecord:
+        delivered = data.get("delivered_at")
+        return cls(
+            attempts=int(data.get("attempts", 0)),
+            delivered_at=from_iso(delivered) if delivered else None,
+            last_status=data.get("last_status"),
+            last_error=data.get("last_error"),
+        )
+
+
+@dataclass(frozen=True)
 class Job:
     job_id: str
     provider: str
@@ -145,6 +174,13 @@ class Job:
     # Things worth telling the job's owner about how it was polled (e.g. a schedule clamped to the deadline).
     notes: tuple[str, ...] = ()
     version: int = 0
+    # Set by the API: where to POST the finished job, and what the deliveries did.
+    callback_url: str | None = None
+    callback: CallbackRecord | None = None
+    # A hash of the request body sent with an Idempotency-Key (a replay must match it).
+    request_hash: str | None = None
+    # When the owner deleted the finished job's result.
+    result_deleted_at: datetime | None = None
 
     @property
     def deadline(self) -> datetime:
@@ -157,6 +193,16 @@ class Job:
                 f"job {self.job_id} is {self.status.value} and cannot become {target.value}"
             )
         return dataclasses.replace(self, status=target, updated_at=now, **changes)
+
+    def amend(self, now: datetime, **changes: Any) -> Job:
+        """A copy with bookkeeping `changes` that leave the status alone (allowed on a finished job too)."""
+        if "status" in changes:
+            raise IllegalTransition("amend() never changes the status: use transition()")
+        return dataclasses.replace(self, updated_at=now, **changes)
+
+    def is_expired(self, now: datetime) -> bool:
+        """Past its expiry time: gone for clients even before DynamoDB's TTL deletes the item."""
+        return self.expires_at <= now
 
     def with_note(self, note: str, keep: int = 20) -> tuple[str, ...]:
         """The job's notes with `note` added (the newest `keep` only)."""

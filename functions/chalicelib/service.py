@@ -11,13 +11,14 @@ import json
 import math
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from . import engine, errors
+from .callbacks import parse_callback_url
 from .clock import Clock, to_iso
 from .errors import (
     IllegalTransition,
@@ -36,7 +37,7 @@ from .store import JobStore
 JOB_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 DEFAULT_PROVIDER = "simulated"
 # Keys of a start request that are not the provider's input (the shorthand form puts the input beside them).
-_REQUEST_KEYS = frozenset({"job_id", "provider", "input"} | POLL_FIELDS)
+_REQUEST_KEYS = frozenset({"job_id", "provider", "input", "callback_url"} | POLL_FIELDS)
 
 Providers = Mapping[str, AnyProvider]
 
@@ -49,12 +50,20 @@ class JobRequest:
     provider_input: dict[str, Any]
     poll: PollSettings
     job_id: str | None = None
+    callback_url: str | None = None
+    # The poll settings as the request gave them (StartJob derives the same defaults again).
+    poll_fields: Mapping[str, Any] = field(default_factory=dict)
+
+    def execution_input(self, job_id: str) -> dict[str, Any]:
+        """What the poller's execution starts from (StartJob parses it again)."""
+        return {"job_id": job_id, "provider": self.provider, "input": self.provider_input, **self.poll_fields}
 
 
 def parse_job_request(event: Any, providers: Providers, settings: Settings) -> JobRequest:
     """Validate a start request; raises InvalidJobInput and writes nothing.
 
-    Full form: `{"provider": "simulated", "input": {...}, "wait_seconds": 10, "max_tries": 3}`.
+    Full form: `{"provider": "simulated", "input": {...}, "wait_seconds": 10, "max_tries": 3,
+    "callback_url": "https://..."}` (all but `input` optional).
     Shorthand (the seed's): `{"delay": 20}` is the simulated provider's input with default poll settings.
     """
     if not isinstance(event, dict):
@@ -81,6 +90,10 @@ def parse_job_request(event: Any, providers: Providers, settings: Settings) -> J
         provider_input=provider.validate(raw_input),
         poll=poll,
         job_id=job_id,
+        callback_url=parse_callback_url(event["callback_url"])
+        if event.get("callback_url") is not None
+        else None,
+        poll_fields={name: event[name] for name in sorted(POLL_FIELDS) if name in event},
     )
 
 
@@ -148,7 +161,14 @@ def loop_state(
     return state
 
 
-def new_job(job_id: str, request: JobRequest, clock: Clock, settings: Settings, owner: str = "local") -> Job:
+def new_job(
+    job_id: str,
+    request: JobRequest,
+    clock: Clock,
+    settings: Settings,
+    owner: str = "local",
+    request_hash: str | None = None,
+) -> Job:
     now = clock.now()
     return Job(
         job_id=job_id,
@@ -160,6 +180,8 @@ def new_job(job_id: str, request: JobRequest, clock: Clock, settings: Settings, 
         updated_at=now,
         expires_at=now + timedelta(seconds=settings.job_ttl_seconds),
         owner=owner,
+        callback_url=request.callback_url,
+        request_hash=request_hash,
     )
 
 
@@ -315,8 +337,12 @@ def poll_job(
     store: JobStore,
     providers: Providers,
     clock: Clock,
+    on_finished: Callable[[Job], Any] | None = None,
 ) -> dict[str, Any]:
-    """Poll the provider (or engine) once, count the try, store what it said; returns the next state."""
+    """Poll the provider (or engine) once, count the try, store what it said; returns the next state.
+
+    When this poll finishes the job (this write won), `on_finished` gets the finished job (callbacks).
+    """
     job_id = state.get("job_id")
     if not isinstance(job_id, str):
         raise InvalidJobInput("the poll state has no 'job_id'")
@@ -353,6 +379,9 @@ def poll_job(
         job = store.update(job_id, change, current=job)
     except IllegalTransition:
         job = store.get(job_id)  # finished meanwhile (canceled, say): report the state that won
+    else:
+        if job.status.is_terminal and on_finished is not None:
+            on_finished(job)
     return loop_state(job, now, execution_polls=execution_polls, task_payload=payload)
 
 
@@ -376,6 +405,7 @@ def record_failure(
     store: JobStore,
     providers: Providers,
     clock: Clock,
+    on_finished: Callable[[Job], Any] | None = None,
 ) -> dict[str, Any]:
     """Mark the job FAILED with the error Step Functions caught (in `state["failure"]`).
 
@@ -410,6 +440,8 @@ def record_failure(
         # The job is failed either way; where the cancel fails, the provider's own expiry cleans up.
         with contextlib.suppress(ProviderError):
             provider.cancel(job.work_id)
+    if on_finished is not None:
+        on_finished(job)
     return {**outcome, "cause": cause, "recorded": True}
 
 
@@ -429,7 +461,15 @@ def await_notification(event: Mapping[str, Any], *, store: JobStore, clock: Cloc
 _STALE_TOKEN_ERRORS = {"TaskTimedOut", "TaskDoesNotExist", "InvalidToken"}
 
 
-def notify_job(job_id: str, result: PollResult, *, store: JobStore, sfn: Any, clock: Clock) -> dict[str, Any]:
+def notify_job(
+    job_id: str,
+    result: PollResult,
+    *,
+    store: JobStore,
+    sfn: Any,
+    clock: Clock,
+    on_finished: Callable[[Job], Any] | None = None,
+) -> dict[str, Any]:
     """Take the provider's notification: store what it says and wake the execution waiting for it.
 
     Finished work completes the wait (SendTaskSuccess with the loop state); running work counts as a
@@ -442,6 +482,8 @@ def notify_job(job_id: str, result: PollResult, *, store: JobStore, sfn: Any, cl
     except IllegalTransition:
         job = store.get(job_id)  # finished already: the notification changes nothing
         return {"job_id": job_id, "status": job.status.value, "delivered": False}
+    if job.status.is_terminal and on_finished is not None:
+        on_finished(job)
     delivered = False
     if job.notify_token is not None:
         try:

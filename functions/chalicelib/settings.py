@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import hmac
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 DEFAULT_WAIT_SECONDS = 10
 DEFAULT_MAX_TRIES = 3
@@ -12,6 +13,19 @@ DEFAULT_JOB_TTL_SECONDS = 7 * 24 * 3600
 DEFAULT_DEADLINE_SECONDS = 24 * 3600
 # A poll adds about 13 history events; Standard executions stop at 25,000.
 DEFAULT_CONTINUE_AFTER = 1000
+LOCAL_MODE = "local"
+DEPLOYED_MODE = "deployed"
+
+
+def parse_tokens(text: str) -> tuple[tuple[str, str], ...]:
+    """`alice:token-a,bob:token-b` -> ((token-a, alice), (token-b, bob)); raises ValueError when malformed."""
+    pairs = []
+    for entry in filter(None, (part.strip() for part in text.split(","))):
+        owner, sep, token = entry.partition(":")
+        if not sep or not owner.strip() or not token.strip():
+            raise ValueError("JOBPOLL_LOCAL_TOKENS must look like 'owner:token,owner:token'")
+        pairs.append((token.strip(), owner.strip()))
+    return tuple(pairs)
 
 
 @dataclass(frozen=True)
@@ -37,6 +51,31 @@ class Settings:
     max_result_chars: int = 300 * 1024
     job_ttl_seconds: int = DEFAULT_JOB_TTL_SECONDS
     log_level: str = "INFO"
+    # "deployed" (IAM callers, callbacks only to public addresses) or "local" (`chalice local`: bearer
+    # tokens from `local_tokens`, callbacks may go to loopback).
+    mode: str = DEPLOYED_MODE
+    # (token, owner) pairs accepted as `Authorization: Bearer <token>` in local mode only.
+    local_tokens: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    # The key that signs callbacks (HMAC-SHA256). Empty: callbacks are refused at submission.
+    callback_secret: str = field(default="", repr=False)
+    callback_max_attempts: int = 5
+    callback_backoff_seconds: int = 1
+    callback_timeout_seconds: int = 5
+    max_body_bytes: int = 64 * 1024
+    # Retry-After for a job whose next poll time is not known yet (queued).
+    default_retry_after_seconds: int = 1
+
+    @property
+    def local_mode(self) -> bool:
+        return self.mode == LOCAL_MODE
+
+    def owner_for_token(self, token: str) -> str | None:
+        """The owner a local bearer token stands for (compared in constant time), or None."""
+        found = None
+        for known, owner in self.local_tokens:
+            if hmac.compare_digest(known.encode(), token.encode()):
+                found = owner
+        return found
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -53,6 +92,9 @@ class Settings:
             except ValueError:
                 raise ValueError(f"{name} must be an integer, got {raw!r}") from None
 
+        mode = env.get("JOBPOLL_MODE", defaults.mode).strip().lower() or defaults.mode
+        if mode not in (LOCAL_MODE, DEPLOYED_MODE):
+            raise ValueError(f"JOBPOLL_MODE must be {LOCAL_MODE!r} or {DEPLOYED_MODE!r}, got {mode!r}")
         return cls(
             table_name=env.get("JOBPOLL_TABLE", defaults.table_name),
             state_machine_arn=env.get("JOBPOLL_STATE_MACHINE_ARN", defaults.state_machine_arn),
@@ -71,4 +113,18 @@ class Settings:
             dead_letter_queue_name=env.get("JOBPOLL_DEAD_LETTER_QUEUE", defaults.dead_letter_queue_name),
             lease_seconds=integer("JOBPOLL_LEASE_SECONDS", defaults.lease_seconds),
             log_level=env.get("JOBPOLL_LOG_LEVEL", defaults.log_level).upper(),
+            mode=mode,
+            local_tokens=parse_tokens(env.get("JOBPOLL_LOCAL_TOKENS", "")),
+            callback_secret=env.get("JOBPOLL_CALLBACK_SECRET", defaults.callback_secret),
+            callback_max_attempts=integer("JOBPOLL_CALLBACK_MAX_ATTEMPTS", defaults.callback_max_attempts),
+            callback_backoff_seconds=integer(
+                "JOBPOLL_CALLBACK_BACKOFF_SECONDS", defaults.callback_backoff_seconds
+            ),
+            callback_timeout_seconds=integer(
+                "JOBPOLL_CALLBACK_TIMEOUT_SECONDS", defaults.callback_timeout_seconds
+            ),
+            max_body_bytes=integer("JOBPOLL_MAX_BODY_BYTES", defaults.max_body_bytes),
+            default_retry_after_seconds=integer(
+                "JOBPOLL_DEFAULT_RETRY_AFTER_SECONDS", defaults.default_retry_after_seconds
+            ),
         )

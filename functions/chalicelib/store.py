@@ -10,17 +10,30 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from .clock import from_iso, to_iso
 from .errors import ConcurrentUpdate, JobAlreadyExists, JobNotFound
-from .job import Job, JobError, JobStatus, PollSettings
+from .job import CallbackRecord, Job, JobError, JobStatus, PollSettings
 
 # Attribute names. `ttl` holds epoch seconds for DynamoDB's time-to-live.
 KEY = "job_id"
 TTL_ATTRIBUTE = "ttl"
+# The global secondary index on owner + created_at (infra/template.json): a caller's jobs, newest first.
+OWNER_INDEX = "by-owner"
+PAGE_KEY_ATTRIBUTES = (KEY, "owner", "created_at")
+
+
+@dataclass(frozen=True)
+class JobPage:
+    """One page of a listing; `last_key` is where the next page starts (None: no more)."""
+
+    jobs: list[Job]
+    last_key: dict[str, str] | None
 
 
 def _to_item(job: Job) -> dict[str, Any]:
@@ -50,6 +63,14 @@ def _to_item(job: Job) -> dict[str, Any]:
         item["next_poll_at"] = {"S": to_iso(job.next_poll_at)}
     if job.execution_arn is not None:
         item["execution_arn"] = {"S": job.execution_arn}
+    if job.callback_url is not None:
+        item["callback_url"] = {"S": job.callback_url}
+    if job.callback is not None:
+        item["callback"] = {"S": json.dumps(job.callback.to_dict(), separators=(",", ":"))}
+    if job.request_hash is not None:
+        item["request_hash"] = {"S": job.request_hash}
+    if job.result_deleted_at is not None:
+        item["result_deleted_at"] = {"S": to_iso(job.result_deleted_at)}
     if job.task_id is not None:
         item["task_id"] = {"S": job.task_id}
     if job.notify_token is not None:
@@ -72,6 +93,8 @@ def _from_item(item: dict[str, Any]) -> Job:
     result_text = text("result")
     error_text = text("error")
     next_poll_text = text("next_poll_at")
+    callback_text = text("callback")
+    deleted_text = text("result_deleted_at")
     return Job(
         job_id=item[KEY]["S"],
         status=JobStatus(item["status"]["S"]),
@@ -97,6 +120,10 @@ def _from_item(item: dict[str, Any]) -> Job:
         error=JobError.from_dict(json.loads(error_text)) if error_text is not None else None,
         next_poll_at=from_iso(next_poll_text) if next_poll_text is not None else None,
         execution_arn=text("execution_arn"),
+        callback_url=text("callback_url"),
+        callback=CallbackRecord.from_dict(json.loads(callback_text)) if callback_text is not None else None,
+        request_hash=text("request_hash"),
+        result_deleted_at=from_iso(deleted_text) if deleted_text is not None else None,
     )
 
 
@@ -143,6 +170,62 @@ class JobStore:
         except JobNotFound:
             return None
 
+    def list_by_owner(
+        self,
+        owner: str,
+        *,
+        limit: int,
+        status: JobStatus | None = None,
+        live_at: datetime | None = None,
+        after: dict[str, str] | None = None,
+        max_queries: int = 10,
+    ) -> JobPage:
+        """The owner's jobs, newest first: a Query on the owner index, never a Scan.
+
+        `status` keeps only jobs in that status, `live_at` only jobs not expired at that time; `after` is a
+        page's `last_key`. Filters apply after DynamoDB's Limit, so this queries again (at most
+        `max_queries` times) until the page is full.
+        """
+        names = {"#owner": "owner"}
+        values: dict[str, Any] = {":owner": {"S": owner}}
+        filters = []
+        if status is not None:
+            names["#status"] = "status"
+            values[":status"] = {"S": status.value}
+            filters.append("#status = :status")
+        if live_at is not None:
+            names["#expires"] = "expires_at"
+            values[":now"] = {"S": to_iso(live_at)}
+            filters.append("#expires > :now")
+        query: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": OWNER_INDEX,
+            "KeyConditionExpression": "#owner = :owner",
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+            "ScanIndexForward": False,
+            "Limit": limit,
+        }
+        if filters:
+            query["FilterExpression"] = " AND ".join(filters)
+        if after is not None:
+            query["ExclusiveStartKey"] = {name: {"S": after[name]} for name in PAGE_KEY_ATTRIBUTES}
+        jobs: list[Job] = []
+        last_evaluated: dict[str, Any] | None = None
+        for _ in range(max_queries):
+            response = self._dynamodb.query(**query)
+            items = response.get("Items", [])
+            last_evaluated = response.get("LastEvaluatedKey")
+            for index, item in enumerate(items):
+                jobs.append(_from_item(item))
+                if len(jobs) == limit:
+                    more = last_evaluated is not None or index < len(items) - 1
+                    return JobPage(jobs, _page_key(item) if more else None)
+            if last_evaluated is None:
+                return JobPage(jobs, None)
+            query["ExclusiveStartKey"] = last_evaluated
+        return JobPage(jobs, _page_key(last_evaluated) if last_evaluated else None)
+
     def save(self, job: Job) -> Job:
         """Write `job` over the stored one if nobody changed it since it was read (same version).
 
@@ -180,6 +263,10 @@ class JobStore:
             except ConcurrentUpdate:
                 job = self.get(job_id)
         return self.save(change(job))
+
+
+def _page_key(item: dict[str, Any]) -> dict[str, str]:
+    return {name: item[name]["S"] for name in PAGE_KEY_ATTRIBUTES}
 
 
 def _with_version(job: Job, version: int) -> Job:

@@ -10,6 +10,7 @@ job at most once per `report_interval_seconds`, by conditional writes, keeping o
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -117,8 +118,11 @@ def run_job(
     providers: dict[str, AnyProvider] | Any,
     clock: Clock,
     settings: Settings,
+    on_finished: Callable[[Job], Any] | None = None,
 ) -> str:
     """Run one delivery of a queued job; returns what happened (for the log).
+
+    `on_finished` gets the job when this worker's write finished it (callbacks).
 
     Raises LeaseHeld when another worker runs the job under a live lease (the delivery is retried later).
     """
@@ -161,12 +165,14 @@ def run_job(
     except LeaseLost:
         return "lease-lost"
     except ProviderError as exc:
-        return _finish(store, job_id, worker_id, clock, error=JobError(exc.code, str(exc)))
+        return _finish(
+            store, job_id, worker_id, clock, error=JobError(exc.code, str(exc)), on_finished=on_finished
+        )
 
     if len(json.dumps(result)) > settings.max_result_chars:
         error = JobError("ResultTooLarge", f"the result is over {settings.max_result_chars} characters")
-        return _finish(store, job_id, worker_id, clock, error=error)
-    return _finish(store, job_id, worker_id, clock, result=result)
+        return _finish(store, job_id, worker_id, clock, error=error, on_finished=on_finished)
+    return _finish(store, job_id, worker_id, clock, result=result, on_finished=on_finished)
 
 
 def _finish(
@@ -176,6 +182,7 @@ def _finish(
     clock: Clock,
     result: Any = None,
     error: JobError | None = None,
+    on_finished: Callable[[Job], Any] | None = None,
 ) -> str:
     def finished(job: Job) -> Job:
         if job.status is JobStatus.CANCELED:
@@ -190,11 +197,13 @@ def _finish(
         )
 
     try:
-        store.update(job_id, finished)
+        done = store.update(job_id, finished)
     except JobCanceled:
         return "canceled"
     except LeaseLost:
         return "lease-lost"
+    if on_finished is not None:
+        on_finished(done)
     return "failed" if error else "complete"
 
 

@@ -1,0 +1,348 @@
+"""The API's service layer: what the REST routes call. No HTTP here: plain data in, jobs out, named errors.
+
+Every function takes the caller (`owner`) and what it needs (store, Step Functions client, clock, settings)
+as arguments. A job another caller owns is reported as not found: its existence is not revealed.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import hashlib
+import json
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from .callbacks import Resolver, check_callback_target
+from .clock import Clock
+from .errors import (
+    ExecutionStartFailed,
+    IdempotencyKeyReused,
+    IllegalTransition,
+    InvalidJobInput,
+    InvalidRequest,
+    JobAlreadyExists,
+    JobAlreadyFinished,
+    JobGone,
+    JobNotFinished,
+    JobNotFound,
+    PayloadTooLarge,
+    ProviderError,
+)
+from .job import Job, JobError, JobStatus
+from .providers import Engine, WorkerProvider
+from .service import JOB_ID_PATTERN, Providers, new_job, parse_job_request
+from .settings import Settings
+from .store import JobStore
+from .worker import work_message
+
+DEFAULT_PAGE_SIZE = 20
+MAX_PAGE_SIZE = 100
+MAX_IDEMPOTENCY_KEY_LENGTH = 255
+
+
+@dataclass(frozen=True)
+class Submitted:
+    job: Job
+    created: bool  # False: an Idempotency-Key replay answered with the job it created before
+
+
+def parse_body(raw: bytes | str | None, settings: Settings) -> Any:
+    """The request body as JSON; raises PayloadTooLarge or InvalidRequest."""
+    data = raw.encode() if isinstance(raw, str) else (raw or b"")
+    if len(data) > settings.max_body_bytes:
+        raise PayloadTooLarge(
+            f"the body is {len(data)} bytes; at most {settings.max_body_bytes} are accepted"
+        )
+    if not data.strip():
+        raise InvalidRequest("the body is empty: send the job request as a JSON object")
+    try:
+        return json.loads(data, parse_constant=_no_constants)
+    except InvalidRequest:
+        raise
+    except (ValueError, RecursionError):
+        raise InvalidRequest("the body is not valid JSON") from None
+
+
+def _no_constants(name: str) -> Any:
+    raise InvalidRequest(f"the body is not valid JSON: {name} is not a JSON number")
+
+
+def _request_hash(body: Any) -> str:
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _job_id_for_key(owner: str, key: str) -> str:
+    """One job per (owner, key): the key's job id is derived from both, so a conditional create decides."""
+    return "k" + hashlib.sha256(f"{owner}\n{key}".encode()).hexdigest()[:39]
+
+
+def _check_idempotency_key(key: str) -> str:
+    if not key or len(key) > MAX_IDEMPOTENCY_KEY_LENGTH or not key.isprintable():
+        raise InvalidRequest(f"'Idempotency-Key' must be 1-{MAX_IDEMPOTENCY_KEY_LENGTH} printable characters")
+    return key
+
+
+def execution_arn_for(state_machine_arn: str, job_id: str) -> str:
+    """The ARN of the execution named `job_id` (an execution ARN is the state machine's, renamed)."""
+    return state_machine_arn.replace(":stateMachine:", ":execution:", 1) + ":" + job_id
+
+
+def submit_job(
+    body: Any,
+    *,
+    owner: str,
+    idempotency_key: str | None,
+    store: JobStore,
+    providers: Providers,
+    sfn: Any,
+    clock: Clock,
+    settings: Settings,
+    resolve: Resolver,
+    sqs: Any = None,
+) -> Submitted:
+    """Validate, store the job (QUEUED) and only then start it: an execution named by the job id, or, for
+    a queue-mode provider, a message on the work queue."""
+    if isinstance(body, dict) and "job_id" in body:
+        raise InvalidJobInput("'job_id' is assigned by the server")
+    request = parse_job_request(body, providers, settings)
+    if request.callback_url is not None:
+        if not settings.callback_secret:
+            raise InvalidJobInput("callbacks are not configured on this server (no signing secret)")
+        check_callback_target(request.callback_url, allow_loopback=settings.local_mode, resolve=resolve)
+    request_hash = _request_hash(body)
+    if idempotency_key is not None:
+        job_id = _job_id_for_key(owner, _check_idempotency_key(idempotency_key))
+    else:
+        job_id = uuid.uuid4().hex
+    try:
+        job = store.create(new_job(job_id, request, clock, settings, owner, request_hash=request_hash))
+    except JobAlreadyExists:
+        existing = store.get(job_id)
+        if idempotency_key is None or existing.owner != owner:
+            raise
+        if existing.request_hash != request_hash:
+            raise IdempotencyKeyReused(
+                "this Idempotency-Key was used with a different request body; use a new key"
+            ) from None
+        if existing.is_expired(clock.now()):
+            raise JobGone("the job this Idempotency-Key created has expired; use a new key") from None
+        if existing.status is JobStatus.QUEUED and not _runs_on_queue(request.provider, providers):
+            # Maybe the first request stored the job and died before starting it. Starting again is safe:
+            # Step Functions answers a start with a running execution's name and input with that execution.
+            _start_execution(
+                existing,
+                request.execution_input(job_id),
+                sfn=sfn,
+                store=store,
+                clock=clock,
+                settings=settings,
+            )
+            existing = store.get(job_id)
+        return Submitted(existing, created=False)
+    if _runs_on_queue(request.provider, providers):
+        _enqueue(job, sqs=sqs, store=store, clock=clock, settings=settings)
+    else:
+        _start_execution(
+            job, request.execution_input(job_id), sfn=sfn, store=store, clock=clock, settings=settings
+        )
+    return Submitted(job, created=True)
+
+
+def _runs_on_queue(provider: str, providers: Providers) -> bool:
+    return isinstance(providers.get(provider), WorkerProvider)
+
+
+def _enqueue(job: Job, *, sqs: Any, store: JobStore, clock: Clock, settings: Settings) -> None:
+    """Queue mode: a worker takes the job from the work queue (see worker.py)."""
+    try:
+        if not settings.work_queue_url:
+            raise InvalidJobInput("queue mode is not configured here (no work queue)")
+        sqs.send_message(QueueUrl=settings.work_queue_url, MessageBody=work_message(job.job_id))
+    except (ClientError, BotoCoreError, InvalidJobInput) as exc:
+        _mark_start_failed(job, exc, store, clock)
+
+
+def _start_execution(
+    job: Job, execution_input: dict[str, Any], *, sfn: Any, store: JobStore, clock: Clock, settings: Settings
+) -> None:
+    """Start the execution named by the job id; if Step Functions refuses, mark the job FAILED."""
+    try:
+        sfn.start_execution(
+            stateMachineArn=settings.state_machine_arn, name=job.job_id, input=json.dumps(execution_input)
+        )
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ExecutionAlreadyExists":
+            return  # started before (and maybe finished): the job record tells the rest
+        _mark_start_failed(job, exc, store, clock)
+    except BotoCoreError as exc:
+        _mark_start_failed(job, exc, store, clock)
+
+
+def _mark_start_failed(job: Job, exc: Exception, store: JobStore, clock: Clock) -> None:
+    reason = f"the job did not start: {type(exc).__name__}: {exc}"[:300]
+    with contextlib.suppress(IllegalTransition):
+        store.update(
+            job.job_id,
+            lambda current: current.transition(
+                JobStatus.FAILED, clock.now(), error=JobError("ExecutionStartFailed", reason)
+            ),
+            current=job,
+        )
+    raise ExecutionStartFailed(reason) from exc
+
+
+def visible_job(job_id: str, *, owner: str, store: JobStore, clock: Clock) -> Job:
+    """The caller's job; JobNotFound for a malformed id, no job or another caller's; JobGone if expired."""
+    if not JOB_ID_PATTERN.match(job_id):
+        raise JobNotFound(f"no job {job_id[:80]!r}")
+    job = store.find(job_id)
+    if job is None or job.owner != owner:
+        raise JobNotFound(f"no job {job_id!r}")
+    if job.is_expired(clock.now()):
+        raise JobGone(f"job {job_id} expired at its retention limit")
+    return job
+
+
+def job_result(job_id: str, *, owner: str, store: JobStore, clock: Clock) -> Any:
+    """The finished job's result; JobNotFinished while it runs, JobGone once deleted or expired."""
+    job = visible_job(job_id, owner=owner, store=store, clock=clock)
+    if not job.status.is_terminal:
+        raise JobNotFinished(f"job {job_id} is {job.status.value}; poll it until it is COMPLETE")
+    if job.result_deleted_at is not None:
+        raise JobGone(f"the result of job {job_id} was deleted")
+    if job.status is not JobStatus.COMPLETE:
+        raise JobNotFinished(f"job {job_id} is {job.status.value}: it has no result")
+    return job.result
+
+
+@dataclass(frozen=True)
+class Deleted:
+    job: Job
+    canceled: bool  # True: the job was running and is now CANCELED; False: its stored output was deleted
+
+
+def delete_job(
+    job_id: str,
+    *,
+    owner: str,
+    store: JobStore,
+    providers: Providers,
+    sfn: Any,
+    clock: Clock,
+    settings: Settings,
+    on_finished: Callable[[Job], Any] | None = None,
+) -> Deleted:
+    """Cancel a running job, or delete a finished job's output.
+
+    The cancel is a conditional write: against a job finishing at the same moment exactly one write wins.
+    When the job finished first, JobAlreadyFinished carries the winner's state.
+    """
+    job = visible_job(job_id, owner=owner, store=store, clock=clock)
+    if job.status.is_terminal:
+        return Deleted(_delete_output(job, store, clock), canceled=False)
+
+    def canceled(current: Job) -> Job:
+        return current.transition(
+            JobStatus.CANCELED,
+            clock.now(),
+            error=JobError("JobCanceled", "canceled by its owner"),
+            next_poll_at=None,
+        )
+
+    try:
+        job = store.update(job_id, canceled, current=job)
+    except IllegalTransition:
+        winner = store.get(job_id)
+        raise JobAlreadyFinished(
+            f"job {job_id} finished ({winner.status.value}) before it could be canceled", job=winner
+        ) from None
+    _stop_execution(job, sfn, settings)
+    provider = providers.get(job.provider)
+    if job.work_id is not None and provider is not None and not isinstance(provider, Engine | WorkerProvider):
+        with contextlib.suppress(ProviderError):
+            provider.cancel(job.work_id)
+    if on_finished is not None:
+        job = on_finished(job) or job
+    return Deleted(job, canceled=True)
+
+
+def _stop_execution(job: Job, sfn: Any, settings: Settings) -> None:
+    arn = job.execution_arn or execution_arn_for(settings.state_machine_arn, job.job_id)
+    # Best effort: the job is CANCELED already, and the execution's next poll sees that and ends.
+    with contextlib.suppress(ClientError, BotoCoreError):
+        sfn.stop_execution(executionArn=arn, error="JobCanceled", cause="canceled by its owner")
+
+
+def _delete_output(job: Job, store: JobStore, clock: Clock) -> Job:
+    if job.result_deleted_at is not None:
+        return job
+
+    def deleted(current: Job) -> Job:
+        if current.result_deleted_at is not None:
+            return current
+        now = clock.now()
+        return current.amend(now, result=None, result_deleted_at=now)
+
+    return store.update(job.job_id, deleted, current=job)
+
+
+@dataclass(frozen=True)
+class Listing:
+    jobs: list[Job]
+    next_token: str | None
+
+
+def _encode_token(key: Mapping[str, str]) -> str:
+    data = json.dumps([key["created_at"], key["job_id"]], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _decode_token(token: str, owner: str) -> dict[str, str]:
+    try:
+        created_at, job_id = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    except (ValueError, TypeError, binascii.Error):
+        raise InvalidRequest("'next' is not a page token this API issued") from None
+    if not (isinstance(created_at, str) and isinstance(job_id, str) and JOB_ID_PATTERN.match(job_id)):
+        raise InvalidRequest("'next' is not a page token this API issued")
+    return {"created_at": created_at, "job_id": job_id, "owner": owner}
+
+
+def parse_status(value: str | None) -> JobStatus | None:
+    if value is None or value == "":
+        return None
+    try:
+        return JobStatus(value)
+    except ValueError:
+        known = ", ".join(status.value for status in JobStatus)
+        raise InvalidRequest(f"'status' must be one of {known}") from None
+
+
+def parse_limit(value: str | None) -> int:
+    if value is None or value == "":
+        return DEFAULT_PAGE_SIZE
+    if not value.isdigit() or not 1 <= int(value) <= MAX_PAGE_SIZE:
+        raise InvalidRequest(f"'limit' must be a whole number from 1 to {MAX_PAGE_SIZE}")
+    return int(value)
+
+
+def list_jobs(
+    *,
+    owner: str,
+    status: JobStatus | None,
+    limit: int,
+    token: str | None,
+    store: JobStore,
+    now: datetime,
+) -> Listing:
+    """The caller's live jobs, newest first, one page; `next_token` leads to the next page."""
+    after = _decode_token(token, owner) if token else None
+    page = store.list_by_owner(owner, limit=limit, status=status, live_at=now, after=after)
+    return Listing(page.jobs, _encode_token(page.last_key) if page.last_key else None)

@@ -1,0 +1,311 @@
+"""The API's OpenAPI 3.1 document, written by hand (a test checks real responses against it)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .job import JobStatus, PollMode
+from .jobs_api import DEFAULT_PAGE_SIZE, MAX_IDEMPOTENCY_KEY_LENGTH, MAX_PAGE_SIZE
+from .problems import PROBLEM_CONTENT_TYPE
+
+_TIME = {"type": "string", "format": "date-time"}
+_NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {PROBLEM_CONTENT_TYPE: {"schema": _ref("Problem")}}}
+
+
+def _header(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"description": description, "schema": schema or {"type": "string"}}
+
+
+_LOCATION = _header("Absolute URL", {"type": "string", "format": "uri"})
+_RETRY_AFTER = _header("Seconds to wait before polling again", {"type": "string", "pattern": "^[0-9]+$"})
+_JOB_ID = {
+    "name": "job_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string"},
+    "description": "The job id (1-80 letters, digits, '-' or '_')",
+}
+_COMMON_ERRORS = {
+    "401": _problem("No or unknown caller identity"),
+    "404": _problem("No such job for this caller (another caller's job is not revealed)"),
+    "405": _problem("Method not allowed"),
+    "410": _problem("The job expired, or its result was deleted"),
+    "default": _problem("Any other error"),
+}
+
+SCHEMAS: dict[str, Any] = {
+    "Problem": {
+        "type": "object",
+        "description": "RFC 9457 problem details",
+        "required": ["type", "title", "status"],
+        "properties": {
+            "type": {"type": "string", "format": "uri-reference"},
+            "title": {"type": "string"},
+            "status": {"type": "integer", "minimum": 400, "maximum": 599},
+            "detail": {"type": "string"},
+            "instance": {"type": "string"},
+            "job": _ref("Job"),
+        },
+    },
+    "JobError": {
+        "type": "object",
+        "required": ["code", "message"],
+        "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+    },
+    "Callback": {
+        "type": "object",
+        "required": ["url", "attempts", "delivered_at", "last_status", "last_error"],
+        "properties": {
+            "url": {"type": "string", "format": "uri"},
+            "attempts": {"type": "integer", "minimum": 0},
+            "delivered_at": _NULLABLE_TIME,
+            "last_status": {"type": ["integer", "null"]},
+            "last_error": {"type": ["string", "null"]},
+        },
+    },
+    "Job": {
+        "type": "object",
+        "required": [
+            "id",
+            "status",
+            "provider",
+            "input",
+            "progress",
+            "attempts",
+            "max_attempts",
+            "wait_seconds",
+            "created_at",
+            "updated_at",
+            "expires_at",
+            "next_poll_at",
+            "error",
+            "result_available",
+            "result_deleted_at",
+            "callback",
+        ],
+        "properties": {
+            "id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,80}$"},
+            "status": {"type": "string", "enum": [status.value for status in JobStatus]},
+            "provider": {"type": "string"},
+            "input": {"type": "object"},
+            "progress": {"type": "number", "minimum": 0, "maximum": 1},
+            "attempts": {"type": "integer", "minimum": 0, "description": "Polls of the provider so far"},
+            "max_attempts": {"type": "integer", "minimum": 1},
+            "wait_seconds": {"type": "integer", "minimum": 1},
+            "created_at": _TIME,
+            "updated_at": _TIME,
+            "expires_at": _TIME,
+            "next_poll_at": _NULLABLE_TIME,
+            "error": {"oneOf": [_ref("JobError"), {"type": "null"}]},
+            "result_available": {"type": "boolean"},
+            "result_deleted_at": _NULLABLE_TIME,
+            "callback": {"oneOf": [_ref("Callback"), {"type": "null"}]},
+            "partial_output": {"type": ["string", "null"], "description": "Queue mode: the output so far"},
+            "notes": {"type": "array", "items": {"type": "string"}},
+            "links": {
+                "type": "object",
+                "required": ["self"],
+                "properties": {
+                    "self": {"type": "string", "format": "uri"},
+                    "result": {"type": "string", "format": "uri"},
+                },
+            },
+        },
+    },
+    "JobRequest": {
+        "type": "object",
+        "required": ["input"],
+        "additionalProperties": False,
+        "properties": {
+            "provider": {"type": "string", "default": "simulated"},
+            "input": {
+                "type": "object",
+                "description": "The provider's input; simulated: {delay, fail?, result?}",
+            },
+            "wait_seconds": {"type": "integer", "minimum": 1},
+            "max_tries": {"type": "integer", "minimum": 1},
+            "poll_mode": {"type": "string", "enum": [mode.value for mode in PollMode]},
+            "max_wait_seconds": {"type": "integer", "minimum": 1},
+            "deadline_seconds": {"type": "integer", "minimum": 1},
+            "continue_after": {"type": "integer", "minimum": 1},
+            "notify": {"type": "boolean"},
+            "notify_timeout_seconds": {"type": "integer", "minimum": 1},
+            "heartbeat_seconds": {"type": ["integer", "null"], "minimum": 1},
+            "callback_url": {"type": "string", "format": "uri", "maxLength": 2048},
+        },
+    },
+    "JobList": {
+        "type": "object",
+        "required": ["jobs", "next"],
+        "properties": {
+            "jobs": {"type": "array", "items": _ref("Job")},
+            "next": {"type": ["string", "null"], "description": "Token for the next page (null: last page)"},
+        },
+    },
+}
+
+
+def document() -> dict[str, Any]:
+    """The OpenAPI 3.1 description of every route, schema and error response."""
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "jobpoll",
+            "version": "1.0.0",
+            "description": (
+                "Long-running jobs behind a polling API. POST a job, poll its Location until it answers "
+                "303, follow the redirect to the result. Errors are RFC 9457 problem details."
+            ),
+        },
+        "security": [{"sigv4": []}, {"localBearer": []}],
+        "paths": {
+            "/jobs": {
+                "post": {
+                    "operationId": "createJob",
+                    "summary": "Start a job",
+                    "parameters": [
+                        {
+                            "name": "Idempotency-Key",
+                            "in": "header",
+                            "required": False,
+                            "schema": {"type": "string", "maxLength": MAX_IDEMPOTENCY_KEY_LENGTH},
+                            "description": "Same key + same body: the same job, nothing started again",
+                        }
+                    ],
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref("JobRequest")}},
+                    },
+                    "responses": {
+                        "202": {
+                            "description": "Accepted: poll the Location",
+                            "headers": {"Location": _LOCATION, "Retry-After": _RETRY_AFTER},
+                            "content": {"application/json": {"schema": _ref("Job")}},
+                        },
+                        "400": _problem("Malformed JSON or an invalid job request"),
+                        "401": _COMMON_ERRORS["401"],
+                        "413": _problem("Body too large"),
+                        "415": _problem("Not application/json"),
+                        "422": _problem("Idempotency-Key reused with a different body"),
+                        "503": _problem("The job could not be started (it is marked FAILED)"),
+                        "default": _COMMON_ERRORS["default"],
+                    },
+                },
+                "get": {
+                    "operationId": "listJobs",
+                    "summary": "The caller's jobs, newest first",
+                    "parameters": [
+                        {
+                            "name": "status",
+                            "in": "query",
+                            "schema": {"type": "string", "enum": [status.value for status in JobStatus]},
+                        },
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "schema": {
+                                "type": "integer",
+                                "minimum": 1,
+                                "maximum": MAX_PAGE_SIZE,
+                                "default": DEFAULT_PAGE_SIZE,
+                            },
+                        },
+                        {"name": "next", "in": "query", "schema": {"type": "string"}},
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "One page",
+                            "headers": {"Link": _header("rel=next link to the next page")},
+                            "content": {"application/json": {"schema": _ref("JobList")}},
+                        },
+                        "400": _problem("A bad status, limit or page token"),
+                        "401": _COMMON_ERRORS["401"],
+                        "default": _COMMON_ERRORS["default"],
+                    },
+                },
+            },
+            "/jobs/{job_id}": {
+                "parameters": [_JOB_ID],
+                "get": {
+                    "operationId": "getJob",
+                    "summary": "The job's status",
+                    "responses": {
+                        "200": {
+                            "description": "FAILED or CANCELED (see error)",
+                            "content": {"application/json": {"schema": _ref("Job")}},
+                        },
+                        "202": {
+                            "description": "Still running: poll again after Retry-After",
+                            "headers": {"Location": _LOCATION, "Retry-After": _RETRY_AFTER},
+                            "content": {"application/json": {"schema": _ref("Job")}},
+                        },
+                        "303": {
+                            "description": "COMPLETE: the result is at Location",
+                            "headers": {"Location": _LOCATION},
+                            "content": {"application/json": {"schema": _ref("Job")}},
+                        },
+                        **_COMMON_ERRORS,
+                    },
+                },
+                "delete": {
+                    "operationId": "deleteJob",
+                    "summary": "Cancel a running job; delete a finished job's result",
+                    "responses": {
+                        "200": {
+                            "description": "Canceled",
+                            "content": {"application/json": {"schema": _ref("Job")}},
+                        },
+                        "204": {"description": "The finished job's result was deleted"},
+                        "409": _problem("The job finished before the cancel (the problem's `job` shows it)"),
+                        **_COMMON_ERRORS,
+                    },
+                },
+            },
+            "/jobs/{job_id}/result": {
+                "parameters": [_JOB_ID],
+                "get": {
+                    "operationId": "getJobResult",
+                    "summary": "The finished job's result (readable any number of times)",
+                    "responses": {
+                        "200": {"description": "The result", "content": {"application/json": {"schema": {}}}},
+                        "409": _problem("Not finished, or finished without a result"),
+                        **_COMMON_ERRORS,
+                    },
+                },
+            },
+            "/openapi.json": {
+                "get": {
+                    "operationId": "getOpenApi",
+                    "summary": "This document",
+                    "security": [],
+                    "responses": {
+                        "200": {"description": "OpenAPI 3.1", "content": {"application/json": {"schema": {}}}}
+                    },
+                }
+            },
+        },
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {
+                "sigv4": {
+                    "type": "apiKey",
+                    "name": "Authorization",
+                    "in": "header",
+                    "description": "AWS SigV4 (IAM), on AWS",
+                },
+                "localBearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "chalice local only: a token from JOBPOLL_LOCAL_TOKENS",
+                },
+            },
+        },
+    }
