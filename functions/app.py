@@ -20,7 +20,7 @@ from chalicelib.gateway import base_url, caller_identity
 from chalicelib.job import Job, JobStatus
 from chalicelib.logs import log_event
 from chalicelib.settings import Settings
-from chalicelib.views import job_url, job_view, result_url, retry_after_seconds
+from chalicelib.views import job_url, job_view, result_url
 
 app = Chalice(app_name="jobpoll")
 # Read once at import: `chalice package` takes the queues' names from the decorators below.
@@ -189,7 +189,7 @@ def _job_response(runtime: Runtime, job: Job, status: int, headers: dict[str, st
     if not job.status.is_terminal:
         headers = {
             **(headers or {}),
-            "Retry-After": str(retry_after_seconds(job, now, runtime.settings.default_retry_after_seconds)),
+            "Retry-After": str(jobs_api.retry_after(job, now, runtime.providers, runtime.settings)),
         }
     return _json(view, status, headers)
 

@@ -40,6 +40,7 @@ from .providers import Engine, WorkerProvider
 from .service import JOB_ID_PATTERN, Providers, new_job, parse_job_request
 from .settings import Settings
 from .store import JobStore
+from .views import retry_after_seconds
 from .worker import work_message
 
 DEFAULT_PAGE_SIZE = 20
@@ -158,6 +159,13 @@ def submit_job(
 
 def _runs_on_queue(provider: str, providers: Providers) -> bool:
     return isinstance(providers.get(provider), WorkerProvider)
+
+
+def retry_after(job: Job, now: datetime, providers: Providers, settings: Settings) -> int:
+    """The Retry-After for an unfinished job: until its next poll, or every 2 s for a queue-mode job."""
+    if _runs_on_queue(job.provider, providers):
+        return settings.queue_retry_after_seconds
+    return retry_after_seconds(job, now, settings.default_retry_after_seconds)
 
 
 def _enqueue(job: Job, *, sqs: Any, store: JobStore, clock: Clock, settings: Settings) -> None:

@@ -64,6 +64,8 @@ class Settings:
     max_body_bytes: int = 64 * 1024
     # Retry-After for a job whose next poll time is not known yet (queued).
     default_retry_after_seconds: int = 1
+    # Queue-mode jobs report progress about once a second: clients look every 2 s.
+    queue_retry_after_seconds: int = 2
 
     @property
     def local_mode(self) -> bool:

@@ -27,7 +27,6 @@ from .errors import (
 )
 from .job import Job, JobError, JobStatus
 from .providers import AnyProvider, WorkerProvider, get_provider
-from .service import JobRequest, new_job
 from .settings import Settings
 from .store import JobStore
 
@@ -50,24 +49,6 @@ def job_id_of(body: str) -> str:
 
 def is_worker_run(providers: Any, name: str) -> bool:
     return isinstance(providers.get(name), WorkerProvider)
-
-
-def submit(
-    request: JobRequest,
-    job_id: str,
-    *,
-    store: JobStore,
-    sqs: Any,
-    clock: Clock,
-    settings: Settings,
-    owner: str = "local",
-) -> Job:
-    """Store the job (QUEUED) and put it on the work queue: the record exists before any worker runs."""
-    if not settings.work_queue_url:
-        raise InvalidJobInput("queue mode is not configured here (no work queue)")
-    job = store.create(new_job(job_id, request, clock, settings, owner=owner))
-    sqs.send_message(QueueUrl=settings.work_queue_url, MessageBody=work_message(job_id))
-    return job
 
 
 def _lease_is_live(job: Job, now: datetime) -> bool:

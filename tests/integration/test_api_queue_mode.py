@@ -24,6 +24,7 @@ def module_emulation() -> Iterator[Emulation]:
 def test_a_queue_mode_job_is_enqueued_run_by_a_worker_and_redirects_to_its_result(api: Api) -> None:
     response = api.post({"provider": "simulated-stream", "input": {"tokens": 5, "tokens_per_second": 5}})
     assert response.status_code == 202
+    assert response.headers["Retry-After"] == "2"  # a worker reports about once a second
     job_id = response.json_body["id"]
 
     api.wait_status(job_id, JobStatus.COMPLETE)

@@ -14,11 +14,10 @@ from typing import Any
 
 import pytest
 
-from chalicelib import worker
+from chalicelib import jobs_api, worker
 from chalicelib.errors import LeaseHeld
 from chalicelib.job import JobStatus
 from chalicelib.providers.streaming import SimulatedStreamingProvider
-from chalicelib.service import parse_job_request
 from jobpoll.clocks import VirtualClock
 from jobpoll.emulation import Emulation
 
@@ -49,17 +48,22 @@ class Scripted:
         return self.inner.run(request, reporting)
 
 
-def submit(emulation: Emulation, job_id: str, provider: str = "simulated-stream", **fields: Any) -> None:
+def submit(emulation: Emulation, key: str, provider: str = "simulated-stream", **fields: Any) -> str:
+    """What POST /jobs does for a queue-mode provider (its Idempotency-Key picks the job id here)."""
     runtime = emulation.runtime
-    request = parse_job_request({"provider": provider, "input": fields}, runtime.providers, runtime.settings)
-    worker.submit(
-        request,
-        job_id,
+    submitted = jobs_api.submit_job(
+        {"provider": provider, "input": fields},
+        owner="local",
+        idempotency_key=key,
         store=runtime.store,
-        sqs=runtime.sqs,
+        providers=runtime.providers,
+        sfn=runtime.sfn,
         clock=runtime.clock,
         settings=runtime.settings,
+        resolve=lambda host: [],
+        sqs=runtime.sqs,
     )
+    return submitted.job.job_id
 
 
 def eventually(condition: Callable[[], bool], what: str, timeout: float = 20) -> None:
@@ -85,15 +89,15 @@ def test_partial_output_grows_across_polls_and_ends_in_the_full_result(emulation
     store = emulation.runtime.store
 
     def client_polls(run: int, reports: int) -> None:  # what GET /jobs/{id} would show at that moment
-        job = store.get("stream")
+        job = store.get(job_id)
         seen.append((job.partial_output or "", job.progress))
 
     provider = Scripted(emulation.clock, client_polls)
     emulation.add_provider(provider)
-    submit(emulation, "stream", provider="scripted-stream", tokens=60, tokens_per_second=10)
+    job_id = submit(emulation, "stream", provider="scripted-stream", tokens=60, tokens_per_second=10)
 
     outcome = worker.run_job(
-        "stream",
+        job_id,
         worker_id="w1",
         store=store,
         providers=emulation.runtime.providers,
@@ -107,7 +111,7 @@ def test_partial_output_grows_across_polls_and_ends_in_the_full_result(emulation
     progress = [p for _, p in seen]
     assert progress == sorted(progress) and 0.8 < progress[-1] < 1
     assert len(set(lengths) - {0}) == 6  # 6 s of streaming, written once a second, not 60 times
-    job = store.get("stream")
+    job = store.get(job_id)
     assert job.status is JobStatus.COMPLETE
     assert job.result["tokens"] == 60
     assert job.result["text"].startswith(seen[-1][0])
@@ -119,12 +123,12 @@ def test_the_partial_output_kept_while_running_is_the_latest_part(emulation: Emu
     snapshots: list[str] = []
     provider = Scripted(
         emulation.clock,
-        lambda run, n: snapshots.append(emulation.runtime.store.get("tail").partial_output or ""),
+        lambda run, n: snapshots.append(emulation.runtime.store.get(job_id).partial_output or ""),
     )
     emulation.add_provider(provider)
-    submit(emulation, "tail", provider="scripted-stream", tokens=100, tokens_per_second=10)
+    job_id = submit(emulation, "tail", provider="scripted-stream", tokens=100, tokens_per_second=10)
     worker.run_job(
-        "tail",
+        job_id,
         worker_id="w1",
         store=emulation.runtime.store,
         providers=emulation.runtime.providers,
@@ -132,7 +136,7 @@ def test_the_partial_output_kept_while_running_is_the_latest_part(emulation: Emu
         settings=settings,
     )
     assert max(len(s) for s in snapshots) == 40
-    full = emulation.runtime.store.get("tail").result["text"]
+    full = emulation.runtime.store.get(job_id).result["text"]
     assert all(s in full for s in snapshots)
 
 
@@ -140,12 +144,12 @@ def test_the_submit_returns_before_the_work_is_done_and_a_worker_finishes_it(
     queued: Emulation,
 ) -> None:
     started = time.perf_counter()
-    submit(queued, "async", tokens=200, tokens_per_second=20)
+    job_id = submit(queued, "async", tokens=200, tokens_per_second=20)
     assert time.perf_counter() - started < 1.0
-    assert queued.runtime.store.get("async").status is JobStatus.QUEUED  # stored before any worker ran
+    assert queued.runtime.store.get(job_id).status is JobStatus.QUEUED  # stored before any worker ran
 
-    eventually(lambda: finished(queued, "async"), "the worker finishes the job")
-    job = queued.runtime.store.get("async")
+    eventually(lambda: finished(queued, job_id), "the worker finishes the job")
+    job = queued.runtime.store.get(job_id)
     assert job.status is JobStatus.COMPLETE
     assert job.result["tokens"] == 200
     assert job.try_count == 1
@@ -162,12 +166,12 @@ def test_a_duplicate_delivery_does_no_duplicate_work(emulation: Emulation) -> No
 
     provider = Scripted(emulation.clock, hold_first_run)
     emulation.add_provider(provider)
-    submit(emulation, "dup", provider="scripted-stream", tokens=5, tokens_per_second=5)
+    job_id = submit(emulation, "dup", provider="scripted-stream", tokens=5, tokens_per_second=5)
     runtime = emulation.runtime
 
     def deliver(worker_id: str) -> str:
         return worker.run_job(
-            "dup",
+            job_id,
             worker_id=worker_id,
             store=runtime.store,
             providers=runtime.providers,
@@ -197,11 +201,11 @@ def test_a_worker_that_dies_mid_job_is_taken_over_after_the_lease_expires(queued
 
     provider = Scripted(queued.clock, die_in_first_run)
     queued.add_provider(provider)
-    submit(queued, "phoenix", provider="scripted-stream", tokens=20, tokens_per_second=10)
+    job_id = submit(queued, "phoenix", provider="scripted-stream", tokens=20, tokens_per_second=10)
 
-    eventually(lambda: finished(queued, "phoenix"), "another worker finishes the job")
+    eventually(lambda: finished(queued, job_id), "another worker finishes the job")
 
-    job = queued.runtime.store.get("phoenix")
+    job = queued.runtime.store.get(job_id)
     assert job.status is JobStatus.COMPLETE
     assert provider.runs == 2
     assert job.try_count == 2
@@ -214,11 +218,11 @@ def test_a_poison_message_ends_in_the_dead_letter_queue_and_a_failed_job(queued:
 
     provider = Scripted(queued.clock, always_die)
     queued.add_provider(provider)
-    submit(queued, "poison", provider="scripted-stream", tokens=5)
+    job_id = submit(queued, "poison", provider="scripted-stream", tokens=5)
 
-    eventually(lambda: finished(queued, "poison"), "the job is failed from the dead-letter queue", timeout=30)
+    eventually(lambda: finished(queued, job_id), "the job is failed from the dead-letter queue", timeout=30)
 
-    job = queued.runtime.store.get("poison")
+    job = queued.runtime.store.get(job_id)
     assert job.status is JobStatus.FAILED
     assert job.error is not None and job.error.code == "DeliveryFailed"
     assert "received 4 times" in job.error.message and "dead-letter queue" in job.error.message
@@ -241,14 +245,14 @@ def test_cancel_stops_the_worker_at_its_next_report(emulation: Emulation) -> Non
 
     def cancel_midway(run: int, reports: int) -> None:
         if reports == 25:  # what DELETE /jobs/{id} does while the worker runs
-            store.update("halt", lambda job: job.transition(JobStatus.CANCELED, emulation.clock.now()))
+            store.update(job_id, lambda job: job.transition(JobStatus.CANCELED, emulation.clock.now()))
 
     provider = Scripted(emulation.clock, cancel_midway)
     emulation.add_provider(provider)
-    submit(emulation, "halt", provider="scripted-stream", tokens=100, tokens_per_second=10)
+    job_id = submit(emulation, "halt", provider="scripted-stream", tokens=100, tokens_per_second=10)
 
     outcome = worker.run_job(
-        "halt",
+        job_id,
         worker_id="w1",
         store=store,
         providers=emulation.runtime.providers,
@@ -258,7 +262,7 @@ def test_cancel_stops_the_worker_at_its_next_report(emulation: Emulation) -> Non
 
     assert outcome == "canceled"
     assert provider.reports < 40  # stopped within a report interval, not after all 100 tokens
-    job = store.get("halt")
+    job = store.get(job_id)
     assert job.status is JobStatus.CANCELED
     assert job.result is None
 
