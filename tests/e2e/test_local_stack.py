@@ -6,26 +6,18 @@ The tests run in file order on one local stack; the last one stops it.
 
 from __future__ import annotations
 
-import importlib
 import json
-import shutil
 import subprocess
+import sys
 import time
 import urllib.request
 from typing import Any
 
-import pytest
 from e2e_support import LocalStack, alive, cli_environment, jobpoll_command, port_is_free
 
-from jobpoll.paths import ROOT, ensure_functions_importable
+from jobpoll.paths import ROOT
 
 COMMAND_TIMEOUT = 60.0
-
-
-def _app_serves_post_jobs() -> bool:
-    ensure_functions_importable()
-    routes = importlib.import_module("app").app.routes
-    return "POST" in routes.get("/jobs", {})
 
 
 def _wait_for_execution(stack: LocalStack, name: str, timeout: float = 30.0) -> dict[str, Any]:
@@ -71,15 +63,7 @@ def test_chalice_local_answers_on_the_api_port(local_stack: LocalStack) -> None:
 
 
 def test_a_seed_job_completes_through_the_local_stack(local_stack: LocalStack) -> None:
-    if _app_serves_post_jobs():
-        job_id = _post_job(local_stack.state["api_url"], local_stack.state["api_token"], {"delay": 20})
-    else:  # before the REST API exists: start the poller directly, as POST /jobs will
-        job_id = "e2e-seed-job"
-        local_stack.client("stepfunctions").start_execution(
-            stateMachineArn=local_stack.state["outputs"]["StateMachineArn"],
-            name=job_id,
-            input=json.dumps({"delay": 20}),
-        )
+    job_id = _post_job(local_stack.state["api_url"], local_stack.state["api_token"], {"delay": 20})
     described = _wait_for_execution(local_stack, job_id)
     assert described["status"] == "SUCCEEDED", described
     item = local_stack.client("dynamodb").get_item(
@@ -88,11 +72,12 @@ def test_a_seed_job_completes_through_the_local_stack(local_stack: LocalStack) -
     assert item["status"]["S"] == "COMPLETE"
 
 
-@pytest.mark.skipif(shutil.which("aws") is None, reason="the AWS CLI is not installed")
 def test_the_aws_cli_lists_the_local_executions(local_stack: LocalStack) -> None:
     result = subprocess.run(
         [
-            "aws",
+            sys.executable,  # the AWS CLI comes with the dev extra
+            "-m",
+            "awscli",
             "stepfunctions",
             "list-executions",
             "--endpoint-url",
@@ -108,6 +93,38 @@ def test_the_aws_cli_lists_the_local_executions(local_stack: LocalStack) -> None
     )
     assert result.returncode == 0, result.stderr
     assert "SUCCEEDED" in {e["status"] for e in json.loads(result.stdout)["executions"]}
+
+
+def _get_job(api_url: str, token: str, job_id: str) -> dict[str, Any]:
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+            return None
+
+    request = urllib.request.Request(f"{api_url}/jobs/{job_id}", headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.build_opener(NoRedirect).open(request, timeout=10) as response:
+            return {"http": response.status, **json.loads(response.read())}
+    except urllib.error.HTTPError as error:  # 303 to the result once complete
+        return {"http": error.code, **json.loads(error.read() or b"{}")}
+
+
+def test_a_queue_mode_job_streams_its_output_through_the_local_stack(local_stack: LocalStack) -> None:
+    api_url, token = local_stack.state["api_url"], local_stack.state["api_token"]
+    started = time.monotonic()
+    job_id = _post_job(
+        api_url, token, {"provider": "simulated-stream", "input": {"tokens": 300, "tokens_per_second": 5}}
+    )
+    assert time.monotonic() - started < 5  # the worker runs after the POST, not inside it
+
+    outputs = []
+    deadline = time.monotonic() + 30
+    while (answer := _get_job(api_url, token, job_id))["http"] == 202:
+        outputs.append(answer.get("partial_output") or "")
+        assert time.monotonic() < deadline, "the queued job never finished"
+        time.sleep(0.05)
+    assert answer["http"] == 303
+    grown = [len(text) for text in outputs if text]
+    assert len(set(grown)) >= 2 and grown == sorted(grown)  # the output grew across polls
 
 
 def test_jobpoll_deploy_and_destroy_run_against_the_emulation(local_stack: LocalStack) -> None:
