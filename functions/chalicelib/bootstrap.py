@@ -6,6 +6,7 @@ Tests and the local emulation install their own runtime with `set_runtime()`.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -57,7 +58,7 @@ def build_runtime(
     **parts: Any,
 ) -> Runtime:
     """A runtime from the given parts; missing ones come from the environment and boto3's defaults."""
-    settings = settings or Settings.from_env()
+    settings = with_callback_secret(settings or Settings.from_env(), parts.pop("ssm", None))
     clock = clock or SystemClock()
     if dynamodb is None or sfn is None or sqs is None:
         import boto3
@@ -80,6 +81,21 @@ def build_runtime(
         sleep=parts.pop("sleep", None) or getattr(clock, "sleep", None) or time.sleep,
         **parts,
     )
+
+
+def with_callback_secret(settings: Settings, ssm: Any = None) -> Settings:
+    """Settings with the callback signing key read from SSM, where a parameter is named and no key given.
+
+    The key never sits in the template, the code or the environment: only the parameter's name does.
+    """
+    if settings.callback_secret or not settings.callback_secret_parameter:
+        return settings
+    if ssm is None:
+        import boto3
+
+        ssm = boto3.client("ssm")
+    parameter = ssm.get_parameter(Name=settings.callback_secret_parameter, WithDecryption=True)
+    return dataclasses.replace(settings, callback_secret=parameter["Parameter"]["Value"])
 
 
 _lock = threading.Lock()

@@ -58,6 +58,8 @@ class Settings:
     local_tokens: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     # The key that signs callbacks (HMAC-SHA256). Empty: callbacks are refused at submission.
     callback_secret: str = field(default="", repr=False)
+    # Or: the name of an SSM SecureString parameter holding it, read once per cold start (deployed stages).
+    callback_secret_parameter: str = ""
     callback_max_attempts: int = 5
     callback_backoff_seconds: int = 1
     callback_timeout_seconds: int = 5
@@ -118,6 +120,9 @@ class Settings:
             mode=mode,
             local_tokens=parse_tokens(env.get("JOBPOLL_LOCAL_TOKENS", "")),
             callback_secret=env.get("JOBPOLL_CALLBACK_SECRET", defaults.callback_secret),
+            callback_secret_parameter=env.get(
+                "JOBPOLL_CALLBACK_SECRET_PARAMETER", defaults.callback_secret_parameter
+            ),
             callback_max_attempts=integer("JOBPOLL_CALLBACK_MAX_ATTEMPTS", defaults.callback_max_attempts),
             callback_backoff_seconds=integer(
                 "JOBPOLL_CALLBACK_BACKOFF_SECONDS", defaults.callback_backoff_seconds

@@ -68,6 +68,7 @@ def test_the_poll_loop_role_reads_and_writes_job_items_and_nothing_else(transfor
     assert _actions(statements) == {
         "dynamodb:GetItem",
         "dynamodb:PutItem",
+        "ssm:GetParameter",  # the callback signing key, below
         "logs:CreateLogGroup",
         "logs:CreateLogStream",
         "logs:PutLogEvents",
@@ -77,6 +78,25 @@ def test_the_poll_loop_role_reads_and_writes_job_items_and_nothing_else(transfor
     (dynamodb,) = [s for s in statements if s["Action"][0].startswith("dynamodb:")]
     assert dynamodb["Resource"] == {"Fn::GetAtt": ["JobsTable", "Arn"]}
     assert not any("states:" in a for a in _actions(statements))
+
+
+def test_functions_that_finish_jobs_may_read_the_callback_signing_key_and_no_other_parameter(
+    transformed: dict[str, Any],
+) -> None:
+    for role in (
+        "PollLoopFunctionRole",
+        "NotifyJobRole",
+        "RunQueuedJobRole",
+        "FailDeadLetteredJobRole",
+        "DefaultRole",
+    ):
+        (read,) = [s for s in _statements(transformed, role) if s["Action"] == "ssm:GetParameter"]
+        configured, unset = read["Resource"]["Fn::If"][1:]
+        assert configured["Fn::Sub"].endswith(":parameter${CallbackSecretParameter}")
+        assert unset["Fn::Sub"].endswith(":parameter/${AWS::StackName}/no-callback-secret")
+    for name in ("GetJobStatus", "NotifyJob", "RunQueuedJob", "APIHandler"):
+        variables = transformed["Resources"][name]["Properties"]["Environment"]["Variables"]
+        assert variables["JOBPOLL_CALLBACK_SECRET_PARAMETER"] == {"Ref": "CallbackSecretParameter"}, name
 
 
 def test_the_state_machine_may_invoke_exactly_the_poll_loop_functions(transformed: dict[str, Any]) -> None:
