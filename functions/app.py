@@ -351,3 +351,18 @@ for _index, (_path, _allowed) in enumerate(sorted(_ALLOWED.items())):
 for _depth in range(1, 7):
     _path = "".join(f"/{{p{i}}}" for i in range(_depth))
     app.route(_path, methods=_ANY, content_types=["*/*"], name=f"no_such_route_{_depth}")(_no_such_route)
+
+
+@app.lambda_function(name="DeliverCallback")
+def deliver_callback(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """POST a finished job to its callback URL (invoked asynchronously by whatever finished the job)."""
+    runtime = _runtime()
+    job = runtime.notifier.deliver_stored(str(event.get("job_id", "")))
+    record = job.callback
+    log_event(
+        app.log,
+        "callback_delivered" if record and record.delivered_at else "callback_not_delivered",
+        job_id=job.job_id,
+        attempts=record.attempts if record else 0,
+    )
+    return {"job_id": job.job_id, "delivered": bool(record and record.delivered_at)}

@@ -7,6 +7,7 @@ Tests and the local emulation install their own runtime with `set_runtime()`.
 from __future__ import annotations
 
 import dataclasses
+import json
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -37,6 +38,9 @@ class Runtime:
     sender: Sender = urllib_sender
     resolve: Resolver = system_resolver
 
+    # Lambda: where callbacks are dispatched to the DeliverCallback function (made on first use).
+    lambda_client: Any = None
+
     @cached_property
     def notifier(self) -> Notifier:
         return Notifier(
@@ -46,6 +50,19 @@ class Runtime:
             sleep=self.sleep,
             sender=self.sender,
             resolve=self.resolve,
+            dispatch=self._dispatch_callback if self.settings.callback_function else None,
+        )
+
+    def _dispatch_callback(self, job_id: str) -> None:
+        client = self.lambda_client
+        if client is None:
+            import boto3
+
+            client = boto3.client("lambda")
+        client.invoke(
+            FunctionName=self.settings.callback_function,
+            InvocationType="Event",  # Lambda queues it and retries it: nothing here waits on the receiver
+            Payload=json.dumps({"job_id": job_id}).encode(),
         )
 
 

@@ -222,6 +222,8 @@ class Notifier:
     sleep: Callable[[float], None]
     sender: Sender = urllib_sender
     resolve: Resolver = system_resolver
+    # Hands a finished job's callback to another process (the DeliverCallback function); None: deliver here.
+    dispatch: Callable[[str], None] | None = None
 
     def config(self) -> CallbackSettings:
         return CallbackSettings(
@@ -233,9 +235,26 @@ class Notifier:
         )
 
     def job_finished(self, job: Job) -> Job:
-        """Deliver `job`'s callback if it has one and is finished; returns the job as stored after."""
+        """Deliver `job`'s callback if it has one and is finished (or dispatch it to the delivering
+        function); returns the job as stored after."""
         if job.callback_url is None or not job.status.is_terminal:
             return job
+        if self.dispatch is not None:
+            self.dispatch(job.job_id)
+            return job
+        return self._deliver(job)
+
+    def deliver_stored(self, job_id: str) -> Job:
+        """The delivering function's work: deliver the stored job's callback unless it was delivered."""
+        job = self.store.get(job_id)
+        if job.callback_url is None or not job.status.is_terminal:
+            return job
+        if job.callback is not None and job.callback.delivered_at is not None:
+            return job  # an async invocation may run twice
+        return self._deliver(job)
+
+    def _deliver(self, job: Job) -> Job:
+        assert job.callback_url is not None
         config = self.config()
         if not config.secret:
             record = CallbackRecord(last_error="callbacks are not configured (no signing secret)")

@@ -61,6 +61,9 @@ class Settings:
     # Or: the name of an SSM SecureString parameter holding it, read once per cold start (deployed stages).
     callback_secret_parameter: str = ""
     callback_max_attempts: int = 5
+    # The function that delivers callbacks (invoked asynchronously, so no poll or API request waits on a
+    # receiver); empty: deliver in the finishing process itself.
+    callback_function: str = ""
     callback_backoff_seconds: int = 1
     callback_timeout_seconds: int = 5
     max_body_bytes: int = 64 * 1024
@@ -124,6 +127,7 @@ class Settings:
                 "JOBPOLL_CALLBACK_SECRET_PARAMETER", defaults.callback_secret_parameter
             ),
             callback_max_attempts=integer("JOBPOLL_CALLBACK_MAX_ATTEMPTS", defaults.callback_max_attempts),
+            callback_function=env.get("JOBPOLL_CALLBACK_FUNCTION", defaults.callback_function),
             callback_backoff_seconds=integer(
                 "JOBPOLL_CALLBACK_BACKOFF_SECONDS", defaults.callback_backoff_seconds
             ),

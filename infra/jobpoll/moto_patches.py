@@ -252,17 +252,27 @@ def _in_process_invoke(
         if isinstance(fault, JsonRESTError):
             raise fault
         invocation = Invocation(function=name, event=event)
-        try:
-            if fault is not None:
-                raise fault
-            invocation.result = resolve(str(function.handler))(event, _Context(name))
-            payload = json.dumps(invocation.result)
-        except Exception as exc:  # what Lambda reports for an unhandled exception
-            invocation.error = {"errorType": type(exc).__name__, "errorMessage": str(exc)}
+
+        def run() -> str:
+            try:
+                if fault is not None:
+                    raise fault
+                invocation.result = resolve(str(function.handler))(event, _Context(name))
+                payload = json.dumps(invocation.result)
+            except Exception as exc:  # what Lambda reports for an unhandled exception
+                invocation.error = {"errorType": type(exc).__name__, "errorMessage": str(exc)}
+                payload = json.dumps({**invocation.error, "stackTrace": []})
+            for listener in listeners:
+                listener(invocation)
+            return payload
+
+        if (headers or {}).get("X-Amz-Invocation-Type") == "Event":
+            # Asynchronous: Lambda queues the event and answers 202 at once; the caller never waits.
+            threading.Thread(target=run, name=f"async-{name}", daemon=True).start()
+            return b""
+        payload = run()
+        if invocation.error is not None:
             response_headers["x-amz-function-error"] = "Unhandled"
-            payload = json.dumps({**invocation.error, "stackTrace": []})
-        for listener in listeners:
-            listener(invocation)
         return payload.encode()
 
     return invoke

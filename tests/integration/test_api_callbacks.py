@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 from api_harness import Api, Receiver
 
@@ -56,3 +57,25 @@ def test_a_receiver_that_keeps_failing_is_recorded_without_failing_the_job(
         "last_status": 503,
         "last_error": None,
     }
+
+
+def test_with_a_delivering_function_the_poll_hands_the_callback_over_and_does_not_wait(
+    api: Api, receiver: Receiver
+) -> None:
+    from api_harness import make_api
+
+    emulation = api.emulation
+    api = make_api(emulation, callback_function=emulation.deployment.function_arns["DeliverCallback"])
+    receiver.statuses = [500]
+    job_id = api.post({"input": {"delay": 5}, "callback_url": receiver.url}).json_body["id"]
+
+    api.wait_done(job_id)
+    deadline = time.monotonic() + 10
+    while (record := api.get(f"/jobs/{job_id}").json_body.get("callback")) is None:
+        assert time.monotonic() < deadline, "the delivering function never recorded the callback"
+        time.sleep(0.01)
+
+    assert record["attempts"] == 2 and record["last_status"] == 200
+    assert len(receiver.received) == 2
+    delivering = [i for i in emulation.invocations if i.function.endswith("DeliverCallback")]
+    assert [i.event for i in delivering if i.event.get("job_id") == job_id] == [{"job_id": job_id}]

@@ -69,6 +69,7 @@ def test_the_poll_loop_role_reads_and_writes_job_items_and_nothing_else(transfor
         "dynamodb:GetItem",
         "dynamodb:PutItem",
         "ssm:GetParameter",  # the callback signing key, below
+        "lambda:InvokeFunction",  # hands finished jobs' callbacks to DeliverCallback, below
         "logs:CreateLogGroup",
         "logs:CreateLogStream",
         "logs:PutLogEvents",
@@ -181,3 +182,23 @@ def test_the_api_role_reads_writes_and_lists_jobs_but_never_deletes_them(transfo
         "dynamodb:Query",
     }
     assert "sqs:SendMessage" in actions
+
+
+def test_callbacks_are_delivered_by_their_own_function_that_the_finishers_may_only_invoke(
+    transformed: dict[str, Any],
+) -> None:
+    deliver = transformed["Resources"]["DeliverCallback"]["Properties"]
+    assert deliver["FunctionName"] == {"Fn::Sub": "${AWS::StackName}-DeliverCallback"}
+    assert deliver["Role"] == {"Fn::GetAtt": ["PollLoopFunctionRole", "Arn"]}  # job items and the key
+    for role in (
+        "PollLoopFunctionRole",
+        "NotifyJobRole",
+        "RunQueuedJobRole",
+        "FailDeadLetteredJobRole",
+        "DefaultRole",
+    ):
+        (invoke,) = [s for s in _statements(transformed, role) if s["Action"] == "lambda:InvokeFunction"]
+        assert invoke["Resource"]["Fn::Sub"].endswith(":function:${AWS::StackName}-DeliverCallback"), role
+    for name in ("GetJobStatus", "NotifyJob", "RunQueuedJob", "APIHandler"):
+        variables = transformed["Resources"][name]["Properties"]["Environment"]["Variables"]
+        assert variables["JOBPOLL_CALLBACK_FUNCTION"] == deliver["FunctionName"], name

@@ -105,12 +105,16 @@ def test_chalices_own_errors_become_problems_and_keep_their_headers() -> None:
 
 def test_settings_read_mode_tokens_and_secret_from_the_environment() -> None:
     settings = Settings.from_env(
-        {"JOBPOLL_MODE": "local", "JOBPOLL_LOCAL_TOKENS": "alice:ta, bob:tb", "JOBPOLL_CALLBACK_SECRET": "s"}
+        {
+            "JOBPOLL_MODE": "local",
+            "JOBPOLL_LOCAL_TOKENS": "alice:token-a, bob:token-b",
+            "JOBPOLL_CALLBACK_SECRET": "key-7f3a",
+        }
     )
     assert settings.local_mode
-    assert settings.owner_for_token("tb") == "bob"
-    assert settings.callback_secret == "s"
-    assert "callback_secret" not in repr(settings) and "tb" not in repr(settings)  # secrets stay out of logs
+    assert settings.owner_for_token("token-b") == "bob"
+    assert settings.callback_secret == "key-7f3a"
+    assert "key-7f3a" not in repr(settings) and "token-b" not in repr(settings)  # secrets stay out of logs
     with pytest.raises(ValueError, match="JOBPOLL_MODE"):
         Settings.from_env({"JOBPOLL_MODE": "prod"})
     with pytest.raises(ValueError, match="JOBPOLL_LOCAL_TOKENS"):
