@@ -120,7 +120,12 @@ def notify_job(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return outcome
 
 
-@app.on_sqs_message(queue=_settings.work_queue_name, batch_size=1, name="RunQueuedJob")
+@app.on_sqs_message(
+    queue=_settings.work_queue_name,
+    batch_size=_settings.worker_batch_size,
+    maximum_concurrency=_settings.worker_max_concurrency or None,
+    name="RunQueuedJob",
+)
 def run_queued_job(event: SQSEvent) -> dict[str, Any]:
     """Queue mode: run each delivered job; a job under another worker's live lease is retried later."""
     runtime = _runtime()

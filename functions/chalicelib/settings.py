@@ -46,6 +46,9 @@ class Settings:
     work_queue_url: str = ""
     dead_letter_queue_name: str = "jobpoll-work-dlq"
     lease_seconds: int = 60
+    # The worker's event source mapping (read when `chalice package` imports app.py).
+    worker_batch_size: int = 1
+    worker_max_concurrency: int = 0  # 0: Lambda's default; else 2-1000
     report_interval_seconds: float = 1.0
     partial_output_max_chars: int = 16 * 1024
     max_result_chars: int = 300 * 1024
@@ -119,6 +122,8 @@ class Settings:
             work_queue_url=env.get("JOBPOLL_WORK_QUEUE_URL", defaults.work_queue_url),
             dead_letter_queue_name=env.get("JOBPOLL_DEAD_LETTER_QUEUE", defaults.dead_letter_queue_name),
             lease_seconds=integer("JOBPOLL_LEASE_SECONDS", defaults.lease_seconds),
+            worker_batch_size=integer("JOBPOLL_WORKER_BATCH_SIZE", defaults.worker_batch_size),
+            worker_max_concurrency=integer("JOBPOLL_WORKER_MAX_CONCURRENCY", defaults.worker_max_concurrency),
             log_level=env.get("JOBPOLL_LOG_LEVEL", defaults.log_level).upper(),
             mode=mode,
             local_tokens=parse_tokens(env.get("JOBPOLL_LOCAL_TOKENS", "")),
