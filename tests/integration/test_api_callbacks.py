@@ -71,8 +71,8 @@ def test_with_a_delivering_function_the_poll_hands_the_callback_over_and_does_no
 
     api.wait_done(job_id)
     deadline = time.monotonic() + 10
-    while (record := api.get(f"/jobs/{job_id}").json_body.get("callback")) is None:
-        assert time.monotonic() < deadline, "the delivering function never recorded the callback"
+    while (record := api.get(f"/jobs/{job_id}").json_body["callback"])["delivered_at"] is None:
+        assert time.monotonic() < deadline, "the delivering function never delivered the callback"
         time.sleep(0.01)
 
     assert record["attempts"] == 2 and record["last_status"] == 200
