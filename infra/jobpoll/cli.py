@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 STATUS_CHOICES = ("RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 JOB_STATUS_CHOICES = ("QUEUED", "PENDING", "RUNNING", "COMPLETE", "FAILED", "CANCELED")
-DEMO_SPEED = 20.0
+DEMO_SPEED = 10.0
 
 
 def _parameter(text: str) -> tuple[str, str]:
@@ -144,7 +144,7 @@ _EXECUTION_FIELDS = (
 def _event_detail(event: dict[str, Any]) -> str:
     from .executions import state_detail
 
-    details = next((v for k, v in event.items() if k.endswith("EventDetails")), {})
+    details: dict[str, Any] = next((v for k, v in event.items() if k.endswith("EventDetails")), {})
     name = details.get("name", "")
     if "output" in details and name:
         import json

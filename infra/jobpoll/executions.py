@@ -247,7 +247,7 @@ class Executions:
             "ExecutionAborted",
             "ExecutionTimedOut",
         ):
-            details = next((v for k, v in event.items() if k.endswith("EventDetails")), {})
+            details: dict[str, Any] = next((v for k, v in event.items() if k.endswith("EventDetails")), {})
             error = details.get("error", "")
             cause = details.get("cause", "")
             return f"{prefix}  ! {kind} {error}" + (f": {_cause(cause)}" if cause else "")

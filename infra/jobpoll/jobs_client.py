@@ -23,7 +23,7 @@ _TIMEOUT = 15.0
 # How often `wait` looks (real seconds): the API's Retry-After, kept between these so that a fast local
 # stack and a growing partial output are seen promptly and a slow job is not hammered.
 _SHORTEST_WAIT = 0.25
-_LONGEST_WAIT = 1.0
+_LONGEST_WAIT = 0.5
 
 Sign = Callable[[str, str, dict[str, str], bytes | None], dict[str, str]]
 
