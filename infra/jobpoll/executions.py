@@ -7,6 +7,7 @@ execution is named by its name (the job id) or its ARN; a long poll continues in
 
 from __future__ import annotations
 
+import builtins
 import json
 import time
 import uuid
@@ -24,6 +25,7 @@ STATUSES = ("RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 # Between two looks at a running execution (real seconds): a tight loop would starve the emulation and
 # cost API calls on AWS.
 POLL_INTERVAL = 0.3
+_STOP_SETTLE_SECONDS = 10.0
 _NOT_FOUND = {"ExecutionDoesNotExist", "ResourceNotFound", "StateMachineDoesNotExist"}
 _TASK_STATES = {"StartJob", "GetJobStatus"}
 
@@ -118,9 +120,14 @@ class Executions:
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             if execution is not None and (code in _NOT_FOUND or code == "InvalidArn"):
-                raise JobpollError(f"no execution {execution!r} of {self.state_machine_arn}") from None
+                raise self._unknown(execution) from None
             message = exc.response.get("Error", {}).get("Message") or str(exc)
             raise JobpollError(f"{what}: {code}: {message}") from None
+
+    def _unknown(self, execution: str) -> JobpollError:
+        prefix = self.arn("")
+        name = execution[len(prefix) :] if execution.startswith(prefix) else execution
+        return JobpollError(f"no execution {name!r} of state machine {self.state_machine_arn}")
 
     def start(self, execution_input: Any, name: str | None = None) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
@@ -165,17 +172,17 @@ class Executions:
         described.setdefault("name", described["executionArn"].rsplit(":", 1)[-1])
         return described
 
-    def history(self, execution: str, after_event_id: int = 0) -> list[dict[str, Any]]:
+    def history(self, execution: str, after_event_id: int = 0) -> builtins.list[dict[str, Any]]:
         """The execution's events after `after_event_id`, oldest first (all pages)."""
         arn = self.arn(execution)
-        events: list[dict[str, Any]] = []
+        events: builtins.list[dict[str, Any]] = []
         try:
             for page in self._sfn.get_paginator("get_execution_history").paginate(executionArn=arn):
                 events.extend(e for e in page["events"] if e["id"] > after_event_id)
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             if code in _NOT_FOUND or code == "InvalidArn":
-                raise JobpollError(f"no execution {execution!r} of {self.state_machine_arn}") from None
+                raise self._unknown(execution) from None
             raise JobpollError(f"could not read the execution's history: {exc}") from None
         return events
 
@@ -185,7 +192,11 @@ class Executions:
             kwargs["cause"] = cause
         self.describe(execution)  # one clear line for an unknown execution
         self._call("could not stop the execution", execution, "stop_execution", **kwargs)
-        return self.describe(execution)
+        # The stop takes effect a moment later (the emulation ends the execution on its own thread).
+        deadline = time.monotonic() + _STOP_SETTLE_SECONDS
+        while (described := self.describe(execution))["status"] == "RUNNING" and time.monotonic() < deadline:
+            self._sleep(0.1)
+        return described
 
     def _events_until_done(self, arn: str) -> Iterator[dict[str, Any]]:
         """Each event of the execution as it happens, until it has ended and every event was seen."""
@@ -225,6 +236,7 @@ class Executions:
     @staticmethod
     def _event_line(event: dict[str, Any], started: datetime, followed: Followed) -> str | None:
         kind = event["type"]
+        details: dict[str, Any]
         elapsed = (event["timestamp"] - started).total_seconds()
         prefix = f"  {_clock(event['timestamp'])}  +{elapsed:6.2f}s"
         if kind.endswith("StateEntered"):
@@ -247,7 +259,7 @@ class Executions:
             "ExecutionAborted",
             "ExecutionTimedOut",
         ):
-            details: dict[str, Any] = next((v for k, v in event.items() if k.endswith("EventDetails")), {})
+            details = next((v for k, v in event.items() if k.endswith("EventDetails")), {})
             error = details.get("error", "")
             cause = details.get("cause", "")
             return f"{prefix}  ! {kind} {error}" + (f": {_cause(cause)}" if cause else "")

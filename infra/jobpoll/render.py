@@ -63,9 +63,9 @@ class JobProgress:
     """Shows a job while it runs: on a terminal one line redrawn in place (bar, status, attempts, the end of
     the partial output); elsewhere a line per change, with the partial output's new text."""
 
-    def __init__(self, stream: TextIO = sys.stdout, live: bool | None = None) -> None:
-        self.stream = stream
-        self.live = stream.isatty() if live is None else live
+    def __init__(self, stream: TextIO | None = None, live: bool | None = None) -> None:
+        self.stream = stream if stream is not None else sys.stdout
+        self.live = self.stream.isatty() if live is None else live
         self._last: tuple[Any, ...] | None = None
         self._output = ""
 
