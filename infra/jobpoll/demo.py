@@ -25,6 +25,7 @@ from .paths import ROOT
 
 _STARTUP_TIMEOUT = 90.0
 _STOP_TIMEOUT = 15.0
+_INTERRUPTED = 130
 
 # (what it shows, the console command, the exit code it should end with)
 SCENARIOS: list[tuple[str, list[str], int]] = [
@@ -127,6 +128,8 @@ def run(speed: float) -> int:
             for description, command, expected in SCENARIOS:
                 print(f"\n# {description}\n$ jobpoll {shlex.join(command)}", flush=True)
                 code = main([*command, "--state-file", str(state_file)])
+                if code == _INTERRUPTED:  # Ctrl-C in a command: stop the stack, end the demo
+                    raise KeyboardInterrupt
                 if code != expected:
                     print(f"  (expected exit code {expected}, got {code})", flush=True)
                     outcome = 1

@@ -224,7 +224,7 @@ def test_a_stale_state_file_counts_as_no_stack(tmp_path: Path, capsys: pytest.Ca
                 "pid": dead.pid,
                 "api_token": "x",
             }
-        )  # fmt: skip
+        )
     )
     line = _one_error_line(main(["jobs", "list", "--state-file", str(state)]), capsys.readouterr().err)
     assert line.endswith("start it with: jobpoll local up")
