@@ -52,21 +52,19 @@ def test_the_demo_runs_the_seed_to_success_the_long_job_to_max_tries_and_a_strea
 
 
 def test_ctrl_c_stops_the_demo_and_its_local_stack() -> None:
+    # Interrupted while the stack starts (the cheapest moment; the same cleanup runs at any point).
     demo = subprocess.Popen(
-        [*jobpoll_command(), "demo", "--speed", "1"],  # real time: still running when interrupted
+        [*jobpoll_command(), "demo"],
         cwd=ROOT,
         env=cli_environment(),
-        stdout=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
-        text=True,
     )
     try:
-        assert demo.stdout is not None
         deadline = time.monotonic() + DEMO_TIMEOUT
-        for line in demo.stdout:  # until the stack is up and the seed runs
-            if line.startswith("execution seed") or time.monotonic() > deadline:
-                break
-        assert _local_up_processes(), "the demo should have a local stack running"
+        while not _local_up_processes() and demo.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _local_up_processes(), "the demo should have started a local stack"
         demo.send_signal(signal.SIGINT)
         assert demo.wait(30) == 130
     finally:
@@ -74,7 +72,7 @@ def test_ctrl_c_stops_the_demo_and_its_local_stack() -> None:
             demo.kill()
             demo.wait()
     assert _local_up_processes() == []
-    assert "Traceback" not in (demo.stderr.read() if demo.stderr else "")
+    assert b"Traceback" not in (demo.stderr.read() if demo.stderr else b"")
 
 
 def test_the_demo_refuses_a_bad_speed_in_one_line() -> None:
