@@ -7,6 +7,7 @@ that matter to scripts are also checked through the installed entry point in a s
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -80,13 +81,15 @@ def test_follow_an_execution_started_elsewhere_through_its_continuations(console
     console.stack.client("stepfunctions").start_execution(
         stateMachineArn=console.stack.state["outputs"]["StateMachineArn"],
         name="chained",
-        input=json.dumps({"delay": 15, "continue_after": 1}),
+        input=json.dumps({"delay": 35, "continue_after": 1}),  # one poll per execution, 3 or more polls
     )
     code, out, err = console("executions", "follow", "chained")
     assert code == 0, out + err
-    assert "continued in execution chained-1" in out
-    assert "=> SUCCEEDED: execution chained-1 (2 executions)" in out
-    assert "job COMPLETE after 2 tries" in out
+    continued = re.findall(r"continued in execution (chained-\d+)", out)
+    assert continued[:2] == ["chained-1", "chained-2"]
+    last = out.strip().splitlines()[-1]
+    assert last.startswith(f"=> SUCCEEDED: execution {continued[-1]} ({len(continued) + 1} executions)")
+    assert f"job COMPLETE after {len(continued) + 1} tries" in last
 
 
 def test_list_describe_and_history_show_an_execution(console: Console) -> None:
@@ -243,3 +246,14 @@ def test_missing_aws_credentials_are_one_line(
     line = _one_error_line(code, capsys.readouterr().err)
     assert line.startswith("jobpoll: AWS credentials not found")
     assert time.monotonic() - started < 10
+
+
+def test_a_stack_is_found_by_name_through_its_outputs(console: Console) -> None:
+    endpoint = console.stack.state["aws_endpoint_url"]
+    code, out, err = console(
+        "executions", "describe", "seed", "--stack", "jobpoll-local", "--endpoint-url", endpoint
+    )
+    assert code == 0, err
+    assert "status:       SUCCEEDED" in out
+    line = _one_error_line(*console("executions", "list", "--stack", "nope", "--endpoint-url", endpoint)[::2])
+    assert line == "jobpoll: there is no stack named nope"
