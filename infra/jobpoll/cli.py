@@ -97,6 +97,12 @@ def _console(args: argparse.Namespace) -> Console:
 
     if args.stack:
         return stack_console(args.stack, _target(args))
+    aws_only = [f"--{n.replace('_', '-')}" for n in ("region", "profile", "endpoint_url") if getattr(args, n)]
+    if aws_only:
+        verb = "applies" if len(aws_only) == 1 else "apply"
+        raise JobpollError(
+            f"{' and '.join(aws_only)} only {verb} with --stack NAME; the local stack needs none"
+        )
     return local_console(args.state_file)
 
 

@@ -62,6 +62,8 @@ def local_console(state_file: Path = LOCAL_STATE) -> Console:
         state = LocalState.read(state_file)
     except JobpollError:
         raise JobpollError(f"no local stack running: {START_LOCAL}") from None
+    except (ValueError, TypeError):  # not JSON, or not what `local up` writes
+        raise JobpollError(f"{state_file} is not a local stack's state file: {START_LOCAL}") from None
     if not _running(state.pid):
         raise JobpollError(f"no local stack running (stale {state_file}): {START_LOCAL}")
     return Console(state.target(), state.stack_name, state.outputs, state.api_url, state.api_token)

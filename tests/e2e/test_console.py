@@ -257,3 +257,15 @@ def test_a_stack_is_found_by_name_through_its_outputs(console: Console) -> None:
     assert "status:       SUCCEEDED" in out
     line = _one_error_line(*console("executions", "list", "--stack", "nope", "--endpoint-url", endpoint)[::2])
     assert line == "jobpoll: there is no stack named nope"
+
+
+def test_aws_options_without_a_stack_are_refused_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    line = _one_error_line(main(["executions", "list", "--region", "eu-west-1"]), capsys.readouterr().err)
+    assert line == "jobpoll: --region only applies with --stack NAME; the local stack needs none"
+
+
+def test_an_unreadable_state_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    state = tmp_path / "local.json"
+    state.write_text("{not json")
+    line = _one_error_line(main(["jobs", "list", "--state-file", str(state)]), capsys.readouterr().err)
+    assert line.endswith("is not a local stack's state file: start it with: jobpoll local up")
