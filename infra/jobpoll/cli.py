@@ -93,75 +93,13 @@ def cmd_local_up(args: argparse.Namespace) -> int:
 
 
 def _console(args: argparse.Namespace) -> Console:
-    from .console import local_console, stack_console
+    from .console import connect
 
-    if args.stack:
-        return stack_console(args.stack, _target(args))
-    aws_only = [f"--{n.replace('_', '-')}" for n in ("region", "profile", "endpoint_url") if getattr(args, n)]
-    if aws_only:
-        verb = "applies" if len(aws_only) == 1 else "apply"
-        raise JobpollError(
-            f"{' and '.join(aws_only)} only {verb} with --stack NAME; the local stack needs none"
-        )
-    return local_console(args.state_file)
+    return connect(args.stack, _target(args), args.state_file)
 
 
 def _show(args: argparse.Namespace, value: Any, text: str) -> None:
     print(render.to_json(value) if args.json else text)
-
-
-_EXECUTION_COLUMNS: list[render.Column] = [
-    ("NAME", lambda e: e["name"]),
-    ("STATUS", lambda e: e["status"]),
-    ("STARTED (UTC)", lambda e: e.get("startDate")),
-    ("STOPPED (UTC)", lambda e: e.get("stopDate")),
-]
-_EVENT_COLUMNS: list[render.Column] = [
-    ("ID", lambda e: e["id"]),
-    ("TIME (UTC)", lambda e: e["timestamp"].strftime("%H:%M:%S.%f")[:-3]),
-    ("TYPE", lambda e: e["type"]),
-    ("STATE / DETAIL", lambda e: _event_detail(e)),
-]
-_JOB_COLUMNS: list[render.Column] = [
-    ("ID", lambda j: j["id"]),
-    ("STATUS", lambda j: j["status"]),
-    ("PROVIDER", lambda j: j.get("provider")),
-    ("ATTEMPTS", lambda j: j.get("attempts")),
-    ("PROGRESS", lambda j: f"{j.get('progress') or 0:.0%}"),
-    ("CREATED (UTC)", lambda j: j.get("created_at")),
-]
-_JOB_FIELDS = (
-    "id", "status", "provider", "input", "progress", "attempts", "max_attempts", "created_at", "updated_at",
-    "next_poll_at", "error", "result_available", "partial_output",
-)  # fmt: skip
-_EXECUTION_FIELDS = (
-    "name",
-    "status",
-    "startDate",
-    "stopDate",
-    "input",
-    "output",
-    "error",
-    "cause",
-    "executionArn",
-)
-
-
-def _event_detail(event: dict[str, Any]) -> str:
-    from .executions import state_detail
-
-    details: dict[str, Any] = next((v for k, v in event.items() if k.endswith("EventDetails")), {})
-    name = details.get("name", "")
-    if "output" in details and name:
-        import json
-
-        try:
-            return f"{name}  {state_detail(name, json.loads(details['output']))}".rstrip()
-        except ValueError:
-            return name
-    if "error" in details:
-        return f"{details['error']}: {details.get('cause', '')}"[:100]
-    return str(name)
 
 
 def cmd_executions_start(args: argparse.Namespace) -> int:
@@ -178,19 +116,19 @@ def cmd_executions_start(args: argparse.Namespace) -> int:
 
 def cmd_executions_list(args: argparse.Namespace) -> int:
     found = _console(args).executions().list(args.status, args.limit)
-    _show(args, found, render.table(found, _EXECUTION_COLUMNS) if found else "no executions")
+    _show(args, found, render.executions_table(found) if found else "no executions")
     return 0
 
 
 def cmd_executions_describe(args: argparse.Namespace) -> int:
     described = _console(args).executions().describe(args.id)
-    _show(args, described, render.fields(described, _EXECUTION_FIELDS))
+    _show(args, described, render.execution_fields(described))
     return 0
 
 
 def cmd_executions_history(args: argparse.Namespace) -> int:
     events = _console(args).executions().history(args.id)
-    _show(args, events, render.table(events, _EVENT_COLUMNS))
+    _show(args, events, render.events_table(events))
     return 0
 
 
@@ -234,13 +172,13 @@ def cmd_jobs_submit(args: argparse.Namespace) -> int:
 
 def cmd_jobs_get(args: argparse.Namespace) -> int:
     job = _console(args).jobs().get(args.id)
-    _show(args, job, render.fields(job, _JOB_FIELDS))
+    _show(args, job, render.job_fields(job))
     return 0
 
 
 def cmd_jobs_list(args: argparse.Namespace) -> int:
     found = _console(args).jobs().list(args.status, args.limit)
-    _show(args, found, render.table(found, _JOB_COLUMNS) if found else "no jobs")
+    _show(args, found, render.jobs_table(found) if found else "no jobs")
     return 0
 
 
@@ -268,13 +206,7 @@ def _wait(args: argparse.Namespace, jobs: Any, job_id: str) -> int:
     if args.json:
         print(render.to_json(job))
     else:
-        line = f"=> job {job['id']} {job['status']} after {job.get('attempts', 0)} attempts"
-        if job.get("error"):
-            error = job["error"]
-            line += (
-                f" ({error.get('code') or error.get('error')}: {error.get('message') or error.get('cause')})"
-            )
-        print(line)
+        print(render.job_summary(job))
     return 0 if job["status"] == "COMPLETE" else 1
 
 

@@ -75,3 +75,24 @@ def stack_console(stack_name: str, target: Target) -> Console:
 
     deployed = describe_stack(target, stack_name)
     return Console(target, stack_name, deployed.outputs, deployed.api_url)
+
+
+def connect(stack_name: str | None, target: Target, state_file: Path = LOCAL_STATE) -> Console:
+    """`--stack NAME` (with the target's region, profile, endpoint) or else the local stack."""
+    if stack_name:
+        return stack_console(stack_name, target)
+    aws_only = [
+        option
+        for option, value in (
+            ("--region", target.region),
+            ("--profile", target.profile),
+            ("--endpoint-url", target.endpoint_url),
+        )
+        if value
+    ]
+    if aws_only:
+        verb = "applies" if len(aws_only) == 1 else "apply"
+        raise JobpollError(
+            f"{' and '.join(aws_only)} only {verb} with --stack NAME; the local stack needs none"
+        )
+    return local_console(state_file)

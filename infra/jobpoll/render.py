@@ -9,6 +9,8 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from .executions import state_detail
+
 Column = tuple[str, Callable[[dict[str, Any]], Any]]
 
 
@@ -92,3 +94,84 @@ class JobProgress:
         self._output = partial
         self.stream.write(head + (f"  + {new.strip()!r}" if new.strip() else "") + "\n")
         self.stream.flush()
+
+
+# What the console shows of executions, their events and jobs.
+_EXECUTION_COLUMNS: list[Column] = [
+    ("NAME", lambda e: e["name"]),
+    ("STATUS", lambda e: e["status"]),
+    ("STARTED (UTC)", lambda e: e.get("startDate")),
+    ("STOPPED (UTC)", lambda e: e.get("stopDate")),
+]
+_EVENT_COLUMNS: list[Column] = [
+    ("ID", lambda e: e["id"]),
+    ("TIME (UTC)", lambda e: e["timestamp"].strftime("%H:%M:%S.%f")[:-3]),
+    ("TYPE", lambda e: e["type"]),
+    ("STATE / DETAIL", lambda e: _event_detail(e)),
+]
+_JOB_COLUMNS: list[Column] = [
+    ("ID", lambda j: j["id"]),
+    ("STATUS", lambda j: j["status"]),
+    ("PROVIDER", lambda j: j.get("provider")),
+    ("ATTEMPTS", lambda j: j.get("attempts")),
+    ("PROGRESS", lambda j: f"{j.get('progress') or 0:.0%}"),
+    ("CREATED (UTC)", lambda j: j.get("created_at")),
+]
+_JOB_FIELDS = (
+    "id", "status", "provider", "input", "progress", "attempts", "max_attempts", "created_at", "updated_at",
+    "next_poll_at", "error", "result_available", "partial_output",
+)  # fmt: skip
+_EXECUTION_FIELDS = (
+    "name",
+    "status",
+    "startDate",
+    "stopDate",
+    "input",
+    "output",
+    "error",
+    "cause",
+    "executionArn",
+)
+
+
+def _event_detail(event: dict[str, Any]) -> str:
+    """The state an event concerns, and what the handler left on the job (or the error)."""
+    details: dict[str, Any] = next((v for k, v in event.items() if k.endswith("EventDetails")), {})
+    name = details.get("name", "")
+    if "output" in details and name:
+        try:
+            return f"{name}  {state_detail(name, json.loads(details['output']))}".rstrip()
+        except ValueError:
+            return name
+    if "error" in details:
+        return f"{details['error']}: {details.get('cause', '')}"[:100]
+    return str(name)
+
+
+def executions_table(executions: Sequence[dict[str, Any]]) -> str:
+    return table(executions, _EXECUTION_COLUMNS)
+
+
+def events_table(events: Sequence[dict[str, Any]]) -> str:
+    return table(events, _EVENT_COLUMNS)
+
+
+def jobs_table(jobs: Sequence[dict[str, Any]]) -> str:
+    return table(jobs, _JOB_COLUMNS)
+
+
+def execution_fields(described: dict[str, Any]) -> str:
+    return fields(described, _EXECUTION_FIELDS)
+
+
+def job_fields(job: dict[str, Any]) -> str:
+    return fields(job, _JOB_FIELDS)
+
+
+def job_summary(job: dict[str, Any]) -> str:
+    """One line: how a job ended."""
+    line = f"=> job {job['id']} {job['status']} after {job.get('attempts', 0)} attempts"
+    error = job.get("error")
+    if isinstance(error, dict):
+        line += f" ({error.get('code') or error.get('error')}: {error.get('message') or error.get('cause')})"
+    return line
