@@ -269,3 +269,10 @@ def test_an_unreadable_state_file_is_one_line(tmp_path: Path, capsys: pytest.Cap
     state.write_text("{not json")
     line = _one_error_line(main(["jobs", "list", "--state-file", str(state)]), capsys.readouterr().err)
     assert line.endswith("is not a local stack's state file: start it with: jobpoll local up")
+
+
+def test_the_same_idempotency_key_submits_one_job(console: Console) -> None:
+    argv = ("jobs", "submit", "--input", '{"delay": 1}', "--idempotency-key", "console-once", "--json")
+    first, again = console(*argv), console(*argv)
+    assert first[0] == again[0] == 0
+    assert json.loads(first[1])["id"] == json.loads(again[1])["id"]
