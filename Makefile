@@ -7,7 +7,7 @@ $(PY):
 	python3 -m venv $(VENV) && $(VENV)/bin/pip install -q -e '.[dev]'
 
 demo: $(PY)
-	$(PY) -m jobpoll.demo
+	$(VENV)/bin/jobpoll demo
 
 test: $(PY)
 	$(PY) -m pytest -q

@@ -1,18 +1,30 @@
 """The `jobpoll` command: a thin dispatcher over the tooling modules.
 
 A mistake the user can fix (JobpollError) prints one line on stderr and exits 1, without a traceback.
+Console commands (`executions`, `jobs`) act on `--local` (the default) or `--stack NAME`.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from . import render
 from .errors import JobpollError
 from .paths import LOCAL_STATE
 from .target import Target
+
+if TYPE_CHECKING:
+    from .console import Console
+
+
+STATUS_CHOICES = ("RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
+JOB_STATUS_CHOICES = ("QUEUED", "PENDING", "RUNNING", "COMPLETE", "FAILED", "CANCELED")
+DEMO_SPEED = 10.0
 
 
 def _parameter(text: str) -> tuple[str, str]:
@@ -80,8 +92,220 @@ def cmd_local_up(args: argparse.Namespace) -> int:
     return 0
 
 
+def _console(args: argparse.Namespace) -> Console:
+    from .console import connect
+
+    return connect(args.stack, _target(args), args.state_file)
+
+
+def _show(args: argparse.Namespace, value: Any, text: str) -> None:
+    print(render.to_json(value) if args.json else text)
+
+
+def cmd_executions_start(args: argparse.Namespace) -> int:
+    from .executions import parse_input
+
+    execution_input = parse_input(args.input)
+    executions = _console(args).executions()
+    started = executions.start(execution_input, args.name)
+    if args.follow:
+        return _follow(args, executions, started["executionArn"])
+    _show(args, started, f"started execution {started['name']}\n  {started['executionArn']}")
+    return 0
+
+
+def cmd_executions_list(args: argparse.Namespace) -> int:
+    found = _console(args).executions().list(args.status, args.limit)
+    _show(args, found, render.executions_table(found) if found else "no executions")
+    return 0
+
+
+def cmd_executions_describe(args: argparse.Namespace) -> int:
+    described = _console(args).executions().describe(args.id)
+    _show(args, described, render.execution_fields(described))
+    return 0
+
+
+def cmd_executions_history(args: argparse.Namespace) -> int:
+    events = _console(args).executions().history(args.id)
+    _show(args, events, render.events_table(events))
+    return 0
+
+
+def cmd_executions_stop(args: argparse.Namespace) -> int:
+    described = _console(args).executions().stop(args.id, args.cause)
+    _show(args, described, f"execution {described['name']}: {described['status']}")
+    return 0
+
+
+def cmd_executions_follow(args: argparse.Namespace) -> int:
+    return _follow(args, _console(args).executions(), args.id)
+
+
+def _follow(args: argparse.Namespace, executions: Any, execution: str) -> int:
+    def out(line: str) -> None:
+        print(line, flush=True)
+
+    followed = executions.follow(execution, out=(lambda _: None) if args.json else out)
+    if args.json:
+        print(render.to_json({"status": followed.final["status"], "executions": followed.executions}))
+    return 0 if followed.succeeded else 1
+
+
+def _job_body(args: argparse.Namespace) -> Any:
+    from .executions import parse_input
+
+    body = parse_input(args.input)
+    if args.provider:
+        body = {"provider": args.provider, "input": body}
+    return body
+
+
+def cmd_jobs_submit(args: argparse.Namespace) -> int:
+    jobs = _console(args).jobs()
+    job = jobs.submit(_job_body(args), args.idempotency_key)
+    if args.wait:
+        return _wait(args, jobs, job["id"])
+    _show(args, job, f"submitted job {job['id']}: {job['status']}")
+    return 0
+
+
+def cmd_jobs_get(args: argparse.Namespace) -> int:
+    job = _console(args).jobs().get(args.id)
+    _show(args, job, render.job_fields(job))
+    return 0
+
+
+def cmd_jobs_list(args: argparse.Namespace) -> int:
+    found = _console(args).jobs().list(args.status, args.limit)
+    _show(args, found, render.jobs_table(found) if found else "no jobs")
+    return 0
+
+
+def cmd_jobs_cancel(args: argparse.Namespace) -> int:
+    job = _console(args).jobs().cancel(args.id)
+    if job is None:
+        _show(args, {"id": args.id, "deleted": True}, f"job {args.id} had finished: its output is deleted")
+    else:
+        _show(args, job, f"job {job['id']}: {job['status']}")
+    return 0
+
+
+def cmd_jobs_result(args: argparse.Namespace) -> int:
+    print(render.to_json(_console(args).jobs().result(args.id)))
+    return 0
+
+
+def cmd_jobs_wait(args: argparse.Namespace) -> int:
+    return _wait(args, _console(args).jobs(), args.id)
+
+
+def _wait(args: argparse.Namespace, jobs: Any, job_id: str) -> int:
+    show = (lambda _: None) if args.json else render.JobProgress()
+    job = jobs.wait(job_id, show, args.timeout)
+    if args.json:
+        print(render.to_json(job))
+    else:
+        print(render.job_summary(job))
+    return 0 if job["status"] == "COMPLETE" else 1
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run
+
+    return run(args.speed)
+
+
+def _console_options() -> argparse.ArgumentParser:
+    """Options every console command takes: where it acts, and how it answers."""
+    options = argparse.ArgumentParser(add_help=False)
+    where = options.add_argument_group("target (default: --local)")
+    choice = where.add_mutually_exclusive_group()
+    choice.add_argument("--local", action="store_true", help="the stack `jobpoll local up` runs")
+    choice.add_argument("--stack", metavar="NAME", help="a deployed stack, e.g. jobpoll-dev")
+    where.add_argument("--region", help="--stack: AWS region (default: the profile's, else us-east-1)")
+    where.add_argument("--profile", help="--stack: AWS named profile")
+    where.add_argument("--endpoint-url", help="--stack: a stack in an AWS emulation")
+    where.add_argument("--state-file", type=Path, default=LOCAL_STATE, help=argparse.SUPPRESS)
+    options.add_argument("--json", action="store_true", help="print JSON (for scripts) instead of text")
+    return options
+
+
+def _add_console_commands(commands: Any) -> None:
+    common = _console_options()
+
+    def add(group: Any, name: str, handler: Any, help_text: str) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = group.add_parser(
+            name, help=help_text, description=help_text, parents=[common]
+        )
+        parser.set_defaults(handler=handler)
+        return parser
+
+    executions = commands.add_parser("executions", help="the poller state machine's executions")
+    group = executions.add_subparsers(dest="executions_command", required=True, metavar="COMMAND")
+    start = add(group, "start", cmd_executions_start, "start an execution")
+    start.add_argument("--input", required=True, help="the execution input, JSON, e.g. '{\"delay\": 20}'")
+    start.add_argument("--name", help="the execution's name, which is the job id (default: generated)")
+    start.add_argument("--follow", action="store_true", help="then follow it (as `executions follow`)")
+    listing = add(group, "list", cmd_executions_list, "list executions, newest first")
+    listing.add_argument("--status", type=str.upper, choices=STATUS_CHOICES, help="only these")
+    listing.add_argument("--limit", type=int, help="at most this many")
+    add(group, "describe", cmd_executions_describe, "an execution's status, input and output").add_argument(
+        "id", help="execution name (job id) or ARN"
+    )
+    add(group, "history", cmd_executions_history, "an execution's events").add_argument(
+        "id", help="execution name (job id) or ARN"
+    )
+    stop = add(group, "stop", cmd_executions_stop, "stop a running execution")
+    stop.add_argument("id", help="execution name (job id) or ARN")
+    stop.add_argument("--cause", help="why (recorded on the execution)")
+    add(
+        group,
+        "follow",
+        cmd_executions_follow,
+        "print each state transition as it happens, through continued executions; exit 0 on SUCCEEDED",
+    ).add_argument("id", help="execution name (job id) or ARN")
+
+    jobs = commands.add_parser("jobs", help="jobs, through the REST API")
+    group = jobs.add_subparsers(dest="jobs_command", required=True, metavar="COMMAND")
+    submit = add(group, "submit", cmd_jobs_submit, "submit a job (POST /jobs)")
+    submit.add_argument(
+        "--input", required=True, help="the job request or, with --provider, its input (JSON)"
+    )
+    submit.add_argument("--provider", help="the provider, e.g. simulated-stream; --input is then its input")
+    submit.add_argument("--idempotency-key", help="the same key and body return the same job")
+    submit.add_argument("--wait", action="store_true", help="then wait for it (as `jobs wait`)")
+    submit.add_argument("--timeout", type=_positive, help=argparse.SUPPRESS)
+    add(group, "get", cmd_jobs_get, "a job (GET /jobs/ID)").add_argument("id", help="job id")
+    listing = add(group, "list", cmd_jobs_list, "your jobs, newest first (GET /jobs)")
+    listing.add_argument("--status", type=str.upper, choices=JOB_STATUS_CHOICES, help="only these")
+    listing.add_argument("--limit", type=int, help="at most this many")
+    add(
+        group, "cancel", cmd_jobs_cancel, "cancel a running job; a finished one's output is deleted"
+    ).add_argument("id", help="job id")
+    add(group, "result", cmd_jobs_result, "a finished job's result (GET /jobs/ID/result)").add_argument(
+        "id", help="job id"
+    )
+    wait = add(group, "wait", cmd_jobs_wait, "show a job's progress until it ends; exit 0 when it completes")
+    wait.add_argument("id", help="job id")
+    wait.add_argument("--timeout", type=_positive, help="give up after this many seconds (exit 1)")
+
+    demo = commands.add_parser(
+        "demo",
+        help="the README demo: a local stack, the seed and a failing execution, a streaming job",
+        description="Start a local stack on free ports, run the scenarios through the console, stop it.",
+    )
+    demo.add_argument(
+        "--speed",
+        type=_positive,
+        default=DEMO_SPEED,
+        help=f"waits run X times faster (default {DEMO_SPEED:g})",
+    )
+    demo.set_defaults(handler=cmd_demo)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="jobpoll", description="Deploy and run jobpoll.")
+    parser = argparse.ArgumentParser(prog="jobpoll", description="Deploy, run and watch jobpoll.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     deploy = commands.add_parser("deploy", help="package and deploy a stage to AWS (or an emulation)")
@@ -115,21 +339,31 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--region", default="us-east-1", help="region of the emulated stack (default us-east-1)")
     up.add_argument("--state-file", type=Path, default=LOCAL_STATE, help=argparse.SUPPRESS)
     up.set_defaults(handler=cmd_local_up)
+    _add_console_commands(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from botocore.exceptions import BotoCoreError, ClientError
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
     args = build_parser().parse_args(argv)
     try:
         return int(args.handler(args))
+    except NoCredentialsError:
+        print(
+            "jobpoll: AWS credentials not found: configure them (aws configure, AWS_PROFILE, or --profile)",
+            file=sys.stderr,
+        )
+        return 1
     except (JobpollError, BotoCoreError, ClientError) as exc:
         # Missing credentials, an unreachable endpoint, a denied call: the user's to fix, in one line.
         print(f"jobpoll: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `jobpoll ... | head`
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (the interpreter flushes it at exit)
+        return 1
 
 
 if __name__ == "__main__":

@@ -1,81 +1,137 @@
-"""The README demo: the seed scenario and the failing one, run through the real state machine.
+"""`jobpoll demo`, the README's first command: the local stack, driven through the console.
 
-Runs in-process on the moto emulation (no AWS account, no Docker) and prints each poll as it happens.
-Waits run `--speed` times faster than real time, on a virtual clock: the output is the same at any speed.
+Starts `jobpoll local up --speed N` on free ports in the background (its own process group, its own state
+file, so a developer's `.jobpoll/local.json` is left alone), runs the seed scenario and the failing one with
+`jobpoll executions start ... --follow` and a streaming job with `jobpoll jobs submit ... --wait`, printing
+each command as a user would type it, then stops the stack (SIGTERM) even on Ctrl-C or failure.
 """
 
 from __future__ import annotations
 
-import argparse
-import logging
+import contextlib
 import os
+import shlex
+import signal
+import socket
+import subprocess
 import sys
-from datetime import UTC, datetime
-from typing import Any
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
 
-from .clocks import VirtualClock
-from .emulation import Emulation, isolate_from_aws
-from .moto_patches import Invocation
+from .errors import JobpollError
+from .paths import ROOT
 
-SCENARIOS: list[tuple[str, dict[str, Any], str]] = [
-    ("seed", {"delay": 20}, "a 20 s job polled every 10 s: running, then complete"),
-    ("too-long", {"delay": 60, "max_tries": 3}, "a 60 s job with 3 polls allowed: tries exhausted"),
+_STARTUP_TIMEOUT = 90.0
+_STOP_TIMEOUT = 15.0
+_INTERRUPTED = 130
+
+# (what it shows, the console command, the exit code it should end with)
+SCENARIOS: list[tuple[str, list[str], int]] = [
+    (
+        "the seed: a 20 s job polled every 10 s (running, running, success)",
+        ["executions", "start", "--input", '{"delay": 20}', "--name", "seed", "--follow"],
+        0,
+    ),
+    (
+        "a 60 s job with 3 polls allowed: tries exhausted, the execution fails",
+        ["executions", "start", "--input", '{"delay": 60, "max_tries": 3}', "--name", "too-long", "--follow"],
+        1,
+    ),
+    (
+        "queue mode: a worker streams its output, the console shows it grow",
+        [
+            "jobs",
+            "submit",
+            "--provider",
+            "simulated-stream",
+            "--input",
+            '{"tokens": 40, "tokens_per_second": 4}',
+            "--wait",
+        ],
+        0,
+    ),
 ]
 
 
-class PollPrinter:
-    """Prints one line per Lambda invocation of the poll loop, with the emulated time since its start."""
-
-    def __init__(self, clock: VirtualClock) -> None:
-        self.clock = clock
-        self.started: datetime = clock.now()
-
-    def __call__(self, invocation: Invocation) -> None:
-        elapsed = (self.clock.now() - self.started).total_seconds()
-        function = invocation.function.rsplit("-", 1)[-1]
-        if invocation.error:
-            detail = f"error {invocation.error['errorType']}: {invocation.error['errorMessage']}"
-        else:
-            result = invocation.result or {}
-            detail = f"{result.get('status', '?'):<9}"
-            if "try_count" in result:
-                detail += f" try {result['try_count']}/{result['poll']['max_tries']}"
-                detail += f"  progress {result.get('progress', 0):>4.0%}"
-            if "error" in result:
-                detail += f"  {result['error']}: {result.get('cause', '')}"
-        print(f"  +{elapsed:5.1f}s  {function:<16} {detail}", flush=True)
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m jobpoll.demo", description=__doc__)
-    parser.add_argument("--speed", type=float, default=20.0, help="run waits this many times faster")
-    args = parser.parse_args(argv)
-    if args.speed <= 0:
-        parser.error("--speed must be positive")
+def _environment() -> dict[str, str]:
+    """The stack runs on the emulation only: no AWS settings of the user's leak into it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1")
+    return env
 
-    isolate_from_aws()
-    os.environ.setdefault("JOBPOLL_LOG_LEVEL", "ERROR")  # the app's JSON logs would drown the story
-    logging.getLogger("moto").setLevel(logging.CRITICAL)
 
-    clock = VirtualClock(start=datetime.now(UTC), pace=args.speed)
-    print(f"jobpoll demo: the poller state machine on a local AWS emulation, waits at {args.speed:g}x")
+@contextlib.contextmanager
+def local_stack(speed: float, directory: Path) -> Iterator[Path]:
+    """`jobpoll local up` in the background until the block ends; yields its state file."""
+    state_file = directory / "local.json"
+    log_path = directory / "local-up.log"
+    api_port = _free_port()
+    aws_port = _free_port()
+    while aws_port == api_port:
+        aws_port = _free_port()
+    command = [sys.executable, "-m", "jobpoll.cli", "local", "up", "--speed", f"{speed:g}"]
+    command += ["--api-port", str(api_port), "--aws-port", str(aws_port), "--state-file", str(state_file)]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env=_environment(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + _STARTUP_TIMEOUT
+        while not state_file.exists():
+            if process.poll() is not None or time.monotonic() > deadline:
+                tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-15:])
+                raise JobpollError(f"the local stack did not start:\n{tail}")
+            time.sleep(0.1)
+        yield state_file
+    finally:
+        _stop(process)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM (local up stops what it started), SIGKILL its process group if it lingers."""
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(_STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def run(speed: float) -> int:
+    """The demo; 0 when every scenario ends as expected."""
+    from .cli import main
+
+    began = time.monotonic()
+    print(f"jobpoll demo: the local stack (moto + chalice local), waits {speed:g}x faster", flush=True)
+    print(f"$ jobpoll local up --speed {speed:g} &", flush=True)
     outcome = 0
-    with Emulation(clock=clock) as emulation:
-        printer = PollPrinter(clock)
-        emulation.listeners.append(printer)
-        for name, execution_input, description in SCENARIOS:
-            print(f"\n{name}: {description}\n  input {execution_input}")
-            printer.started = clock.now()
-            execution = emulation.run(execution_input, name=name, timeout=600)
-            job = emulation.runtime.store.get(name)
-            line = f"  => execution {execution['status']}, job {job.status.value} after {job.try_count} polls"
-            if execution["status"] == "FAILED":
-                line += f" ({execution.get('error')}: {execution.get('cause')})"
-            print(line)
-            expected = "SUCCEEDED" if name == "seed" else "FAILED"
-            outcome |= execution["status"] != expected
+    with tempfile.TemporaryDirectory(prefix="jobpoll-demo-") as directory:
+        # Ctrl-C: the stack (its own session) is stopped by local_stack's cleanup.
+        with local_stack(speed, Path(directory)) as state_file:
+            print(f"  up in {time.monotonic() - began:.1f} s", flush=True)
+            for description, command, expected in SCENARIOS:
+                print(f"\n# {description}\n$ jobpoll {shlex.join(command)}", flush=True)
+                code = main([*command, "--state-file", str(state_file)])
+                if code == _INTERRUPTED:  # Ctrl-C in a command: stop the stack, end the demo
+                    raise KeyboardInterrupt
+                if code != expected:
+                    print(f"  (expected exit code {expected}, got {code})", flush=True)
+                    outcome = 1
+        print(f"\n$ kill %1   # the local stack stopped; the demo took {time.monotonic() - began:.1f} s")
     return outcome
-
-
-if __name__ == "__main__":
-    sys.exit(main())

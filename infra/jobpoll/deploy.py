@@ -138,6 +138,14 @@ def _outputs(stack: Mapping[str, Any] | None) -> dict[str, str]:
     return {o["OutputKey"]: o["OutputValue"] for o in (stack or {}).get("Outputs", [])}
 
 
+def describe_stack(target: Target, stack_name: str) -> Deployed:
+    """A deployed stack's outputs; DeployError if there is no such stack."""
+    stack = _stack(target.client("cloudformation"), stack_name)
+    if stack is None:
+        raise DeployError(f"there is no stack named {stack_name}")
+    return Deployed(stack_name, _outputs(stack))
+
+
 def deploy(
     stage: str,
     target: Target,

@@ -24,6 +24,7 @@ import boto3
 
 from .clocks import VirtualClock
 from .definition import function_arn_placeholder, render, table_properties
+from .executions import continued_in
 from .moto_patches import EmulationClock, FaultPlan, Invocation, emulation_patches
 from .paths import ensure_functions_importable
 from .queues import Mapping, QueueDelivery
@@ -202,15 +203,6 @@ def _deploy_queues(
         deployment.function_arns[name] = arn
         queue_url, queue_arn = deployment.queues[queue]
         deployment.mappings.append(Mapping(queue_url, queue_arn, arn, batch_size))
-
-
-def continued_in(described: dict[str, Any]) -> str | None:
-    """The execution a finished poll loop continued in (ContinueAsNewExecution), if any."""
-    if described.get("status") != "SUCCEEDED" or not described.get("output"):
-        return None
-    output = json.loads(described["output"])
-    follow = output.get("continued_in") if isinstance(output, dict) else None
-    return str(follow["execution_arn"]) if isinstance(follow, dict) else None
 
 
 class Emulation:

@@ -1,35 +1,88 @@
-"""The README's demo command, run as a user runs it (in a subprocess)."""
+"""The README's demo command (`jobpoll demo`), run as a user runs it: in a subprocess, bounded."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
-import sys
+import time
+from pathlib import Path
+
+from e2e_support import cli_environment, jobpoll_command
+
+from jobpoll.paths import ROOT
+
+DEMO_TIMEOUT = 90
 
 
-def test_the_demo_runs_the_seed_to_success_and_the_long_job_to_max_tries() -> None:
+def _local_up_processes() -> list[str]:
+    """Command lines of running `jobpoll local up`s the demo started (their state file is in its temp dir)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if "local up" in cmdline and "jobpoll-demo-" in cmdline:
+                found.append(cmdline)
+    return found
+
+
+def test_the_demo_runs_the_seed_to_success_the_long_job_to_max_tries_and_a_stream() -> None:
     finished = subprocess.run(
-        [sys.executable, "-m", "jobpoll.demo", "--speed", "1000"],
+        [*jobpoll_command(), "demo", "--speed", "50"],
+        cwd=ROOT,
+        env=cli_environment(),
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=DEMO_TIMEOUT,
         check=False,
     )
-    assert finished.returncode == 0, finished.stderr
+    assert finished.returncode == 0, finished.stdout + finished.stderr
     out = finished.stdout
-    assert "=> execution SUCCEEDED, job COMPLETE after 2 polls" in out
-    assert "=> execution FAILED, job FAILED after 3 polls (MaxTriesExceeded" in out
-    assert out.count("GetJobStatus") == 5
+    assert "$ jobpoll executions start --input '{\"delay\": 20}' --name seed --follow" in out
+    assert "=> SUCCEEDED: execution seed, 10 states" in out
+    assert "job COMPLETE after 2 tries" in out
+    assert "=> FAILED: execution too-long" in out
+    assert "job FAILED after 3 tries (MaxTriesExceeded" in out
+    assert "COMPLETE after 1 attempts" in out
+    assert "the local stack stopped" in out
     assert "Traceback" not in finished.stderr
+    assert _local_up_processes() == []
+
+
+def test_ctrl_c_stops_the_demo_and_its_local_stack() -> None:
+    # Interrupted while the stack starts (the cheapest moment; the same cleanup runs at any point).
+    demo = subprocess.Popen(
+        [*jobpoll_command(), "demo"],
+        cwd=ROOT,
+        env=cli_environment(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + DEMO_TIMEOUT
+        while not _local_up_processes() and demo.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _local_up_processes(), "the demo should have started a local stack"
+        demo.send_signal(signal.SIGINT)
+        assert demo.wait(30) == 130
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
+    assert _local_up_processes() == []
+    assert b"Traceback" not in (demo.stderr.read() if demo.stderr else b"")
 
 
 def test_the_demo_refuses_a_bad_speed_in_one_line() -> None:
     finished = subprocess.run(
-        [sys.executable, "-m", "jobpoll.demo", "--speed", "0"],
+        [*jobpoll_command(), "demo", "--speed", "0"],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
     assert finished.returncode == 2
-    assert "--speed must be positive" in finished.stderr
+    assert "must be positive" in finished.stderr
     assert "Traceback" not in finished.stderr
