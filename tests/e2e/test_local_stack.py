@@ -112,7 +112,7 @@ def test_a_queue_mode_job_streams_its_output_through_the_local_stack(local_stack
     api_url, token = local_stack.state["api_url"], local_stack.state["api_token"]
     started = time.monotonic()
     job_id = _post_job(
-        api_url, token, {"provider": "simulated-stream", "input": {"tokens": 300, "tokens_per_second": 5}}
+        api_url, token, {"provider": "simulated-stream", "input": {"tokens": 120, "tokens_per_second": 5}}
     )
     assert time.monotonic() - started < 5  # the worker runs after the POST, not inside it
 
