@@ -14,8 +14,9 @@ import io
 import json
 import os
 import time
+import urllib.parse
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,7 +28,7 @@ from .definition import function_arn_placeholder, render, table_properties
 from .executions import continued_in
 from .moto_patches import EmulationClock, FaultPlan, Invocation, emulation_patches
 from .paths import ensure_functions_importable
-from .queues import Mapping, QueueDelivery
+from .queues import EventSourceMapping, QueueDelivery
 
 MOTO_CONFIG = {
     "stepfunctions": {"execute_state_machine": True},
@@ -52,6 +53,17 @@ def _shared_session() -> boto3.session.Session:
     # One session for every emulation (made on first use, after the environment is set): its loaders
     # cache the service models, so clients are quick to make.
     return boto3.session.Session()
+
+
+def loopback_only_sender(url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> int:
+    """The emulation's callback sender: only 127.0.0.1 is reached; any other host fails as an unreachable
+    one would, with no DNS lookup and no packet leaving the machine."""
+    from chalicelib.callbacks import urllib_sender
+
+    host = urllib.parse.urlsplit(url).hostname
+    if host not in {"127.0.0.1", "localhost"}:
+        raise OSError(f"the emulation sends callbacks to loopback only, not to {host}")
+    return urllib_sender(url, body, headers, timeout)
 
 
 def isolate_from_aws() -> None:
@@ -125,7 +137,7 @@ class Deployment:
     function_arns: dict[str, str] = field(default_factory=dict)
     # Queue mode: queue name -> (url, arn), and the event source mappings to emulate.
     queues: dict[str, tuple[str, str]] = field(default_factory=dict)
-    mappings: list[Mapping] = field(default_factory=list)
+    mappings: list[EventSourceMapping] = field(default_factory=list)
 
     def queue_url(self, name: str) -> str:
         return self.queues[name][0]
@@ -202,7 +214,7 @@ def _deploy_queues(
         arn = _create_function(lambda_client, f"{prefix}-{name}", handler, role_arn, code)
         deployment.function_arns[name] = arn
         queue_url, queue_arn = deployment.queues[queue]
-        deployment.mappings.append(Mapping(queue_url, queue_arn, arn, batch_size))
+        deployment.mappings.append(EventSourceMapping(queue_url, queue_arn, arn, batch_size))
 
 
 class Emulation:
@@ -259,6 +271,7 @@ class Emulation:
                 self.client("dynamodb"),
                 self.client("stepfunctions"),
                 self.client("sqs"),
+                sender=loopback_only_sender,
             )
             set_runtime(self.runtime)
             self._stack.callback(set_runtime, None)

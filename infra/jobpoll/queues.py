@@ -24,7 +24,7 @@ IDLE_WAIT_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
-class Mapping:
+class EventSourceMapping:
     """One event source mapping: a queue and the function it feeds."""
 
     queue_url: str
@@ -33,7 +33,7 @@ class Mapping:
     batch_size: int = 1
 
 
-def take_over_mappings(lambda_client: Any, sqs_client: Any) -> list[Mapping]:
+def take_over_mappings(lambda_client: Any, sqs_client: Any) -> list[EventSourceMapping]:
     """The deployed SQS event source mappings, switched off in moto (which would deliver synchronously
     inside SendMessage) so that a `QueueDelivery` delivers them as Lambda does."""
     mappings = []
@@ -46,11 +46,13 @@ def take_over_mappings(lambda_client: Any, sqs_client: Any) -> list[Mapping]:
             queue_name = arn.rsplit(":", 1)[-1]
             queue_url = sqs_client.get_queue_url(QueueName=queue_name)["QueueUrl"]
             lambda_client.update_event_source_mapping(UUID=esm["UUID"], Enabled=False)
-            mappings.append(Mapping(queue_url, arn, esm["FunctionArn"], int(esm.get("BatchSize", 1))))
+            mappings.append(
+                EventSourceMapping(queue_url, arn, esm["FunctionArn"], int(esm.get("BatchSize", 1)))
+            )
     return mappings
 
 
-def sqs_event(messages: list[dict[str, Any]], mapping: Mapping, region: str) -> dict[str, Any]:
+def sqs_event(messages: list[dict[str, Any]], mapping: EventSourceMapping, region: str) -> dict[str, Any]:
     """The event Lambda hands an SQS-triggered function."""
     return {
         "Records": [
@@ -76,10 +78,10 @@ class QueueDelivery:
     def __init__(
         self,
         client: Callable[[str], Any],
-        mappings: list[Mapping],
+        mappings: list[EventSourceMapping],
         clock: EmulationClock,
         region: str,
-        on_error: Callable[[Mapping, BaseException], None] | None = None,
+        on_error: Callable[[EventSourceMapping, BaseException], None] | None = None,
         concurrency: int = 4,
     ) -> None:
         self._sqs = client("sqs")
@@ -124,7 +126,7 @@ class QueueDelivery:
                 future.result()
         return handed
 
-    def _invoke(self, mapping: Mapping, received: list[dict[str, Any]]) -> None:
+    def _invoke(self, mapping: EventSourceMapping, received: list[dict[str, Any]]) -> None:
         try:
             response = self._lambda.invoke(
                 FunctionName=mapping.function_name,

@@ -15,7 +15,7 @@ from app import app
 from chalicelib.bootstrap import Runtime, build_runtime, set_runtime
 from chalicelib.job import Job, JobStatus
 from chalicelib.jobs_api import execution_arn_for
-from jobpoll.emulation import Emulation
+from jobpoll.emulation import Emulation, loopback_only_sender
 
 
 @dataclass
@@ -95,6 +95,7 @@ def make_api(emulation: Emulation, **settings: Any) -> Api:
         sfn=emulation.client("stepfunctions"),
         sqs=emulation.client("sqs"),
         resolve=fake_resolver,
+        sender=loopback_only_sender,
     )
     set_runtime(runtime)  # the emulation's exit resets it
     return Api(Client(app), emulation, runtime, tokens, owners)
