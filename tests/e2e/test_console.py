@@ -81,7 +81,8 @@ def test_follow_an_execution_started_elsewhere_through_its_continuations(console
     console.stack.client("stepfunctions").start_execution(
         stateMachineArn=console.stack.state["outputs"]["StateMachineArn"],
         name="chained",
-        input=json.dumps({"delay": 35, "continue_after": 1}),  # one poll per execution, 3 or more polls
+        # One poll per execution, 3 or more polls; tries to spare, since scaled time runs on between polls.
+        input=json.dumps({"delay": 35, "continue_after": 1, "max_tries": 10}),
     )
     code, out, err = console("executions", "follow", "chained")
     assert code == 0, out + err

@@ -123,6 +123,12 @@ def test_heartbeats_keep_the_wait_alive_until_they_stop(
         name="beating",
     )
     eventually(lambda: waiting_for_notification(paused, "beating"), "the execution waits")
+    # moto sets up the heartbeat wait just after the task's Lambda returned: the provider retries its
+    # first heartbeat until Step Functions takes it (AWS takes it as soon as the token exists).
+    eventually(
+        lambda: notify(paused, {"job_id": "beating", "state": "RUNNING", "progress": 0.05})["delivered"],
+        "the first heartbeat is taken",
+    )
     for beat in range(1, 6):
         manual_clock.advance(30)  # half the heartbeat interval: margin for the waiting thread to re-arm
         assert notify(paused, {"job_id": "beating", "state": "RUNNING", "progress": beat / 10})["delivered"]
