@@ -9,7 +9,9 @@ Why each exists:
   with local wall time; Retry intervals call `time.sleep` in the retrier module. All three go to one
   emulation clock instead, so tests run on virtual time and `--speed` compresses real time. A StopExecution
   still interrupts a wait (the wait checks `env.is_running()`). Task-token waits (`.waitForTaskToken`:
-  the TimeoutSeconds of the callback and its HeartbeatSeconds) wait on the same clock.
+  the TimeoutSeconds of the callback and its HeartbeatSeconds) wait on the same clock. moto sets up a task's
+  heartbeat wait only after its Lambda returned, so a SendTaskSuccess that came in between was lost and the
+  task waited for a heartbeat; the patched setup passes such an early outcome on.
 - Step Functions integration: moto 5.2 passes `arn:aws:states:::states:startExecution` parameters to boto3
   in ASL's casing (`StateMachineArn`), which botocore cannot serialise (`stateMachineArn`), and returns
   boto3's casing (`executionArn`) where AWS answers `ExecutionArn`; we translate both ways, as AWS does, so a
@@ -99,6 +101,7 @@ _TARGETS: list[tuple[Any, str, tuple[str, ...]]] = [
     ),
     (WaitFunction, "_wait_interval", ("self", "env", "wait_seconds")),
     (CallbackEndpoint, "wait", ("self", "timeout")),
+    (CallbackEndpoint, "setup_heartbeat_endpoint", ("self", "heartbeat_seconds")),
     (HeartbeatEndpoint, "clear_and_wait", ("self",)),
     (Timestamp, "_get_wait_seconds", ("self", "env")),
     (Timestamp, "_from_timestamp_string", ("timestamp",)),
@@ -329,6 +332,16 @@ def _clocked_unix_time(clock: EmulationClock, scale: float) -> Callable[..., flo
     return unix_time
 
 
+def _heartbeat_setup_keeping_early_outcomes(original: Callable[..., Any]) -> Callable[..., Any]:
+    def setup_heartbeat_endpoint(self: CallbackEndpoint, heartbeat_seconds: int) -> HeartbeatEndpoint:
+        endpoint = original(self, heartbeat_seconds)
+        if self.get_outcome() is not None:  # the outcome came before the heartbeat wait existed
+            endpoint.notify()
+        return endpoint  # type: ignore[no-any-return]
+
+    return setup_heartbeat_endpoint
+
+
 class _ClockedTime:
     """Stands in for the `time` module inside moto's retrier, so Retry intervals run on the clock."""
 
@@ -514,6 +527,11 @@ def emulation_patches(
             mock.patch.object(WaitFunction, "_wait_interval", _clocked_wait_interval(clock)),
             mock.patch.object(Timestamp, "_get_wait_seconds", _clocked_timestamp_seconds(clock)),
             mock.patch.object(CallbackEndpoint, "wait", _clocked_callback_wait(clock)),
+            mock.patch.object(
+                CallbackEndpoint,
+                "setup_heartbeat_endpoint",
+                _heartbeat_setup_keeping_early_outcomes(CallbackEndpoint.setup_heartbeat_endpoint),
+            ),
             mock.patch.object(HeartbeatEndpoint, "clear_and_wait", _clocked_heartbeat_wait(clock)),
             mock.patch.object(retrier_decl, "time", _ClockedTime(clock)),
             mock.patch.object(
