@@ -18,6 +18,10 @@ Why each exists:
   poll loop can continue in a new execution.
 - SQS: visibility timeouts, delays and timestamps follow the emulation clock (moto reads wall time), so a
   worker that dies mid-job is taken over once its message's visibility timeout passes on that clock.
+- DynamoDB: moto checks a write's condition and then stores the item with nothing in between to stop another
+  thread's write; DynamoDB applies a conditional write atomically. `atomic_dynamodb_writes()` serialises
+  moto's item writes, so two writers racing on one job behave as on AWS (one wins, the other's condition
+  fails).
 - Speed: moto's interpreter builds a new JSONPath parser (PLY tables) for every path it evaluates and a new
   boto3 Lambda client for every Task; both are cached here (same results, ~2x faster executions), so an hour
   of polling runs in well under a second.
@@ -49,6 +53,7 @@ from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.cloudformation.models import ChangeSet, Stack
 from moto.core.exceptions import JsonRESTError
 from moto.core.models import botocore_stubber
+from moto.dynamodb.models import DynamoDBBackend
 from moto.settings import moto_server_port
 from moto.sqs import models as sqs_models
 from moto.stepfunctions.models import StateMachine
@@ -93,7 +98,8 @@ class MotoMoved(RuntimeError):
 
 
 # (owner, attribute, parameter names expected) for every patched target.
-_TARGETS: list[tuple[Any, str, tuple[str, ...]]] = [
+# None: any parameters (the patch passes them through unchanged).
+_TARGETS: list[tuple[Any, str, tuple[str, ...] | None]] = [
     (
         LambdaSimpleBackend,
         "invoke",
@@ -117,6 +123,10 @@ _TARGETS: list[tuple[Any, str, tuple[str, ...]]] = [
     ),
     (sqs_models, "unix_time", ("dt",)),
     (sqs_models, "unix_time_millis", ("dt",)),
+    (DynamoDBBackend, "put_item", None),
+    (DynamoDBBackend, "update_item", None),
+    (DynamoDBBackend, "delete_item", None),
+    (DynamoDBBackend, "transact_write_items", None),
     (json_path, "parse", ("path", "debug")),
     (result_path, "parse", ("string",)),
     (lambda_eval_utils, "boto_client_for", ("region", "service", "state_credentials")),
@@ -154,7 +164,7 @@ def check_patch_targets() -> None:
             problems.append(f"{owner.__module__}.{owner.__name__}.{name} is gone")
             continue
         found = tuple(inspect.signature(target).parameters)
-        if found != params:
+        if params is not None and found != params:
             problems.append(f"{owner.__name__}.{name}{found} != expected {params}")
     if not callable(getattr(getattr(retrier_decl, "time", None), "sleep", None)):
         problems.append("retrier_decl no longer sleeps through its module-level `time`")
@@ -504,6 +514,31 @@ def cloudformation_patches() -> Iterator[None]:
         yield
 
 
+_DYNAMODB_WRITES = ("put_item", "update_item", "delete_item", "transact_write_items")
+_dynamodb_write_lock = threading.RLock()
+
+
+def _serialised(write: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(write)
+    def serialised(*args: Any, **kwargs: Any) -> Any:
+        with _dynamodb_write_lock:
+            return write(*args, **kwargs)
+
+    serialised._jobpoll_atomic = True  # type: ignore[attr-defined]
+    return serialised
+
+
+@contextlib.contextmanager
+def atomic_dynamodb_writes() -> Iterator[None]:
+    """While inside, moto applies each DynamoDB item write (condition check and store) atomically."""
+    with contextlib.ExitStack() as patches:
+        for name in _DYNAMODB_WRITES:
+            original = getattr(DynamoDBBackend, name)
+            if not getattr(original, "_jobpoll_atomic", False):  # not already serialised by an outer use
+                patches.enter_context(mock.patch.object(DynamoDBBackend, name, _serialised(original)))
+        yield
+
+
 _installed = threading.Lock()
 
 
@@ -521,6 +556,7 @@ def emulation_patches(
     plan = faults or FaultPlan()
     try:
         with (
+            atomic_dynamodb_writes(),
             mock.patch.object(
                 LambdaSimpleBackend, "invoke", _in_process_invoke(resolve, plan, listeners or [])
             ),

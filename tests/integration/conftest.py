@@ -17,6 +17,7 @@ from chalicelib.store import JobStore
 from jobpoll.clocks import VirtualClock
 from jobpoll.definition import table_properties
 from jobpoll.emulation import Emulation
+from jobpoll.moto_patches import atomic_dynamodb_writes
 from jobpoll.package import Package, chalice_package, cloudformation_template
 
 REGION = "us-east-1"
@@ -26,8 +27,8 @@ BUNDLE_KEY = "jobpoll-dev/deployment.zip"
 
 @pytest.fixture
 def job_store() -> Iterator[JobStore]:
-    """A JobStore on a moto DynamoDB table created from infra/template.json."""
-    with mock_aws():
+    """A JobStore on a moto DynamoDB table created from infra/template.json (writes atomic, as on AWS)."""
+    with mock_aws(), atomic_dynamodb_writes():
         dynamodb = boto3.client("dynamodb", region_name="us-east-1")
         properties = table_properties()
         properties.pop("TimeToLiveSpecification")

@@ -63,3 +63,14 @@ def test_a_cloudformation_definition_gets_its_substitutions_like_cloudformation_
 
 def test_a_definition_string_is_used_as_given() -> None:
     assert cfn_state_machine_definition({"DefinitionString": '{"StartAt": "A"}'}) == '{"StartAt": "A"}'
+
+
+def test_dynamodb_item_writes_are_serialised_while_atomic_writes_are_on() -> None:
+    from moto.dynamodb.models import DynamoDBBackend
+
+    original = DynamoDBBackend.put_item
+    with moto_patches.atomic_dynamodb_writes():
+        assert DynamoDBBackend.put_item is not original
+        with moto_patches.atomic_dynamodb_writes():  # nested: wrapped once
+            assert DynamoDBBackend.put_item.__wrapped__ is original  # type: ignore[attr-defined]
+    assert DynamoDBBackend.put_item is original
