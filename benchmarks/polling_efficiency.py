@@ -166,10 +166,6 @@ def check_paths(definition: Mapping[str, Any]) -> None:
             raise ModelMismatch(f"{last!r} is not the end of an execution")
 
 
-def has_callback(definition: Mapping[str, Any]) -> bool:
-    return CALLBACK_STATE in definition["States"]
-
-
 # ---------------------------------------------------------------------------------------------- the model
 
 

@@ -47,10 +47,6 @@ def job_id_of(body: str) -> str:
     return message["job_id"]
 
 
-def is_worker_run(providers: Any, name: str) -> bool:
-    return isinstance(providers.get(name), WorkerProvider)
-
-
 def _lease_is_live(job: Job, now: datetime) -> bool:
     return job.lease_expires_at is not None and job.lease_expires_at > now
 

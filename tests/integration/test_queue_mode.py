@@ -66,6 +66,19 @@ def submit(emulation: Emulation, key: str, provider: str = "simulated-stream", *
     return submitted.job.job_id
 
 
+def run_worker(emulation: Emulation, job_id: str, worker_id: str = "w1", settings: Any = None) -> str:
+    """One delivery of the job to a worker, as RunQueuedJob runs it."""
+    runtime = emulation.runtime
+    return worker.run_job(
+        job_id,
+        worker_id=worker_id,
+        store=runtime.store,
+        providers=runtime.providers,
+        clock=runtime.clock,
+        settings=settings or runtime.settings,
+    )
+
+
 def eventually(condition: Callable[[], bool], what: str, timeout: float = 20) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -96,14 +109,7 @@ def test_partial_output_grows_across_polls_and_ends_in_the_full_result(emulation
     emulation.add_provider(provider)
     job_id = submit(emulation, "stream", provider="scripted-stream", tokens=60, tokens_per_second=10)
 
-    outcome = worker.run_job(
-        job_id,
-        worker_id="w1",
-        store=store,
-        providers=emulation.runtime.providers,
-        clock=emulation.clock,
-        settings=emulation.settings,
-    )
+    outcome = run_worker(emulation, job_id)
 
     assert outcome == "complete"
     lengths = [len(text) for text, _ in seen]
@@ -127,14 +133,7 @@ def test_the_partial_output_kept_while_running_is_the_latest_part(emulation: Emu
     )
     emulation.add_provider(provider)
     job_id = submit(emulation, "tail", provider="scripted-stream", tokens=100, tokens_per_second=10)
-    worker.run_job(
-        job_id,
-        worker_id="w1",
-        store=emulation.runtime.store,
-        providers=emulation.runtime.providers,
-        clock=emulation.clock,
-        settings=settings,
-    )
+    run_worker(emulation, job_id, settings=settings)
     assert max(len(s) for s in snapshots) == 40
     full = emulation.runtime.store.get(job_id).result["text"]
     assert all(s in full for s in snapshots)
@@ -167,17 +166,9 @@ def test_a_duplicate_delivery_does_no_duplicate_work(emulation: Emulation) -> No
     provider = Scripted(emulation.clock, hold_first_run)
     emulation.add_provider(provider)
     job_id = submit(emulation, "dup", provider="scripted-stream", tokens=5, tokens_per_second=5)
-    runtime = emulation.runtime
 
     def deliver(worker_id: str) -> str:
-        return worker.run_job(
-            job_id,
-            worker_id=worker_id,
-            store=runtime.store,
-            providers=runtime.providers,
-            clock=runtime.clock,
-            settings=runtime.settings,
-        )
+        return run_worker(emulation, job_id, worker_id)
 
     first: list[str] = []
     running = threading.Thread(target=lambda: first.append(deliver("first")))
@@ -251,14 +242,7 @@ def test_cancel_stops_the_worker_at_its_next_report(emulation: Emulation) -> Non
     emulation.add_provider(provider)
     job_id = submit(emulation, "halt", provider="scripted-stream", tokens=100, tokens_per_second=10)
 
-    outcome = worker.run_job(
-        job_id,
-        worker_id="w1",
-        store=store,
-        providers=emulation.runtime.providers,
-        clock=emulation.clock,
-        settings=emulation.settings,
-    )
+    outcome = run_worker(emulation, job_id)
 
     assert outcome == "canceled"
     assert provider.reports < 40  # stopped within a report interval, not after all 100 tokens

@@ -95,7 +95,7 @@ def test_a_state_added_to_the_poll_loop_breaks_the_model_loudly() -> None:
 
 def test_the_callback_row_follows_the_notification_path_of_the_asl() -> None:
     definition = copy.deepcopy(bench.load_definition())
-    assert bench.has_callback(definition)
+    assert bench.CALLBACK_STATE in definition["States"]
     bench.check_path(definition, bench.CALLBACK_PATH)
     outcome = bench.callback_outcome(600.0)
     assert (outcome.polls, outcome.lag_seconds, outcome.transitions) == (0, 0.0, 6)
