@@ -74,6 +74,16 @@ class Settings:
     default_retry_after_seconds: int = 1
     # Queue-mode jobs report progress about once a second: clients look every 2 s.
     queue_retry_after_seconds: int = 2
+    # The local stack's `--speed` (local mode only): time runs `clock_speed` times faster than real time
+    # since `clock_origin` (ISO-8601 UTC), the same for the API under `chalice local` and the emulation.
+    clock_speed: float = 1.0
+    clock_origin: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.clock_speed > 0:
+            raise ValueError(f"JOBPOLL_CLOCK_SPEED must be positive, got {self.clock_speed!r}")
+        if self.clock_speed != 1 and not self.local_mode:
+            raise ValueError("JOBPOLL_CLOCK_SPEED applies only with JOBPOLL_MODE=local")
 
     @property
     def local_mode(self) -> bool:
@@ -101,6 +111,15 @@ class Settings:
                 return int(raw)
             except ValueError:
                 raise ValueError(f"{name} must be an integer, got {raw!r}") from None
+
+        def number(name: str, default: float) -> float:
+            raw = env.get(name)
+            if raw is None or raw == "":
+                return default
+            try:
+                return float(raw)
+            except ValueError:
+                raise ValueError(f"{name} must be a number, got {raw!r}") from None
 
         mode = env.get("JOBPOLL_MODE", defaults.mode).strip().lower() or defaults.mode
         if mode not in (LOCAL_MODE, DEPLOYED_MODE):
@@ -143,4 +162,6 @@ class Settings:
             default_retry_after_seconds=integer(
                 "JOBPOLL_DEFAULT_RETRY_AFTER_SECONDS", defaults.default_retry_after_seconds
             ),
+            clock_speed=number("JOBPOLL_CLOCK_SPEED", defaults.clock_speed),
+            clock_origin=env.get("JOBPOLL_CLOCK_ORIGIN", defaults.clock_origin),
         )
