@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hmac
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 DEFAULT_WAIT_SECONDS = 10
 DEFAULT_MAX_TRIES = 3
@@ -103,23 +104,20 @@ class Settings:
         env = os.environ if environ is None else environ
         defaults = cls()
 
-        def integer(name: str, default: int) -> int:
+        def parsed(name: str, default: Any, kind: Callable[[str], Any], what: str) -> Any:
             raw = env.get(name)
             if raw is None or raw == "":
                 return default
             try:
-                return int(raw)
+                return kind(raw)
             except ValueError:
-                raise ValueError(f"{name} must be an integer, got {raw!r}") from None
+                raise ValueError(f"{name} must be {what}, got {raw!r}") from None
+
+        def integer(name: str, default: int) -> int:
+            return int(parsed(name, default, int, "an integer"))
 
         def number(name: str, default: float) -> float:
-            raw = env.get(name)
-            if raw is None or raw == "":
-                return default
-            try:
-                return float(raw)
-            except ValueError:
-                raise ValueError(f"{name} must be a number, got {raw!r}") from None
+            return float(parsed(name, default, float, "a number"))
 
         mode = env.get("JOBPOLL_MODE", defaults.mode).strip().lower() or defaults.mode
         if mode not in (LOCAL_MODE, DEPLOYED_MODE):
