@@ -56,6 +56,9 @@ def test_local_up_writes_what_a_client_needs(local_stack: LocalStack) -> None:
     assert state["outputs"]["StateMachineArn"].endswith(":stateMachine:jobpoll-local-poller")
     assert state["outputs"]["JobsTableName"] == "jobpoll-local-jobs"
     assert len(state["api_token"]) >= 16
+    assert len(state["callback_secret"]) >= 32  # made afresh: callbacks work with no configuration
+    assert local_stack.state_file.stat().st_mode & 0o077 == 0  # secrets: the owner's alone
+    assert "callback_secret" in local_stack.log.read_text()  # `local up` says where the key is
 
 
 def test_chalice_local_answers_on_the_api_port(local_stack: LocalStack) -> None:
