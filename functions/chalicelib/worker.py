@@ -24,6 +24,7 @@ from .errors import (
     LeaseHeld,
     LeaseLost,
     ProviderError,
+    QueueJobTimedOut,
 )
 from .job import Job, JobError, JobStatus
 from .providers import AnyProvider, WorkerProvider, get_provider
@@ -60,11 +61,17 @@ class Reporter:
     worker_id: str
     clock: Clock
     settings: Settings
+    started: datetime
     last_write: datetime | None = None
     writes: int = 0
 
     def __call__(self, output: str, progress: float) -> None:
         now = self.clock.now()
+        if now - self.started > timedelta(seconds=self.settings.queue_job_max_seconds):
+            raise QueueJobTimedOut(
+                f"job {self.job_id} ran longer than the longest queue-mode job "
+                f"({self.settings.queue_job_max_seconds} s)"
+            )
         interval = timedelta(seconds=self.settings.report_interval_seconds)
         if self.last_write is not None and now - self.last_write < interval:
             return
@@ -134,14 +141,14 @@ def run_job(
     except IllegalTransition:
         return "finished-already"
 
-    reporter = Reporter(store, job_id, worker_id, clock, settings)
+    reporter = Reporter(store, job_id, worker_id, clock, settings, started=now)
     try:
         result = provider.run(job.request, reporter)
     except JobCanceled:
         return "canceled"
     except LeaseLost:
         return "lease-lost"
-    except ProviderError as exc:
+    except (ProviderError, QueueJobTimedOut) as exc:
         return _finish(
             store, job_id, worker_id, clock, error=JobError(exc.code, str(exc)), on_finished=on_finished
         )

@@ -32,9 +32,10 @@ def function_arn_placeholder(function_name: str) -> str:
     return f"{function_name}FunctionArn"
 
 
-def table_properties() -> dict[str, Any]:
-    """The job table as infra/template.json declares it (one definition for AWS and the emulation)."""
-    template = json.loads(INFRA_TEMPLATE.read_text())
+def table_properties(template: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The job table as infra/template.json (or `template`) declares it (one definition for AWS and the
+    emulation)."""
+    template = template or json.loads(INFRA_TEMPLATE.read_text())
     properties = dict(template["Resources"]["JobsTable"]["Properties"])
     properties.pop("TableName", None)  # a stack parameter; the emulation names the table itself
     return properties

@@ -4,7 +4,12 @@ Why each exists:
 - Lambda: with `use_docker: False`, moto's `LambdaSimpleBackend.invoke` never runs code. We replace it with
   one that resolves the function's `Handler` (e.g. `app.start_job`) to the project's callable and calls it
   in-process; an exception comes back as `x-amz-function-error` with `{"errorType", "errorMessage"}`, as
-  Lambda answers, so the state machine's Retry/Catch see the exception's class name.
+  Lambda answers, so the state machine's Retry/Catch see the exception's class name. Each function's
+  `Timeout` (from the template) is enforced as Lambda does: an invocation still running at its end fails with
+  `Sandbox.Timedout` ("Task timed out after N seconds"), the error Step Functions then reports for the task.
+  Time is the emulation clock's (what every timestamp shows): a handler that waits on it (`HandlerClock`) is
+  stopped at its first clock call past the end; one that computes past it (real time moves the clock under
+  `--speed`, virtual time does not) is reported timed out when it returns.
 - Time: Wait states wait on `env.program_state_event` for real seconds and compare `TimestampPath` times
   with local wall time; Retry intervals call `time.sleep` in the retrier module. All three go to one
   emulation clock instead, so tests run on virtual time and `--speed` compresses real time. A StopExecution
@@ -45,7 +50,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 from unittest import mock
 
@@ -232,23 +237,88 @@ class Invocation:
     error: dict[str, str] | None = None
 
 
+class SandboxTimedOut(BaseException):
+    """Lambda ended the invocation at its Timeout. A BaseException: no handler's `except Exception` survives
+    Lambda's stop either."""
+
+
+# The end (emulation time) of the invocation the current thread runs, if any.
+_invocation = threading.local()
+
+
+def _invocation_end() -> datetime | None:
+    return getattr(_invocation, "end", None)
+
+
+class HandlerClock:
+    """The clock the in-process handlers get: the emulation clock, which stops a handler's invocation at the
+    end of its function's Timeout (as Lambda does) when the handler looks at the time or waits."""
+
+    def __init__(self, clock: EmulationClock) -> None:
+        self.clock = clock
+
+    def now(self) -> Any:
+        now = self.clock.now()
+        end = _invocation_end()
+        if end is not None and now > end:
+            raise SandboxTimedOut()
+        return now
+
+    def sleep(self, seconds: float) -> None:
+        end = _invocation_end()
+        if end is not None:
+            left = (end - self.clock.now()).total_seconds()
+            if seconds > left:
+                self.clock.sleep(max(0.0, left))
+                raise SandboxTimedOut()
+        self.clock.sleep(seconds)
+
+
 class _Context:
     """The parts of the Lambda context object handlers may read."""
 
-    def __init__(self, function_name: str) -> None:
+    def __init__(self, function_name: str, clock: EmulationClock, end: datetime) -> None:
         self.function_name = function_name
         self.aws_request_id = str(uuid.uuid4())
         self.memory_limit_in_mb = 128
+        self._clock = clock
+        self._end = end
 
     def get_remaining_time_in_millis(self) -> int:
-        return 60_000
+        return max(0, int((self._end - self._clock.now()).total_seconds() * 1000))
+
+
+def _run_in_sandbox(
+    handler: Callable[[Any, Any], Any], event: Any, context: _Context, clock: EmulationClock
+) -> Any:
+    """Run `handler` until the context's end (emulation time), as Lambda would; raises SandboxTimedOut."""
+    outer = _invocation_end()  # a handler may invoke another function synchronously
+    _invocation.end = context._end
+    try:
+        result = handler(event, context)
+        if clock.now() > context._end:  # computed past its end without looking at the clock
+            raise SandboxTimedOut()
+        return result
+    finally:
+        _invocation.end = outer
+
+
+def timed_out_error(request_id: str, timeout: float) -> dict[str, str]:
+    """What Lambda answers for an invocation that ran out of time."""
+    return {
+        "errorType": "Sandbox.Timedout",
+        "errorMessage": f"RequestId: {request_id} Error: Task timed out after {timeout:.2f} seconds",
+    }
 
 
 HandlerResolver = Callable[[str], Callable[[Any, Any], Any]]
 
 
 def _in_process_invoke(
-    resolve: HandlerResolver, faults: FaultPlan, listeners: list[Callable[[Invocation], None]]
+    resolve: HandlerResolver,
+    faults: FaultPlan,
+    listeners: list[Callable[[Invocation], None]],
+    clock: EmulationClock,
 ) -> Callable[..., bytes]:
     def invoke(
         self: LambdaSimpleBackend,
@@ -267,11 +337,17 @@ def _in_process_invoke(
         invocation = Invocation(function=name, event=event)
 
         def run() -> str:
+            timeout = float(function.timeout)
+            context = _Context(name, clock, clock.now() + timedelta(seconds=timeout))
             try:
                 if fault is not None:
                     raise fault
-                invocation.result = resolve(str(function.handler))(event, _Context(name))
+                handler = resolve(str(function.handler))
+                invocation.result = _run_in_sandbox(handler, event, context, clock)
                 payload = json.dumps(invocation.result)
+            except SandboxTimedOut:
+                invocation.error = timed_out_error(context.aws_request_id, timeout)
+                payload = json.dumps(invocation.error)
             except Exception as exc:  # what Lambda reports for an unhandled exception
                 invocation.error = {"errorType": type(exc).__name__, "errorMessage": str(exc)}
                 payload = json.dumps({**invocation.error, "stackTrace": []})
@@ -558,7 +634,7 @@ def emulation_patches(
         with (
             atomic_dynamodb_writes(),
             mock.patch.object(
-                LambdaSimpleBackend, "invoke", _in_process_invoke(resolve, plan, listeners or [])
+                LambdaSimpleBackend, "invoke", _in_process_invoke(resolve, plan, listeners or [], clock)
             ),
             mock.patch.object(WaitFunction, "_wait_interval", _clocked_wait_interval(clock)),
             mock.patch.object(Timestamp, "_get_wait_seconds", _clocked_timestamp_seconds(clock)),
