@@ -27,9 +27,16 @@ from typing import Any
 import boto3
 
 from .clocks import VirtualClock
-from .definition import function_arn_placeholder, render, table_properties
+from .definition import table_properties
 from .executions import continued_in
-from .moto_patches import EmulationClock, FaultPlan, HandlerClock, Invocation, emulation_patches
+from .moto_patches import (
+    EmulationClock,
+    FaultPlan,
+    HandlerClock,
+    Invocation,
+    cfn_state_machine_definition,
+    emulation_patches,
+)
 from .package import render_merge_template
 from .paths import ensure_functions_importable
 from .queues import EventSourceMapping, QueueDelivery
@@ -233,9 +240,16 @@ def deploy(
 
     for name, handler in chalice_lambda_functions().items():
         create_function(name, handler)
-    definition = render({function_arn_placeholder(n): arn for n, arn in function_arns.items()})
+    resolve.arns.update(function_arns)
+    (machine,) = _by_type(template, "AWS::StepFunctions::StateMachine").values()
+    definition = cfn_state_machine_definition(
+        {
+            "Definition": machine["Definition"],
+            "DefinitionSubstitutions": resolve(machine["DefinitionSubstitutions"]),
+        }
+    )
     state_machine_arn = clients("stepfunctions").create_state_machine(
-        name=f"{prefix}-poller", definition=definition, roleArn=role_arn
+        name=resolve(machine["StateMachineName"]), definition=definition, roleArn=role_arn
     )["stateMachineArn"]
     deployment = Deployment(table_name, state_machine_arn, function_arns)
     _deploy_queues(clients("sqs"), _by_type(template, "AWS::SQS::Queue"), resolve, deployment)
