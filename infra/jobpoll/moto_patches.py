@@ -281,11 +281,11 @@ class _Context:
         self.function_name = function_name
         self.aws_request_id = str(uuid.uuid4())
         self.memory_limit_in_mb = 128
+        self.end = end  # when Lambda stops the invocation (emulation time)
         self._clock = clock
-        self._end = end
 
     def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._end - self._clock.now()).total_seconds() * 1000))
+        return max(0, int((self.end - self._clock.now()).total_seconds() * 1000))
 
 
 def _run_in_sandbox(
@@ -293,17 +293,17 @@ def _run_in_sandbox(
 ) -> Any:
     """Run `handler` until the context's end (emulation time), as Lambda would; raises SandboxTimedOut."""
     outer = _invocation_end()  # a handler may invoke another function synchronously
-    _invocation.end = context._end
+    _invocation.end = context.end
     try:
         result = handler(event, context)
-        if clock.now() > context._end:  # computed past its end without looking at the clock
+        if clock.now() > context.end:  # computed past its end without looking at the clock
             raise SandboxTimedOut()
         return result
     finally:
         _invocation.end = outer
 
 
-def timed_out_error(request_id: str, timeout: float) -> dict[str, str]:
+def _timed_out_error(request_id: str, timeout: float) -> dict[str, str]:
     """What Lambda answers for an invocation that ran out of time."""
     return {
         "errorType": "Sandbox.Timedout",
@@ -346,7 +346,7 @@ def _in_process_invoke(
                 invocation.result = _run_in_sandbox(handler, event, context, clock)
                 payload = json.dumps(invocation.result)
             except SandboxTimedOut:
-                invocation.error = timed_out_error(context.aws_request_id, timeout)
+                invocation.error = _timed_out_error(context.aws_request_id, timeout)
                 payload = json.dumps(invocation.error)
             except Exception as exc:  # what Lambda reports for an unhandled exception
                 invocation.error = {"errorType": type(exc).__name__, "errorMessage": str(exc)}

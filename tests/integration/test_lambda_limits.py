@@ -6,12 +6,11 @@ Everything runs on the emulation's virtual clock: minutes of work take milliseco
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from test_queue_mode import finished, submit
+from test_queue_mode import eventually, finished, submit
 
 from chalicelib.job import JobStatus
 from chalicelib.providers.base import PollResult
@@ -19,13 +18,6 @@ from chalicelib.providers.simulated import SimulatedProvider
 from chalicelib.providers.streaming import SimulatedStreamingProvider
 from jobpoll.clocks import VirtualClock
 from jobpoll.emulation import Emulation
-
-
-def eventually(condition: Callable[[], bool], what: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting until {what}"
-        time.sleep(0.005)
 
 
 def errors_of(emulation: Emulation, function: str) -> list[str]:
