@@ -7,9 +7,10 @@ Why each exists:
   Lambda answers, so the state machine's Retry/Catch see the exception's class name. Each function's
   `Timeout` (from the template) is enforced as Lambda does: an invocation still running at its end fails with
   `Sandbox.Timedout` ("Task timed out after N seconds"), the error Step Functions then reports for the task.
-  Time is the emulation clock's (what every timestamp shows): a handler that waits on it (`HandlerClock`) is
-  stopped at its first clock call past the end; one that computes past it (real time moves the clock under
-  `--speed`, virtual time does not) is reported timed out when it returns.
+  An invocation's run time is the emulation time it waits (on `HandlerClock`) plus the real time it computes
+  (unscaled: `--speed` shortens waits, it does not make the CPU faster). A handler is stopped at its first
+  clock call past its end; one that computes past it without looking at the clock is reported timed out when
+  it returns (Python cannot stop a thread).
 - Time: Wait states wait on `env.program_state_event` for real seconds and compare `TimestampPath` times
   with local wall time; Retry intervals call `time.sleep` in the retrier module. All three go to one
   emulation clock instead, so tests run on virtual time and `--speed` compresses real time. A StopExecution
@@ -47,10 +48,11 @@ import functools
 import inspect
 import json
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC
 from typing import Any, Protocol
 from unittest import mock
 
@@ -242,12 +244,36 @@ class SandboxTimedOut(BaseException):
     Lambda's stop either."""
 
 
-# The end (emulation time) of the invocation the current thread runs, if any.
+class _RunTime:
+    """How long an invocation has run, as Lambda would count it: the emulation time it waited (on a virtual
+    clock a wait is instant, under `--speed` it is shorter) plus the real time it computed (never scaled:
+    `--speed` makes waits shorter, not the CPU faster)."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self.waited = 0.0  # emulation seconds
+        self._started = time.monotonic()
+        self._waiting = 0.0  # real seconds spent in those waits
+
+    def used(self) -> float:
+        return self.waited + (time.monotonic() - self._started - self._waiting)
+
+    def left(self) -> float:
+        return self.timeout - self.used()
+
+    def wait(self, clock: EmulationClock, seconds: float) -> None:
+        began = time.monotonic()
+        clock.sleep(seconds)
+        self.waited += seconds
+        self._waiting += time.monotonic() - began
+
+
+# The run time of the invocation the current thread runs, if any.
 _invocation = threading.local()
 
 
-def _invocation_end() -> datetime | None:
-    return getattr(_invocation, "end", None)
+def _current() -> _RunTime | None:
+    return getattr(_invocation, "run_time", None)
 
 
 class HandlerClock:
@@ -258,49 +284,47 @@ class HandlerClock:
         self.clock = clock
 
     def now(self) -> Any:
-        now = self.clock.now()
-        end = _invocation_end()
-        if end is not None and now > end:
+        run_time = _current()
+        if run_time is not None and run_time.left() < 0:
             raise SandboxTimedOut()
-        return now
+        return self.clock.now()
 
     def sleep(self, seconds: float) -> None:
-        end = _invocation_end()
-        if end is not None:
-            left = (end - self.clock.now()).total_seconds()
-            if seconds > left:
-                self.clock.sleep(max(0.0, left))
-                raise SandboxTimedOut()
-        self.clock.sleep(seconds)
+        run_time = _current()
+        if run_time is None:
+            self.clock.sleep(seconds)
+            return
+        left = run_time.left()
+        if seconds > left:
+            run_time.wait(self.clock, max(0.0, left))
+            raise SandboxTimedOut()
+        run_time.wait(self.clock, seconds)
 
 
 class _Context:
     """The parts of the Lambda context object handlers may read."""
 
-    def __init__(self, function_name: str, clock: EmulationClock, end: datetime) -> None:
+    def __init__(self, function_name: str, run_time: _RunTime) -> None:
         self.function_name = function_name
         self.aws_request_id = str(uuid.uuid4())
         self.memory_limit_in_mb = 128
-        self.end = end  # when Lambda stops the invocation (emulation time)
-        self._clock = clock
+        self.run_time = run_time
 
     def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self.end - self._clock.now()).total_seconds() * 1000))
+        return max(0, int(self.run_time.left() * 1000))
 
 
-def _run_in_sandbox(
-    handler: Callable[[Any, Any], Any], event: Any, context: _Context, clock: EmulationClock
-) -> Any:
-    """Run `handler` until the context's end (emulation time), as Lambda would; raises SandboxTimedOut."""
-    outer = _invocation_end()  # a handler may invoke another function synchronously
-    _invocation.end = context.end
+def _run_in_sandbox(handler: Callable[[Any, Any], Any], event: Any, context: _Context) -> Any:
+    """Run `handler` within its function's timeout, as Lambda would; raises SandboxTimedOut."""
+    outer = _current()  # a handler may invoke another function synchronously
+    _invocation.run_time = context.run_time
     try:
         result = handler(event, context)
-        if clock.now() > context.end:  # computed past its end without looking at the clock
+        if context.run_time.left() < 0:  # computed past its end without looking at the clock
             raise SandboxTimedOut()
         return result
     finally:
-        _invocation.end = outer
+        _invocation.run_time = outer
 
 
 def _timed_out_error(request_id: str, timeout: float) -> dict[str, str]:
@@ -315,10 +339,7 @@ HandlerResolver = Callable[[str], Callable[[Any, Any], Any]]
 
 
 def _in_process_invoke(
-    resolve: HandlerResolver,
-    faults: FaultPlan,
-    listeners: list[Callable[[Invocation], None]],
-    clock: EmulationClock,
+    resolve: HandlerResolver, faults: FaultPlan, listeners: list[Callable[[Invocation], None]]
 ) -> Callable[..., bytes]:
     def invoke(
         self: LambdaSimpleBackend,
@@ -338,12 +359,12 @@ def _in_process_invoke(
 
         def run() -> str:
             timeout = float(function.timeout)
-            context = _Context(name, clock, clock.now() + timedelta(seconds=timeout))
+            context = _Context(name, _RunTime(timeout))
             try:
                 if fault is not None:
                     raise fault
                 handler = resolve(str(function.handler))
-                invocation.result = _run_in_sandbox(handler, event, context, clock)
+                invocation.result = _run_in_sandbox(handler, event, context)
                 payload = json.dumps(invocation.result)
             except SandboxTimedOut:
                 invocation.error = _timed_out_error(context.aws_request_id, timeout)
@@ -634,7 +655,7 @@ def emulation_patches(
         with (
             atomic_dynamodb_writes(),
             mock.patch.object(
-                LambdaSimpleBackend, "invoke", _in_process_invoke(resolve, plan, listeners or [], clock)
+                LambdaSimpleBackend, "invoke", _in_process_invoke(resolve, plan, listeners or [])
             ),
             mock.patch.object(WaitFunction, "_wait_interval", _clocked_wait_interval(clock)),
             mock.patch.object(Timestamp, "_get_wait_seconds", _clocked_timestamp_seconds(clock)),
