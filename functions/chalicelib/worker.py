@@ -61,17 +61,19 @@ class Reporter:
     worker_id: str
     clock: Clock
     settings: Settings
-    started: datetime
+    # Seconds this worker's invocation has left (Lambda's context counts them).
+    time_left: Callable[[], float]
     last_write: datetime | None = None
     writes: int = 0
 
     def __call__(self, output: str, progress: float) -> None:
-        now = self.clock.now()
-        if now - self.started > timedelta(seconds=self.settings.queue_job_max_seconds):
+        spare = self.settings.worker_timeout_seconds - self.settings.queue_job_max_seconds
+        if self.time_left() < spare:
             raise QueueJobTimedOut(
                 f"job {self.job_id} ran longer than the longest queue-mode job "
                 f"({self.settings.queue_job_max_seconds} s)"
             )
+        now = self.clock.now()
         interval = timedelta(seconds=self.settings.report_interval_seconds)
         if self.last_write is not None and now - self.last_write < interval:
             return
@@ -103,10 +105,13 @@ def run_job(
     clock: Clock,
     settings: Settings,
     on_finished: Callable[[Job], Any] | None = None,
+    time_left: Callable[[], float] | None = None,
 ) -> str:
     """Run one delivery of a queued job; returns what happened (for the log).
 
-    `on_finished` gets the job when this worker's write finished it (callbacks).
+    `on_finished` gets the job when this worker's write finished it (callbacks). `time_left`: the seconds
+    the worker's invocation has left (default: its timeout from now on `clock`); the job is stopped with
+    QueueJobTimedOut once it has run `queue_job_max_seconds` of them.
 
     Raises LeaseHeld when another worker runs the job under a live lease (the delivery is retried later).
     """
@@ -141,7 +146,12 @@ def run_job(
     except IllegalTransition:
         return "finished-already"
 
-    reporter = Reporter(store, job_id, worker_id, clock, settings, started=now)
+    if time_left is None:
+
+        def time_left() -> float:
+            return settings.worker_timeout_seconds - (clock.now() - now).total_seconds()
+
+    reporter = Reporter(store, job_id, worker_id, clock, settings, time_left)
     try:
         result = provider.run(job.request, reporter)
     except JobCanceled:
