@@ -109,9 +109,7 @@ class LroServer:
 
     def requests(self, method: str | None = None, path: str | None = None) -> list[Seen]:
         with self._lock:
-            return [
-                s for s in self.seen if (method in (None, s.method)) and (path in (None, s.path))
-            ]
+            return [s for s in self.seen if (method in (None, s.method)) and (path in (None, s.path))]
 
     def __enter__(self) -> LroServer:
         self._thread.start()

@@ -20,7 +20,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -51,6 +51,8 @@ class LocalOptions:
     speed: float = 1.0
     region: str = "us-east-1"
     state_file: Path = LOCAL_STATE
+    # The http provider's profiles (JSON, checked), handed to the handlers and the API as local settings.
+    http_profiles: str = field(default="", repr=False)
 
     @property
     def aws_endpoint_url(self) -> str:
@@ -152,9 +154,34 @@ def function_environment(target: Target, stack_name: str, logical_id: str) -> di
     return {name: str(value) for name, value in variables.items()}
 
 
-def install_handler_runtime(target: Target, stack_name: str, clock: Any) -> dict[str, str]:
+def read_http_profiles(path: Path) -> str:
+    """The http profiles file's text, checked as the provider will read it; JobpollError in one line."""
+    ensure_functions_importable()
+    from chalicelib.providers.http import parse_profiles
+
+    try:
+        text = path.read_text()
+        parse_profiles(text)
+    except (OSError, UnicodeError, ValueError) as exc:
+        raise JobpollError(f"--http-profiles {path}: {exc}") from None
+    return text
+
+
+def local_settings(options: LocalOptions) -> dict[str, str]:
+    """What the local stack's functions and API run with beyond the template's wiring: local mode (the
+    SSRF guard allows loopback, where the services a developer runs live) and the http profiles."""
+    settings = {"JOBPOLL_MODE": "local"}
+    if options.http_profiles:
+        settings["JOBPOLL_HTTP_PROFILES"] = options.http_profiles
+    return settings
+
+
+def install_handler_runtime(
+    target: Target, stack_name: str, clock: Any, extra: dict[str, str] | None = None
+) -> dict[str, str]:
     """Point the in-process handlers at the emulation: settings from the deployed function's environment
-    (so the template's wiring is what runs), every AWS client at the endpoint, time on `clock`."""
+    (so the template's wiring is what runs) plus `extra`, every AWS client at the endpoint, time on
+    `clock`. Returns the deployed function's environment."""
     ensure_functions_importable()
     from chalicelib.bootstrap import build_runtime, set_runtime
     from chalicelib.settings import Settings
@@ -280,7 +307,8 @@ def up(options: LocalOptions, progress: Progress = print) -> None:
             target = Target(region=options.region, endpoint_url=options.aws_endpoint_url)
             stack_name = default_stack_name(STAGE)
             deployed = deploy(STAGE, target, stack_name=stack_name, progress=progress)
-            function_env = install_handler_runtime(target, stack_name, clock)
+            extra = local_settings(options)
+            function_env = install_handler_runtime(target, stack_name, clock, extra)
             handlers.ready.set()
             mappings = take_over_mappings(target.client("lambda"), target.client("sqs"))
             delivery = QueueDelivery(target.client, mappings, clock, options.region).start()
@@ -292,7 +320,7 @@ def up(options: LocalOptions, progress: Progress = print) -> None:
                 "AWS_ENDPOINT_URL": options.aws_endpoint_url,
                 "JOBPOLL_STATE_MACHINE_ARN": deployed.state_machine_arn or "",
                 # The API's local mode: bearer tokens instead of SigV4 (chalice local checks no IAM).
-                "JOBPOLL_MODE": "local",
+                **extra,
                 "JOBPOLL_LOCAL_TOKENS": tokens,
             }
             chalice = start_chalice_local(options, api_env)

@@ -9,7 +9,6 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from lro_server import Answer, LroServer, problem
 
 from chalicelib.bootstrap import http_profiles_loader
 from chalicelib.errors import (
@@ -23,6 +22,7 @@ from chalicelib.providers.base import PollResult, WorkState
 from chalicelib.providers.http import HttpProvider, Profile, parse_profiles, retry_after_seconds
 from chalicelib.settings import Settings
 from jobpoll.clocks import VirtualClock
+from lro_server import Answer, LroServer, problem
 
 TOKEN = "Bearer test-token-not-a-secret"
 CAP = 64 * 1024
@@ -61,7 +61,7 @@ class Script:
         server.on("GET", self.monitor, self.running, *last)
 
     def succeeding(self, server: LroServer) -> None:
-        (_, monitor, last), *rest = self.done
+        (_, _, last), *rest = self.done
         self.with_running(server, last)
         for method, path, answer in rest:
             server.on(method, path, answer)
@@ -86,7 +86,13 @@ SCRIPTS = [
         submitted=Answer(200, {"name": "operations/7", "done": False}),
         monitor="/v1/operations/7",
         running=Answer(200, {"name": "operations/7", "done": False, "metadata": {"progressPercent": 40}}),
-        done=(("GET", "/v1/operations/7", Answer(200, {"name": "operations/7", "done": True, "response": RESULT})),),
+        done=(
+            (
+                "GET",
+                "/v1/operations/7",
+                Answer(200, {"name": "operations/7", "done": True, "response": RESULT}),
+            ),
+        ),
         failed=Answer(200, {"name": "operations/7", "done": True, "error": {"code": 3, "message": "silent"}}),
         failure_code="INVALID_ARGUMENT",
         cancel=("POST", "/v1/operations/7:cancel"),
@@ -390,12 +396,14 @@ def test_the_custom_style_needs_its_description() -> None:
     job = {"profile": "svc", "style": "custom", "request": {"path": "/v1/x"}}
     with pytest.raises(InvalidJobInput, match="needs 'custom'"):
         provider.validate(job)
-    with pytest.raises(InvalidJobInput, match="'custom.running'"):
+    with pytest.raises(InvalidJobInput, match=r"'custom\.running'"):
         provider.validate({**job, "custom": {"status_path": "s", "succeeded": ["ok"], "failed": ["no"]}})
 
 
 def test_profile_defaults_fill_the_job_input() -> None:
-    profiles = parse_profiles('{"svc": {"base_url": "http://127.0.0.1:1/v1/", "defaults": {"style": "google"}}}')
+    profiles = parse_profiles(
+        '{"svc": {"base_url": "http://127.0.0.1:1/v1/", "defaults": {"style": "google"}}}'
+    )
     provider = HttpProvider(VirtualClock(), lambda: profiles, allow_loopback=True)
 
     checked = provider.validate({"profile": "svc", "request": {"path": "/v1/x"}})
@@ -425,7 +433,7 @@ def test_profiles_are_read_from_ssm_once_on_first_use() -> None:
     class CountingSsm:
         calls = 0
 
-        def get_parameter(self, Name: str, WithDecryption: bool) -> dict[str, Any]:  # noqa: N803
+        def get_parameter(self, Name: str, WithDecryption: bool) -> dict[str, Any]:
             assert (Name, WithDecryption) == ("/jobpoll/dev/http-profiles", True)
             self.calls += 1
             return {"Parameter": {"Value": '{"svc": {"base_url": "https://api.example/v1"}}'}}
@@ -453,8 +461,12 @@ def test_a_profile_contains_only_urls_below_its_base() -> None:
 def test_retry_after_reads_seconds_and_http_dates() -> None:
     now = VirtualClock().now()
     assert retry_after_seconds("120", now) == 120
-    assert retry_after_seconds(email.utils.format_datetime(now + timedelta(seconds=30), usegmt=True), now) == 30
-    assert retry_after_seconds(email.utils.format_datetime(now - timedelta(seconds=30), usegmt=True), now) == 0
+    assert (
+        retry_after_seconds(email.utils.format_datetime(now + timedelta(seconds=30), usegmt=True), now) == 30
+    )
+    assert (
+        retry_after_seconds(email.utils.format_datetime(now - timedelta(seconds=30), usegmt=True), now) == 0
+    )
     assert retry_after_seconds("soon", now) is None
     assert retry_after_seconds(None, now) is None
 
