@@ -189,7 +189,7 @@ def install_handler_runtime(
     environment = function_environment(target, stack_name, POLL_LOOP_FUNCTION)
     set_runtime(
         build_runtime(
-            Settings.from_env(environment),
+            Settings.from_env({**environment, **(extra or {})}),
             clock,
             dynamodb=target.client("dynamodb"),
             sfn=target.client("stepfunctions"),
