@@ -43,7 +43,7 @@ from ..errors import (
     UnsafeProviderUrl,
 )
 from ..job import JobError
-from .base import PollResult, WorkState
+from .base import PollResult, WorkState, json_object
 from .http_styles import STYLES, Outcome, Reply, ResultAt, validate_custom
 
 DEFAULT_TIMEOUT_SECONDS = 10.0
@@ -131,13 +131,7 @@ def _parse_profile(name: str, entry: Any) -> Profile:
     where = f"http profile {name!r}"
     if not _NAME.match(name):
         raise ValueError(f"{where}: a name is 1-64 letters, digits, '_', '.' or '-'")
-    if not isinstance(entry, dict):
-        raise ValueError(f"{where} must be a JSON object")
-    unknown = sorted(set(entry) - _PROFILE_FIELDS)
-    if unknown:
-        raise ValueError(
-            f"{where}: unknown field(s) {', '.join(unknown)} (known: {', '.join(sorted(_PROFILE_FIELDS))})"
-        )
+    entry = json_object(entry, _PROFILE_FIELDS, where, ValueError)
     base_url = entry.get("base_url")
     if not isinstance(base_url, str):
         raise ValueError(f"{where} needs 'base_url', an http(s) URL")
@@ -151,14 +145,7 @@ def _parse_profile(name: str, entry: Any) -> Profile:
     if parts.username is not None or parts.password is not None or parts.query or parts.fragment:
         raise ValueError(f"{where}: 'base_url' must not carry credentials, a query or a fragment")
     headers = entry.get("headers", {})
-    if not isinstance(headers, dict) or not all(
-        isinstance(k, str)
-        and _HEADER_NAME.match(k)
-        and isinstance(v, str)
-        and "\r" not in v
-        and "\n" not in v
-        for k, v in headers.items()
-    ):
+    if not _valid_headers(headers):
         raise ValueError(f"{where}: 'headers' must map header names to single-line strings")
     defaults = entry.get("defaults", {})
     if not isinstance(defaults, dict) or set(defaults) - _DEFAULT_FIELDS:
@@ -217,14 +204,7 @@ class HttpProvider:
     # ---- the provider interface ---------------------------------------------------------------------
 
     def validate(self, request: Any) -> dict[str, Any]:
-        if not isinstance(request, dict):
-            raise InvalidJobInput(f"http input must be a JSON object, got {type(request).__name__}")
-        unknown = sorted(set(request) - _INPUT_FIELDS)
-        if unknown:
-            raise InvalidJobInput(
-                f"unknown http input field(s): {', '.join(unknown)} "
-                f"(known: {', '.join(sorted(_INPUT_FIELDS))})"
-            )
+        request = json_object(request, _INPUT_FIELDS, "http input")
         profile = self._profile(request.get("profile"))
         merged = {**profile.defaults, **request}
         style = merged.get("style")
@@ -381,11 +361,9 @@ class HttpProvider:
 
 
 def _validate_request(call: Any, profile: Profile) -> dict[str, Any]:
-    if not isinstance(call, dict):
+    if call is None:
         raise InvalidJobInput('http input needs \'request\': {"method", "path", "headers"?, "body"?}')
-    unknown = sorted(set(call) - _REQUEST_FIELDS)
-    if unknown:
-        raise InvalidJobInput(f"unknown 'request' field(s): {', '.join(unknown)}")
+    call = json_object(call, _REQUEST_FIELDS, "'request'")
     method = call.get("method", "POST")
     if method not in METHODS:
         raise InvalidJobInput(
@@ -408,14 +386,7 @@ def _validate_request(call: Any, profile: Profile) -> dict[str, Any]:
             f"'request.path' {path[:80]!r} leads outside the base_url of profile {profile.name!r}"
         )
     headers = call.get("headers", {})
-    if not isinstance(headers, dict) or not all(
-        isinstance(k, str)
-        and _HEADER_NAME.match(k)
-        and isinstance(v, str)
-        and "\r" not in v
-        and "\n" not in v
-        for k, v in headers.items()
-    ):
+    if not _valid_headers(headers):
         raise InvalidJobInput("'request.headers' must map header names to single-line strings")
     owned = {name.lower() for name in profile.headers}
     refused = sorted(name for name in headers if name.lower() in _CREDENTIAL_HEADERS | _HOP_HEADERS | owned)
@@ -430,6 +401,17 @@ def _validate_request(call: Any, profile: Profile) -> dict[str, Any]:
     if "body" in call:
         normalised["body"] = call["body"]
     return normalised
+
+
+def _valid_headers(headers: Any) -> bool:
+    """True for a JSON object of header names to single-line string values."""
+    return isinstance(headers, dict) and all(
+        isinstance(k, str)
+        and bool(_HEADER_NAME.match(k))
+        and isinstance(v, str)
+        and not {"\r", "\n"} & set(v)
+        for k, v in headers.items()
+    )
 
 
 def _shown(url: str) -> str:

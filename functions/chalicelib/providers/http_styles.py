@@ -31,7 +31,7 @@ from urllib.parse import urljoin
 
 from ..errors import InvalidJobInput, ProviderError
 from ..job import JobError
-from .base import PollResult, WorkState
+from .base import PollResult, WorkState, json_object
 
 MAX_DETAIL_CHARS = 300
 # google.rpc.Code: the names an Operation's numeric `error.code` stands for.
@@ -307,11 +307,7 @@ def validate_custom(spec: Any) -> dict[str, Any]:
         raise InvalidJobInput(
             'style \'custom\' needs \'custom\': {"status_path", "running", "succeeded", "failed", ...}'
         )
-    unknown = sorted(set(spec) - _CUSTOM_FIELDS)
-    if unknown:
-        raise InvalidJobInput(
-            f"unknown 'custom' field(s): {', '.join(unknown)} (known: {', '.join(sorted(_CUSTOM_FIELDS))})"
-        )
+    json_object(spec, _CUSTOM_FIELDS, "'custom'")
     normalised: dict[str, Any] = {}
     for name in _CUSTOM_PATHS:
         value = spec.get(name)
