@@ -13,14 +13,24 @@ Run as `python -m jobpoll.local_api --host 127.0.0.1 --port 8000 --stage dev` fr
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from http import HTTPStatus
 
-from chalice.local import ChaliceRequestHandler, LocalDevServer, LocalGatewayException
+from chalice import Chalice
+from chalice.config import Config
+from chalice.local import (
+    ChaliceRequestHandler,
+    CustomLocalChalice,
+    LocalChalice,
+    LocalDevServer,
+    LocalGatewayException,
+)
 
 from .paths import FUNCTIONS_DIR
 
@@ -49,6 +59,29 @@ class AnyMethodRequestHandler(ChaliceRequestHandler):
         self._send_http_response(status, headers, json.dumps(body))
 
 
+def serve(app_obj: Chalice, config: Config, host: str, port: int) -> LocalDevServer:
+    """A local server for `app_obj` on host:port (0: a free port), as chalice.local.create_local_server
+    makes it (the app's current request kept per thread), with AnyMethodRequestHandler."""
+    if not isinstance(app_obj, LocalChalice):
+        CustomLocalChalice.__bases__ = (LocalChalice, app_obj.__class__)
+        app_obj.__class__ = CustomLocalChalice
+    return LocalDevServer(app_obj, config, host, port, handler_cls=AnyMethodRequestHandler)
+
+
+@contextlib.contextmanager
+def serving_in_thread(server: LocalDevServer) -> Iterator[str]:
+    """Serve on a thread of this process while in the block; yields the server's base URL."""
+    thread = threading.Thread(target=server.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        host, port = server.server.server_address[:2]
+        yield f"http://{host}:{port}"
+    finally:
+        server.shutdown()
+        server.server.server_close()
+        thread.join(timeout=5)
+
+
 def local_server(host: str, port: int, stage: str) -> LocalDevServer:
     """The app of functions/ on host:port, as `chalice local --stage STAGE` loads it."""
     from chalice.cli import factory as cli_factory
@@ -59,7 +92,7 @@ def local_server(host: str, port: int, stage: str) -> LocalDevServer:
     factory = cli_factory.CLIFactory(str(FUNCTIONS_DIR), environ=os.environ)
     config = factory.create_config_obj(chalice_stage_name=stage)
     validate_routes(config.chalice_app.routes)
-    return LocalDevServer(config.chalice_app, config, host, port, handler_cls=AnyMethodRequestHandler)
+    return serve(config.chalice_app, config, host, port)
 
 
 def main(argv: list[str] | None = None) -> int:

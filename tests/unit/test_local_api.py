@@ -4,31 +4,20 @@ from __future__ import annotations
 
 import http.client
 import json
-import threading
 from collections.abc import Iterator
 
 import pytest
 from chalice.config import Config
-from chalice.local import LocalDevServer
 
 from app import app
-from jobpoll.local_api import AnyMethodRequestHandler
+from jobpoll.local_api import serve, serving_in_thread
 
 
 @pytest.fixture
 def local_api() -> Iterator[int]:
     """The app behind the local stack's request handler on 127.0.0.1 (a free port); yields the port."""
-    server = LocalDevServer(
-        app, Config(chalice_stage="dev"), "127.0.0.1", 0, handler_cls=AnyMethodRequestHandler
-    )
-    thread = threading.Thread(target=server.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield server.server.server_address[1]
-    finally:
-        server.shutdown()
-        server.server.server_close()
-        thread.join(timeout=5)
+    with serving_in_thread(serve(app, Config(chalice_stage="dev"), "127.0.0.1", 0)) as url:
+        yield int(url.rsplit(":", 1)[1])
 
 
 def call(port: int, method: str, path: str) -> tuple[int, dict[str, str], dict[str, object]]:
