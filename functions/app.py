@@ -275,7 +275,7 @@ def list_jobs() -> Response:
         owner=_caller(runtime),
         status=jobs_api.parse_status(query.get("status")),
         limit=jobs_api.parse_limit(query.get("limit")),
-        token=query.get("next") or None,
+        token=query.get("next"),
         store=runtime.store,
         now=runtime.clock.now(),
     )
@@ -331,7 +331,8 @@ def delete_job(job_id: str) -> Response:
 
 @app.route("/openapi.json", methods=["GET"])
 def openapi_document() -> Response:
-    return _json(openapi.document(), 200)
+    runtime = _runtime()
+    return _json(openapi.document(runtime.providers, runtime.settings), 200)
 
 
 # Wrong methods (any method a route does not serve, OPTIONS included) and unknown paths answer problem

@@ -40,6 +40,10 @@ PROBLEM_CONTENT_TYPE = "application/problem+json"
 class AnyMethodRequestHandler(ChaliceRequestHandler):
     """Chalice's local handler, answering every method through the app and gateway errors as problems."""
 
+    # Headers and body go out in two writes: without TCP_NODELAY a keep-alive client waits out its delayed
+    # ACK (~40 ms) on every response.
+    disable_nagle_algorithm = True
+
     def __getattr__(self, name: str) -> Callable[[], None]:
         # BaseHTTPRequestHandler looks up `do_<METHOD>` and answers 501 when there is none.
         if name.startswith("do_"):
