@@ -6,6 +6,8 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+import pytest
+
 from chalicelib import engine
 from chalicelib.clock import from_epoch_ms, to_epoch_ms
 from chalicelib.job import JobStatus
@@ -45,6 +47,14 @@ class ScriptedEngine:
         return self.script[min(len(self.tasks), len(self.script)) - 1](task, self.clock)
 
 
+@pytest.fixture
+def recorder(emulation: Emulation, virtual_clock: VirtualClock) -> RecordingEngine:
+    """The simulated engine, recording every task and answer, registered as `recorded-engine`."""
+    recording = RecordingEngine(SimulatedEngine(virtual_clock), "recorded-engine")
+    emulation.add_provider(recording)
+    return recording
+
+
 def poll_again_in(seconds: float) -> Callable[[dict, VirtualClock], dict]:
     def answer(task: dict, clock: VirtualClock) -> dict:
         payload = task["taskPayload"]
@@ -61,10 +71,8 @@ def done(task: dict, clock: VirtualClock) -> dict:
 
 
 def test_the_engine_round_trip_passes_the_payload_whole_and_keeps_the_original_task(
-    emulation: Emulation, virtual_clock: VirtualClock
+    emulation: Emulation, recorder: RecordingEngine
 ) -> None:
-    recorder = RecordingEngine(SimulatedEngine(virtual_clock), "recorded-engine")
-    emulation.add_provider(recorder)
 
     execution = emulation.run(
         {"provider": "recorded-engine", "input": {"delay": 25, "poll_seconds": 10}, "max_tries": 10},
@@ -90,10 +98,8 @@ def test_the_engine_round_trip_passes_the_payload_whole_and_keeps_the_original_t
 
 
 def test_timestamp_waits_run_on_the_virtual_clock_until_next_poll_time(
-    emulation: Emulation, virtual_clock: VirtualClock
+    emulation: Emulation, virtual_clock: VirtualClock, recorder: RecordingEngine
 ) -> None:
-    recorder = RecordingEngine(SimulatedEngine(virtual_clock), "recorded-engine")
-    emulation.add_provider(recorder)
     started = virtual_clock.now()
 
     execution = emulation.run(
@@ -216,10 +222,8 @@ def test_an_engine_with_a_payload_of_its_own_runs_to_its_result(
 
 
 def test_the_jobs_engine_config_and_tdo_id_reach_the_engines_first_task(
-    emulation: Emulation, virtual_clock: VirtualClock
+    emulation: Emulation, recorder: RecordingEngine
 ) -> None:
-    recorder = RecordingEngine(SimulatedEngine(virtual_clock), "recorded-engine")
-    emulation.add_provider(recorder)
     request = {"delay": 5, "poll_seconds": 5, "engineConfig": {"language": "en"}, "origTdoId": "tdo-42"}
 
     execution = emulation.run({"provider": "recorded-engine", "input": request}, name="tdo-job")
@@ -233,10 +237,8 @@ def test_the_jobs_engine_config_and_tdo_id_reach_the_engines_first_task(
 
 
 def test_an_engine_job_polls_until_the_engine_answers_not_three_times(
-    emulation: Emulation, virtual_clock: VirtualClock
+    emulation: Emulation, recorder: RecordingEngine
 ) -> None:
-    recorder = RecordingEngine(SimulatedEngine(virtual_clock), "recorded-engine")
-    emulation.add_provider(recorder)
 
     execution = emulation.run(
         {"provider": "recorded-engine", "input": {"delay": 100, "poll_seconds": 10}}, name="patient-engine"
