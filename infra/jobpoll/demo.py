@@ -30,7 +30,7 @@ _INTERRUPTED = 130
 # (what it shows, the console command, the exit code it should end with)
 SCENARIOS: list[tuple[str, list[str], int]] = [
     (
-        "the seed: a 20 s job polled every 10 s (running, running, success)",
+        "the seed: a 20 s job polled every 10 s, two polls (running, then success)",
         ["executions", "start", "--input", '{"delay": 20}', "--name", "seed", "--follow"],
         0,
     ),

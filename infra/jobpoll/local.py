@@ -16,6 +16,7 @@ import secrets
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -30,7 +31,6 @@ from .deploy import Deployed, default_stack_name, deploy
 from .emulation import MOTO_CONFIG, resolve_handler
 from .errors import JobpollError, PortInUse
 from .moto_patches import HandlerClock
-from .package import chalice_executable
 from .paths import FUNCTIONS_DIR, LOCAL_STATE, ensure_functions_importable
 from .queues import QueueDelivery, take_over_mappings
 from .target import LocalState, Target
@@ -232,18 +232,19 @@ class HandlersAfterRuntime:
 
 
 def start_chalice_local(options: LocalOptions, environment: dict[str, str]) -> subprocess.Popen[bytes]:
-    """`chalice local` on 127.0.0.1:api_port in its own process group (see `wait_until_serving`)."""
+    """`chalice local` (jobpoll.local_api: every method reaches the app) on 127.0.0.1:api_port in its own
+    process group (see `wait_until_serving`)."""
     return subprocess.Popen(
         [
-            chalice_executable(),
-            "local",
+            sys.executable,
+            "-m",
+            "jobpoll.local_api",
             "--host",
             HOST,
             "--port",
             str(options.api_port),
             "--stage",
             STAGE,
-            "--no-autoreload",
         ],
         cwd=FUNCTIONS_DIR,
         env=environment,

@@ -6,6 +6,7 @@ The tests run in file order on one local stack; the last one stops it.
 
 from __future__ import annotations
 
+import http.client
 import http.server
 import json
 import queue
@@ -68,6 +69,20 @@ def test_chalice_local_answers_on_the_api_port(local_stack: LocalStack) -> None:
     except urllib.error.HTTPError as error:  # no route at / is still chalice answering
         status = error.code
     assert status < 500
+
+
+def test_trace_on_the_local_api_answers_405_problem_json_with_allow(local_stack: LocalStack) -> None:
+    connection = http.client.HTTPConnection("127.0.0.1", local_stack.api_port, timeout=10)
+    try:
+        connection.request("TRACE", "/jobs/abc")
+        response = connection.getresponse()
+        body = json.loads(response.read())
+    finally:
+        connection.close()
+    assert response.status == 405
+    assert response.getheader("Content-Type") == "application/problem+json"
+    assert response.getheader("Allow") == "DELETE, GET"
+    assert body["status"] == 405
 
 
 def test_a_seed_job_completes_through_the_local_stack(local_stack: LocalStack) -> None:

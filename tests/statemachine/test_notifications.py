@@ -162,8 +162,8 @@ def test_a_late_notification_still_completes_the_job_through_the_next_poll(
         ({"provider": "simulated-engine", "input": {"delay": 1}, "notify": True}, "cannot notify"),
         ({"delay": 1, "notify": "yes"}, "'notify' must be true or false"),
         (
-            {"delay": 1, "notify": True, "notify_timeout_seconds": 60, "heartbeat_seconds": 60},
-            "between 1 and 59",
+            {"delay": 1, "notify": True, "notify_timeout_seconds": 60, "heartbeat_seconds": 0},
+            "'heartbeat_seconds' must be between 1 and",
         ),
     ],
 )

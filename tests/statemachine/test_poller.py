@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import timedelta
 
 import pytest
 
@@ -124,7 +125,7 @@ def test_an_hour_long_job_with_minute_waits_runs_in_well_under_a_second(
 @pytest.mark.parametrize(
     ("execution_input", "reason"),
     [
-        ({}, "needs 'delay'"),
+        ({"delay": 20, "colour": "red"}, "unknown simulated input field(s): colour"),
         ({"delay": -5}, "between 0 and"),
         ({"delay": "twenty"}, "must be a number"),
         ({"delay": [20]}, "must be a number"),
@@ -143,6 +144,20 @@ def test_bad_input_fails_the_execution_with_a_named_error_and_stores_nothing(
     assert reason in execution["cause"]
     items = emulation.client("dynamodb").scan(TableName=emulation.deployment.table_name)["Items"]
     assert items == []
+
+
+def test_a_job_without_a_delay_takes_the_seeds_60_seconds(
+    emulation: Emulation, virtual_clock: VirtualClock
+) -> None:
+    started = virtual_clock.now()
+
+    execution = emulation.run({"max_tries": 10}, name="no-delay")
+
+    assert execution["status"] == "SUCCEEDED"
+    job = emulation.runtime.store.get("no-delay")
+    assert job.try_count == 6  # polls every 10 s; done at +60 s
+    assert job.result["output"] == {"message": "simulated work done", "delay": 60}
+    assert virtual_clock.now() - started == timedelta(seconds=60)
 
 
 def test_stopping_an_execution_interrupts_its_wait() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ..errors import InvalidJobInput
-from .base import Engine, PollResult, Provider, Report, WorkerProvider, WorkState
+from .base import Engine, PollResult, Provider, Report, WorkerProvider, WorkState, integral
 
 __all__ = [
     "Engine",
@@ -15,6 +15,7 @@ __all__ = [
     "WorkState",
     "WorkerProvider",
     "get_provider",
+    "integral",
 ]
 
 AnyProvider = Provider | Engine | WorkerProvider

@@ -42,6 +42,11 @@ class PollResult:
     retry_after_seconds: float | None = None
 
 
+def integral(value: Any) -> Any:
+    """A JSON number with a zero fraction (30.0) as the whole number it is (JSON Schema's "integer")."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 class Provider(Protocol):
     name: str
 

@@ -1,6 +1,7 @@
 """A deterministic simulated service: work that completes `delay` seconds after it was submitted.
 
-The request is `{"delay": seconds, "fail": false, "result": any, "report_eta": false}`; with `report_eta`
+The request is `{"delay": seconds, "fail": false, "result": any, "report_eta": false}` (`delay` 60 when left
+out, as in the seed's GetJobStatus); with `report_eta`
 each poll also tells how long the work has left (a hint that adaptive polling follows). The work id carries
 the submission time and the request, so the provider keeps no state of its own and any Lambda instance can
 poll it, as with a real service. Progress is the fraction of `delay` that has passed. Time comes from the
@@ -22,12 +23,31 @@ from ..job import JobError
 from .base import PollResult, WorkState, json_object
 
 MAX_DELAY_SECONDS = 366 * 24 * 3600
+DEFAULT_DELAY_SECONDS = 60  # the seed's GetJobStatus: `delay = 60` unless the input says otherwise
 _PREFIX = "sim-"
-_KNOWN_FIELDS = {"delay", "fail", "result", "report_eta"}
+# What `validate` accepts, as the OpenAPI document shows it.
+INPUT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "delay": {
+            "type": "number",
+            "minimum": 0,
+            "maximum": MAX_DELAY_SECONDS,
+            "default": DEFAULT_DELAY_SECONDS,
+            "description": "Seconds until the work completes",
+        },
+        "fail": {"type": "boolean", "default": False, "description": "The work fails with SimulatedFailure"},
+        "result": {"description": "What the work returns"},
+        "report_eta": {"type": "boolean", "default": False, "description": "Each poll tells the time left"},
+    },
+}
+_KNOWN_FIELDS = set(INPUT_SCHEMA["properties"])
 
 
 class SimulatedProvider:
     name = "simulated"
+    input_schema = INPUT_SCHEMA
     # The simulated service can be asked to call back when the work is done (the caller delivers it).
     can_notify = True
 
@@ -36,9 +56,7 @@ class SimulatedProvider:
 
     def validate(self, request: Any) -> dict[str, Any]:
         request = json_object(request, _KNOWN_FIELDS, "simulated input")
-        if "delay" not in request:
-            raise InvalidJobInput("simulated input needs 'delay' (seconds until the work completes)")
-        delay = request["delay"]
+        delay = request.get("delay", DEFAULT_DELAY_SECONDS)
         if isinstance(delay, bool) or not isinstance(delay, int | float):
             raise InvalidJobInput(f"'delay' must be a number of seconds, got {json.dumps(delay)}")
         if not math.isfinite(delay) or delay < 0 or delay > MAX_DELAY_SECONDS:
