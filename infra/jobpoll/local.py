@@ -9,6 +9,7 @@ process group) against that endpoint. Everything stops on Ctrl-C or SIGTERM.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -156,7 +157,7 @@ def install_handler_runtime(target: Target, stack_name: str, clock: Any) -> dict
     """Point the in-process handlers at the emulation: settings from the deployed function's environment
     (so the template's wiring is what runs), every AWS client at the endpoint, time on `clock`."""
     ensure_functions_importable()
-    from chalicelib.bootstrap import build_runtime, set_runtime
+    from chalicelib.bootstrap import LazyClient, build_runtime, set_runtime
     from chalicelib.settings import Settings
 
     environment = function_environment(target, stack_name, POLL_LOOP_FUNCTION)
@@ -167,6 +168,8 @@ def install_handler_runtime(target: Target, stack_name: str, clock: Any) -> dict
             dynamodb=target.client("dynamodb"),
             sfn=target.client("stepfunctions"),
             sqs=target.client("sqs"),
+            transcribe=LazyClient("transcribe", functools.partial(target.client, "transcribe")),
+            athena=LazyClient("athena", functools.partial(target.client, "athena")),
         )
     )
     return environment
@@ -262,7 +265,8 @@ def _summary(options: LocalOptions, deployed: Deployed) -> list[str]:
 
 def up(options: LocalOptions, progress: Progress = print) -> None:
     """Run the local stack in the foreground until SIGINT/SIGTERM; cleans up whatever it started."""
-    from .moto_patches import emulation_patches
+    from .moto_patches import Invocation, emulation_patches
+    from .simulated_service import SimulatedServiceEvents
 
     if options.api_port == options.aws_port:
         raise JobpollError(f"--api-port and --aws-port are both {options.api_port}")
@@ -273,11 +277,16 @@ def up(options: LocalOptions, progress: Progress = print) -> None:
             _prepare_process_environment(options)
             clock = ScaledClock(options.speed)
             handlers = HandlersAfterRuntime()
-            cleanup.enter_context(emulation_patches(clock, handlers))
+            listeners: list[Callable[[Invocation], None]] = []
+            cleanup.enter_context(emulation_patches(clock, handlers, listeners=listeners))
             server = MotoServer(options.aws_port)
             cleanup.callback(server.stop)
             _configure_moto(options.aws_endpoint_url)
             target = Target(region=options.region, endpoint_url=options.aws_endpoint_url)
+            # The simulated service announces finished work on the bus, as Transcribe or Athena do.
+            simulated_service = SimulatedServiceEvents(functools.partial(target.client, "events"), clock)
+            listeners.append(simulated_service)
+            cleanup.callback(simulated_service.stop)
             stack_name = default_stack_name(STAGE)
             deployed = deploy(STAGE, target, stack_name=stack_name, progress=progress)
             function_env = install_handler_runtime(target, stack_name, clock)

@@ -22,6 +22,10 @@ Why each exists:
   thread's write; DynamoDB applies a conditional write atomically. `atomic_dynamodb_writes()` serialises
   moto's item writes, so two writers racing on one job behave as on AWS (one wins, the other's condition
   fails).
+- EventBridge: moto delivers a matched event to log groups, queues, buses and API destinations only; a Lambda
+  target raises NotImplementedError in `Rule.send_to_targets`. We deliver Lambda targets as EventBridge does:
+  an asynchronous invocation (the Event invocation type) with the event as AWS shapes it (`time` in ISO 8601),
+  and leave the other targets to moto.
 - Speed: moto's interpreter builds a new JSONPath parser (PLY tables) for every path it evaluates and a new
   boto3 Lambda client for every Task; both are cached here (same results, ~2x faster executions), so an hour
   of polling runs in well under a second.
@@ -38,6 +42,7 @@ Why each exists:
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import inspect
 import json
@@ -45,7 +50,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any, Protocol
 from unittest import mock
 
@@ -54,6 +59,7 @@ from moto.cloudformation.models import ChangeSet, Stack
 from moto.core.exceptions import JsonRESTError
 from moto.core.models import botocore_stubber
 from moto.dynamodb.models import DynamoDBBackend
+from moto.events.models import Rule as EventRule
 from moto.settings import moto_server_port
 from moto.sqs import models as sqs_models
 from moto.stepfunctions.models import StateMachine
@@ -130,6 +136,7 @@ _TARGETS: list[tuple[Any, str, tuple[str, ...] | None]] = [
     (json_path, "parse", ("path", "debug")),
     (result_path, "parse", ("string",)),
     (lambda_eval_utils, "boto_client_for", ("region", "service", "state_credentials")),
+    (EventRule, "send_to_targets", ("self", "original_event", "transform_input")),
     (ChangeSet, "apply", ("self",)),
     (Stack, "_create_output_map", ("self",)),
     (Stack, "_parse_template", ("self",)),
@@ -289,6 +296,29 @@ def _in_process_invoke(
         return payload.encode()
 
     return invoke
+
+
+def _lambda_targets_delivered(original: Callable[..., None]) -> Callable[..., None]:
+    def send_to_targets(self: EventRule, original_event: Any, transform_input: bool = True) -> None:
+        from moto.awslambda.utils import get_backend as lambda_backend
+
+        if not self.event_pattern.matches_event(original_event):
+            return
+        to_lambda = [t for t in self.targets if t["Arn"].split(":")[2:3] == ["lambda"]]
+        if len(to_lambda) < len(self.targets):
+            rest = copy.copy(self)
+            rest.targets = [t for t in self.targets if t not in to_lambda]
+            original(rest, original_event, transform_input)
+        event = {k: v for k, v in original_event.items() if k != "ingestion-time"}
+        if isinstance(event.get("time"), int | float):
+            event["time"] = datetime.fromtimestamp(event["time"], UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        for target in to_lambda:
+            _, _, _, region, account, *_ = target["Arn"].split(":")
+            lambda_backend(account, region).invoke(
+                target["Arn"], None, json.dumps(event), {"X-Amz-Invocation-Type": "Event"}, {}
+            )
+
+    return send_to_targets
 
 
 def _clocked_wait_interval(clock: EmulationClock) -> Callable[..., None]:
@@ -588,6 +618,9 @@ def emulation_patches(
                 lambda_eval_utils,
                 "boto_client_for",
                 _cached_task_client(lambda_eval_utils.boto_client_for),
+            ),
+            mock.patch.object(
+                EventRule, "send_to_targets", _lambda_targets_delivered(EventRule.send_to_targets)
             ),
             cloudformation_patches(),
         ):
