@@ -26,6 +26,10 @@ Why each exists:
   target raises NotImplementedError in `Rule.send_to_targets`. We deliver Lambda targets as EventBridge does:
   an asynchronous invocation (the Event invocation type) with the event as AWS shapes it (`time` in ISO 8601),
   and leave the other targets to moto.
+- Transcribe and Athena: moto never fails a job by itself (a test or the tooling sets a model's status),
+  and its GetTranscriptionJob and GetQueryExecution leave out why a job failed. AWS answers `FailureReason`
+  and `Status.StateChangeReason`; so do the patched ones, from the model's `failure_reason` /
+  `state_change_reason`.
 - Speed: moto's interpreter builds a new JSONPath parser (PLY tables) for every path it evaluates and a new
   boto3 Lambda client for every Task; both are cached here (same results, ~2x faster executions), so an hour
   of polling runs in well under a second.
@@ -54,6 +58,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 from unittest import mock
 
+from moto.athena.responses import AthenaResponse
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.cloudformation.models import ChangeSet, Stack
 from moto.core.exceptions import JsonRESTError
@@ -78,6 +83,7 @@ from moto.stepfunctions.parser.asl.eval.callback.callback import CallbackEndpoin
 from moto.stepfunctions.parser.asl.utils import json_path
 from moto.stepfunctions.responses import get_backend as stepfunctions_backend
 from moto.stepfunctions.utils import cfn_to_api_tags
+from moto.transcribe.models import FakeTranscriptionJob
 
 SUPPORTED_MOTO = ("5.2.3", "5.3")
 
@@ -137,6 +143,8 @@ _TARGETS: list[tuple[Any, str, tuple[str, ...] | None]] = [
     (result_path, "parse", ("string",)),
     (lambda_eval_utils, "boto_client_for", ("region", "service", "state_credentials")),
     (EventRule, "send_to_targets", ("self", "original_event", "transform_input")),
+    (FakeTranscriptionJob, "response_object", ("self", "response_type")),
+    (AthenaResponse, "get_query_execution", ("self",)),
     (ChangeSet, "apply", ("self",)),
     (Stack, "_create_output_map", ("self",)),
     (Stack, "_parse_template", ("self",)),
@@ -319,6 +327,28 @@ def _lambda_targets_delivered(original: Callable[..., None]) -> Callable[..., No
             )
 
     return send_to_targets
+
+
+def _transcription_failure_reason(original: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+    def response_object(self: FakeTranscriptionJob, response_type: str) -> dict[str, Any]:
+        response = original(self, response_type)
+        if response_type == "GET" and self.status == "FAILED" and self.failure_reason:
+            response["TranscriptionJob"]["FailureReason"] = self.failure_reason
+        return response
+
+    return response_object
+
+
+def _query_state_change_reason(original: Callable[..., str]) -> Callable[..., str]:
+    def get_query_execution(self: AthenaResponse) -> str:
+        body = json.loads(original(self))
+        execution = self.athena_backend.executions[body["QueryExecution"]["QueryExecutionId"]]
+        reason = getattr(execution, "state_change_reason", None)
+        if reason:
+            body["QueryExecution"]["Status"]["StateChangeReason"] = reason
+        return json.dumps(body)
+
+    return get_query_execution
 
 
 def _clocked_wait_interval(clock: EmulationClock) -> Callable[..., None]:
@@ -621,6 +651,16 @@ def emulation_patches(
             ),
             mock.patch.object(
                 EventRule, "send_to_targets", _lambda_targets_delivered(EventRule.send_to_targets)
+            ),
+            mock.patch.object(
+                FakeTranscriptionJob,
+                "response_object",
+                _transcription_failure_reason(FakeTranscriptionJob.response_object),
+            ),
+            mock.patch.object(
+                AthenaResponse,
+                "get_query_execution",
+                _query_state_change_reason(AthenaResponse.get_query_execution),
             ),
             cloudformation_patches(),
         ):
