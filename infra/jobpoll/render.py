@@ -77,6 +77,8 @@ class JobProgress:
         attempts = f"attempts {job.get('attempts', 0)}/{job.get('max_attempts', '?')}"
         partial = job.get("partial_output") or ""
         head = f"{bar(progress)}  {status:<8} {attempts}"
+        if job.get("provider_status"):  # the service's own word for it, e.g. Transcribe's IN_PROGRESS
+            head += f"  ({job['provider_status']})"
         if self.live:
             width = shutil.get_terminal_size((100, 20)).columns
             tail = partial.replace("\n", " ")[-max(0, width - len(head) - 4) :] if partial else ""
@@ -86,7 +88,7 @@ class JobProgress:
                 self.stream.write("\n")
             self.stream.flush()
             return
-        state = (status, round(progress, 1), job.get("attempts"), len(partial))
+        state = (status, round(progress, 1), job.get("attempts"), len(partial), job.get("provider_status"))
         if state == self._last:
             return
         self._last = state
@@ -118,7 +120,7 @@ _JOB_COLUMNS: list[Column] = [
     ("CREATED (UTC)", lambda j: j.get("created_at")),
 ]
 _JOB_FIELDS = (
-    "id", "status", "provider", "input", "progress", "attempts", "max_attempts", "created_at", "updated_at",
+    "id", "status", "provider_status", "provider", "input", "progress", "attempts", "max_attempts", "created_at", "updated_at",
     "next_poll_at", "error", "result_available", "partial_output",
 )  # fmt: skip
 _EXECUTION_FIELDS = (
