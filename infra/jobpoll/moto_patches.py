@@ -26,10 +26,10 @@ Why each exists:
   target raises NotImplementedError in `Rule.send_to_targets`. We deliver Lambda targets as EventBridge does:
   an asynchronous invocation (the Event invocation type) with the event as AWS shapes it (`time` in ISO 8601),
   and leave the other targets to moto.
-- Transcribe and Athena: moto never fails a job by itself (a test or the tooling sets a model's status),
-  and its GetTranscriptionJob and GetQueryExecution leave out why a job failed. AWS answers `FailureReason`
-  and `Status.StateChangeReason`; so do the patched ones, from the model's `failure_reason` /
-  `state_change_reason`.
+- Transcribe and Athena: moto never fails a job, and its GetTranscriptionJob and GetQueryExecution leave out
+  why a job failed. As on AWS, a transcription job whose media is not in (moto's) S3, and a query whose
+  output bucket does not exist, are accepted and then FAILED with the service's reason; the describes answer
+  `FailureReason` and `Status.StateChangeReason`, as AWS does.
 - Speed: moto's interpreter builds a new JSONPath parser (PLY tables) for every path it evaluates and a new
   boto3 Lambda client for every Task; both are cached here (same results, ~2x faster executions), so an hour
   of polling runs in well under a second.
@@ -58,6 +58,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 from unittest import mock
 
+from moto.athena.models import AthenaBackend
 from moto.athena.responses import AthenaResponse
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.cloudformation.models import ChangeSet, Stack
@@ -83,7 +84,7 @@ from moto.stepfunctions.parser.asl.eval.callback.callback import CallbackEndpoin
 from moto.stepfunctions.parser.asl.utils import json_path
 from moto.stepfunctions.responses import get_backend as stepfunctions_backend
 from moto.stepfunctions.utils import cfn_to_api_tags
-from moto.transcribe.models import FakeTranscriptionJob
+from moto.transcribe.models import FakeTranscriptionJob, TranscribeBackend
 
 SUPPORTED_MOTO = ("5.2.3", "5.3")
 
@@ -144,6 +145,8 @@ _TARGETS: list[tuple[Any, str, tuple[str, ...] | None]] = [
     (lambda_eval_utils, "boto_client_for", ("region", "service", "state_credentials")),
     (EventRule, "send_to_targets", ("self", "original_event", "transform_input")),
     (FakeTranscriptionJob, "response_object", ("self", "response_type")),
+    (TranscribeBackend, "start_transcription_job", None),
+    (AthenaBackend, "start_query_execution", None),
     (AthenaResponse, "get_query_execution", ("self",)),
     (ChangeSet, "apply", ("self",)),
     (Stack, "_create_output_map", ("self",)),
@@ -337,6 +340,58 @@ def _transcription_failure_reason(original: Callable[..., dict[str, Any]]) -> Ca
         return response
 
     return response_object
+
+
+def _s3_has(account_id: str, bucket: str, key: str | None = None) -> bool:
+    """Whether moto's S3 holds the bucket (and the key)."""
+    from moto.s3.models import s3_backends
+
+    backend = s3_backends[account_id]["aws"]
+    try:
+        backend.get_bucket(bucket)
+    except Exception:  # moto's MissingBucket
+        return False
+    return key is None or backend.get_object(bucket, key) is not None
+
+
+def _s3_location(uri: str) -> tuple[str, str] | None:
+    if not uri.startswith("s3://"):
+        return None
+    bucket, _, key = uri[len("s3://") :].partition("/")
+    return bucket, key
+
+
+_UNREADABLE_MEDIA = (
+    "The S3 URI that you provided can't be accessed. Make sure you have read permission and try your "
+    "request again."
+)
+
+
+def _transcription_fails_without_media(original: Callable[..., dict[str, Any]]) -> Callable[..., Any]:
+    def start_transcription_job(self: TranscribeBackend, transcription_job_name: str, **kwargs: Any) -> Any:
+        response = original(self, transcription_job_name=transcription_job_name, **kwargs)
+        location = _s3_location(str((kwargs.get("media") or {}).get("MediaFileUri", "")))
+        if location is not None and not _s3_has(self.account_id, *location):
+            job = self.transcriptions[transcription_job_name]
+            job.status = "FAILED"
+            job.failure_reason = _UNREADABLE_MEDIA  # type: ignore[assignment]
+        return response
+
+    return start_transcription_job
+
+
+def _query_fails_without_output_bucket(original: Callable[..., str]) -> Callable[..., str]:
+    def start_query_execution(self: AthenaBackend, *args: Any, **kwargs: Any) -> str:
+        execution_id = original(self, *args, **kwargs)
+        execution = self.executions[execution_id]
+        location = _s3_location(str((execution.config or {}).get("OutputLocation", "")))
+        if location is not None and not _s3_has(self.account_id, location[0]):
+            execution.status = "FAILED"
+            reason = f"Unable to verify/create output bucket {location[0]}"
+            execution.state_change_reason = reason  # type: ignore[attr-defined]
+        return execution_id
+
+    return start_query_execution
 
 
 def _query_state_change_reason(original: Callable[..., str]) -> Callable[..., str]:
@@ -574,6 +629,35 @@ def cloudformation_patches() -> Iterator[None]:
         yield
 
 
+@contextlib.contextmanager
+def service_patches() -> Iterator[None]:
+    """EventBridge delivers to Lambda targets; Transcribe and Athena fail work as AWS does, and say why."""
+    with (
+        mock.patch.object(EventRule, "send_to_targets", _lambda_targets_delivered(EventRule.send_to_targets)),
+        mock.patch.object(
+            FakeTranscriptionJob,
+            "response_object",
+            _transcription_failure_reason(FakeTranscriptionJob.response_object),
+        ),
+        mock.patch.object(
+            AthenaResponse,
+            "get_query_execution",
+            _query_state_change_reason(AthenaResponse.get_query_execution),
+        ),
+        mock.patch.object(
+            TranscribeBackend,
+            "start_transcription_job",
+            _transcription_fails_without_media(TranscribeBackend.start_transcription_job),
+        ),
+        mock.patch.object(
+            AthenaBackend,
+            "start_query_execution",
+            _query_fails_without_output_bucket(AthenaBackend.start_query_execution),
+        ),
+    ):
+        yield
+
+
 _DYNAMODB_WRITES = ("put_item", "update_item", "delete_item", "transact_write_items")
 _dynamodb_write_lock = threading.RLock()
 
@@ -649,19 +733,7 @@ def emulation_patches(
                 "boto_client_for",
                 _cached_task_client(lambda_eval_utils.boto_client_for),
             ),
-            mock.patch.object(
-                EventRule, "send_to_targets", _lambda_targets_delivered(EventRule.send_to_targets)
-            ),
-            mock.patch.object(
-                FakeTranscriptionJob,
-                "response_object",
-                _transcription_failure_reason(FakeTranscriptionJob.response_object),
-            ),
-            mock.patch.object(
-                AthenaResponse,
-                "get_query_execution",
-                _query_state_change_reason(AthenaResponse.get_query_execution),
-            ),
+            service_patches(),
             cloudformation_patches(),
         ):
             yield plan

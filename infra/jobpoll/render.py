@@ -120,8 +120,8 @@ _JOB_COLUMNS: list[Column] = [
     ("CREATED (UTC)", lambda j: j.get("created_at")),
 ]
 _JOB_FIELDS = (
-    "id", "status", "provider_status", "provider", "input", "progress", "attempts", "max_attempts", "created_at", "updated_at",
-    "next_poll_at", "error", "result_available", "partial_output",
+    "id", "status", "provider_status", "provider", "input", "progress", "attempts", "max_attempts",
+    "created_at", "updated_at", "next_poll_at", "error", "result_available", "partial_output",
 )  # fmt: skip
 _EXECUTION_FIELDS = (
     "name",

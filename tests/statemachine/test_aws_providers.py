@@ -1,8 +1,9 @@
 """Amazon Transcribe and Athena jobs through the real state machine, on moto's emulation of the services.
 
 moto moves a transcription job or a query one state further on each describe (manual progression, set
-below); failures are set on moto's model, as the service would report them. The services' completion events
-are put on the emulation's bus in their documented shapes; the template's rules route them to NotifyJob.
+below). As on AWS, a transcription of media that is not in S3, or a query whose output bucket does not exist,
+fails with the service's reason (moto_patches). The services' completion events are put on the emulation's
+bus in their documented shapes; the template's rules route them to NotifyJob.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from jobpoll.emulation import REGION, Emulation
 
 TRANSCRIBE = ("aws-transcribe", {"media_uri": "s3://media/talk.mp3", "language_code": "en-US"})
 ATHENA = ("aws-athena", {"query": "SELECT 1", "output_location": "s3://results/jobpoll/"})
+UNREADABLE_MEDIA = {"media_uri": "s3://media/missing.mp3", "language_code": "en-US"}
+NO_OUTPUT_BUCKET = {"query": "SELECT 1", "output_location": "s3://no-such-bucket/jobpoll/"}
 MODELS = ("transcribe::transcriptionjob", "athena::execution")
 
 
@@ -43,10 +46,19 @@ def manual_clock() -> VirtualClock:
     return VirtualClock(auto_advance=False)
 
 
+def stock_s3(emulation: Emulation) -> Emulation:
+    """The media to transcribe and the bucket for query results."""
+    s3 = emulation.client("s3")
+    for bucket in ("media", "results"):
+        s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket="media", Key="talk.mp3", Body=b"ID3 not really audio")
+    return emulation
+
+
 @pytest.fixture
 def paused(manual_clock: VirtualClock) -> Iterator[Emulation]:
     with Emulation(clock=manual_clock) as emulation:
-        yield emulation
+        yield stock_s3(emulation)
         for execution in emulation.sfn.list_executions(
             stateMachineArn=emulation.deployment.state_machine_arn, statusFilter="RUNNING"
         )["executions"]:
@@ -96,16 +108,6 @@ def advance_until_done(emulation: Emulation, clock: VirtualClock, arn: str, step
     raise AssertionError("the execution did not finish")
 
 
-def service_fails(provider: str, work_id: str, reason: str) -> None:
-    """What the service does to work that fails (moto never fails a job by itself)."""
-    if provider == "aws-transcribe":
-        job = transcribe_backends[DEFAULT_ACCOUNT_ID][REGION].transcriptions[work_id]
-        job.status, job.failure_reason = "FAILED", reason
-    else:
-        execution = athena_backends[DEFAULT_ACCOUNT_ID][REGION].executions[work_id]
-        execution.status, execution.state_change_reason = "FAILED", reason
-
-
 def put_event(emulation: Emulation, source: str, detail_type: str, detail: dict[str, Any]) -> None:
     """The service's state-change event, as the service puts it on the default bus."""
     entries = emulation.client("events").put_events(
@@ -153,6 +155,7 @@ def polls(emulation: Emulation) -> list[Any]:
 def test_a_service_job_is_polled_to_its_result_with_the_services_own_status(
     emulation: Emulation, provider: str, body: dict, tries: int, final: str
 ) -> None:
+    stock_s3(emulation)
     execution = emulation.run(
         {"provider": provider, "input": body, "wait_seconds": 10}, name=f"{provider}-ok"
     )
@@ -185,13 +188,22 @@ def test_the_services_status_is_on_the_job_while_it_runs(
     assert seen == [(JobStatus.PENDING, "QUEUED"), (JobStatus.RUNNING, "IN_PROGRESS")]
 
 
-@pytest.mark.parametrize(("provider", "body"), [TRANSCRIBE, ATHENA])
+@pytest.mark.parametrize(
+    ("provider", "body", "code", "reason"),
+    [
+        ("aws-transcribe", UNREADABLE_MEDIA, "TranscriptionFailed", "The S3 URI that you provided can't be"),
+        (
+            "aws-athena",
+            NO_OUTPUT_BUCKET,
+            "QueryFailed",
+            "Unable to verify/create output bucket no-such-bucket",
+        ),
+    ],
+)
 def test_work_the_service_fails_fails_the_job_with_the_services_reason(
-    paused: Emulation, manual_clock: VirtualClock, provider: str, body: dict
+    paused: Emulation, manual_clock: VirtualClock, provider: str, body: dict, code: str, reason: str
 ) -> None:
     arn = paused.start({"provider": provider, "input": body, "wait_seconds": 10}, name=f"{provider}-bad")
-    job = submitted(paused, f"{provider}-bad")
-    service_fails(provider, str(job.work_id), "The media file could not be read.")
 
     execution = advance_until_done(paused, manual_clock, arn)
 
@@ -200,9 +212,9 @@ def test_work_the_service_fails_fails_the_job_with_the_services_reason(
     job = paused.runtime.store.get(f"{provider}-bad")
     assert job.status is JobStatus.FAILED
     assert job.provider_status == "FAILED"
-    code = "TranscriptionFailed" if provider == "aws-transcribe" else "QueryFailed"
-    assert job.error == JobError(code, "The media file could not be read.")
-    assert execution["cause"] == f"{code}: The media file could not be read."
+    assert job.error is not None and job.error.code == code
+    assert reason in job.error.message
+    assert execution["cause"] == f"{code}: {job.error.message}"
 
 
 @pytest.mark.parametrize(("provider", "body"), [TRANSCRIBE, ATHENA])
@@ -247,25 +259,25 @@ def test_with_notify_the_services_completion_event_completes_the_job_without_a_p
     job = paused.runtime.store.get(name)
     assert job.status is JobStatus.COMPLETE
     assert job.try_count == 0 and not polls(paused)
-    (notified,) = [i for i in paused.invocations if i.function.endswith("NotifyJob")]
+    # Recorded once NotifyJob returns, which may be just after the execution it woke has ended.
+    (notified,) = eventually(
+        lambda: [i for i in paused.invocations if i.function.endswith("NotifyJob")], "NotifyJob has returned"
+    )
     assert notified.event["detail"]["currentState" if provider == "aws-athena" else "TranscriptionJobStatus"]
     assert isinstance(notified.event["time"], str) and notified.event["time"].endswith("Z")  # as AWS sends it
     assert notified.result == {"job_id": name, "status": "COMPLETE", "delivered": True}
 
 
 def test_a_failure_event_fails_the_waiting_job_with_the_services_reason(paused: Emulation) -> None:
-    arn = paused.start({"provider": "aws-athena", "input": ATHENA[1], "notify": True}, name="told-bad")
+    arn = paused.start({"provider": "aws-athena", "input": NO_OUTPUT_BUCKET, "notify": True}, name="told-bad")
     work_id = str(waiting_for_notification(paused, "told-bad").work_id)
-    service_fails("aws-athena", work_id, "TABLE_NOT_FOUND: line 1:15: Table 'shop.sales' does not exist")
 
     put_event(paused, *completion_event("aws-athena", work_id, "failed"))
 
     execution = paused.wait(arn)
     assert execution["status"] == "FAILED"
     job = paused.runtime.store.get("told-bad")
-    assert job.error == JobError(
-        "QueryFailed", "TABLE_NOT_FOUND: line 1:15: Table 'shop.sales' does not exist"
-    )
+    assert job.error == JobError("QueryFailed", "Unable to verify/create output bucket no-such-bucket")
     assert job.try_count == 0 and not polls(paused)
 
 
@@ -312,6 +324,7 @@ def test_an_event_that_comes_before_the_wait_ends_it_at_once(
 
 
 def test_events_about_work_no_job_has_or_about_polled_jobs_change_nothing(emulation: Emulation) -> None:
+    stock_s3(emulation)
     execution = emulation.run({"provider": "aws-athena", "input": ATHENA[1]}, name="polled")
     job = emulation.runtime.store.get("polled")
     assert execution["status"] == "SUCCEEDED"
