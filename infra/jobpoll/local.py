@@ -130,16 +130,31 @@ def _stop_on_signals() -> Iterator[None]:
             signal.signal(sig, old)
 
 
+# Transcribe jobs and Athena queries move one state on per describe (moto's default jumps to the end), so a
+# job on the local stack shows each of the service's states.
+SERVICE_PROGRESSION = {
+    "transcribe::transcriptionjob": {"progression": "manual", "times": 1},
+    "athena::execution": {"progression": "manual", "times": 1},
+}
+
+
 def _configure_moto(endpoint_url: str) -> None:
-    """Turn on state machine execution and in-process Lambda in the moto server."""
-    request = urllib.request.Request(
-        f"{endpoint_url}/moto-api/config",
-        data=json.dumps(MOTO_CONFIG).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        response.read()
+    """Turn on state machine execution and in-process Lambda in the moto server; set how the emulated job
+    services move on."""
+    settings: list[tuple[str, Any]] = [("config", MOTO_CONFIG)]
+    settings += [
+        ("state-manager/set-transition", {"model_name": model, "transition": transition})
+        for model, transition in SERVICE_PROGRESSION.items()
+    ]
+    for path, body in settings:
+        request = urllib.request.Request(
+            f"{endpoint_url}/moto-api/{path}",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            response.read()
 
 
 def function_environment(target: Target, stack_name: str, logical_id: str) -> dict[str, str]:

@@ -702,7 +702,9 @@ def emulation_patches(
         with (
             atomic_dynamodb_writes(),
             mock.patch.object(
-                LambdaSimpleBackend, "invoke", _in_process_invoke(resolve, plan, listeners or [])
+                LambdaSimpleBackend,
+                "invoke",
+                _in_process_invoke(resolve, plan, listeners if listeners is not None else []),
             ),
             mock.patch.object(WaitFunction, "_wait_interval", _clocked_wait_interval(clock)),
             mock.patch.object(Timestamp, "_get_wait_seconds", _clocked_timestamp_seconds(clock)),

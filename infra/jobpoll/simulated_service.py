@@ -60,6 +60,7 @@ class SimulatedServiceEvents:
         if self._stopped.is_set():
             return
         detail = {"work_id": work_id, "state": self._service.poll(work_id).state.value}
+        self.emitted.append(detail)
         self._events().put_events(
             Entries=[
                 {
@@ -69,7 +70,6 @@ class SimulatedServiceEvents:
                 }
             ]
         )
-        self.emitted.append(detail)
 
     def stop(self) -> None:
         self._stopped.set()
