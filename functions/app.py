@@ -107,22 +107,10 @@ def await_notification(event: dict[str, Any], context: Any) -> dict[str, Any]:
 def notify_job(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """A provider's notification, or its service's state-change event (EventBridge rules in the template)."""
     runtime = _runtime()
-    if service.is_service_event(event):
-        outcome = service.notify_from_event(
-            event,
-            store=runtime.store,
-            providers=runtime.providers,
-            sfn=runtime.sfn,
-            clock=runtime.clock,
-            on_finished=runtime.notifier.job_finished,
-        )
-        log_event(app.log, "job_notified", **outcome)
-        return outcome
-    job_id, result = service.parse_notification(event)
-    outcome = service.notify_job(
-        job_id,
-        result,
+    outcome = service.take_notification(
+        event,
         store=runtime.store,
+        providers=runtime.providers,
         sfn=runtime.sfn,
         clock=runtime.clock,
         on_finished=runtime.notifier.job_finished,

@@ -519,13 +519,8 @@ def notify_job(
     return {"job_id": job_id, "status": job.status.value, "delivered": delivered}
 
 
-def is_service_event(event: Any) -> bool:
-    """An EventBridge event (a service announcing a state change), not a direct notification."""
-    return isinstance(event, dict) and "source" in event and "detail-type" in event
-
-
-def notify_from_event(
-    event: dict[str, Any],
+def take_notification(
+    event: Any,
     *,
     store: JobStore,
     providers: Providers,
@@ -533,12 +528,26 @@ def notify_from_event(
     clock: Clock,
     on_finished: Callable[[Job], Any] | None = None,
 ) -> dict[str, Any]:
-    """A service's state-change event: find the job its work belongs to (the work id index), read the
-    work's state once from the service (the event says that something changed; the service has the
-    result), and take that as the job's notification.
+    """NotifyJob: a provider's direct notification (`parse_notification`), or its service's state-change
+    event from EventBridge (`job_for_event`); stored and delivered by `notify_job`."""
+    if isinstance(event, dict) and "source" in event and "detail-type" in event:
+        found = job_for_event(event, store=store, providers=providers)
+        if isinstance(found, dict):
+            return found
+        job_id, result = found
+    else:
+        job_id, result = parse_notification(event)
+    return notify_job(job_id, result, store=store, sfn=sfn, clock=clock, on_finished=on_finished)
+
+
+def job_for_event(
+    event: dict[str, Any], *, store: JobStore, providers: Providers
+) -> tuple[str, PollResult] | dict[str, Any]:
+    """The job a service's state-change event is about (the work id index) and its work's state, read once
+    from the service (the event says that something changed; the service has the result).
 
     Events about work no job has (another stack's, say), and about jobs that poll rather than wait for a
-    notification, change nothing.
+    notification, change nothing: the outcome to report is returned instead.
     """
     source, detail_type = event.get("source"), event.get("detail-type")
     provider = next(
@@ -558,9 +567,7 @@ def notify_from_event(
         return {"job_id": None, "work_id": work_id, "delivered": False}
     if not job.poll.notify or job.status.is_terminal:
         return {"job_id": job.job_id, "status": job.status.value, "delivered": False}
-    return notify_job(
-        job.job_id, provider.poll(work_id), store=store, sfn=sfn, clock=clock, on_finished=on_finished
-    )
+    return job.job_id, provider.poll(work_id)
 
 
 def parse_notification(event: Any) -> tuple[str, PollResult]:

@@ -18,6 +18,7 @@ from moto.athena.models import athena_backends
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.moto_api import state_manager
 from moto.transcribe.models import transcribe_backends
+from statemachine_support import advance_until_done, eventually
 
 from chalicelib import jobs_api
 from chalicelib.job import Job, JobError, JobStatus
@@ -41,11 +42,6 @@ def one_state_per_describe() -> Iterator[None]:
         state_manager.unset_transition(model)
 
 
-@pytest.fixture
-def manual_clock() -> VirtualClock:
-    return VirtualClock(auto_advance=False)
-
-
 def stock_s3(emulation: Emulation) -> Emulation:
     """The media to transcribe and the bucket for query results."""
     s3 = emulation.client("s3")
@@ -56,21 +52,9 @@ def stock_s3(emulation: Emulation) -> Emulation:
 
 
 @pytest.fixture
-def paused(manual_clock: VirtualClock) -> Iterator[Emulation]:
-    with Emulation(clock=manual_clock) as emulation:
-        yield stock_s3(emulation)
-        for execution in emulation.sfn.list_executions(
-            stateMachineArn=emulation.deployment.state_machine_arn, statusFilter="RUNNING"
-        )["executions"]:
-            emulation.sfn.stop_execution(executionArn=execution["executionArn"])
-
-
-def eventually(condition: Callable[[], Any], what: str, timeout: float = 10) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (found := condition()):
-        assert time.monotonic() < deadline, f"timed out waiting until {what}"
-        time.sleep(0.005)
-    return found
+def paused(paused: Emulation) -> Emulation:
+    """The emulation on the manual clock, with the media and the results bucket in its S3."""
+    return stock_s3(paused)
 
 
 def submitted(emulation: Emulation, job_id: str) -> Job:
@@ -96,16 +80,6 @@ def advance_until(clock: VirtualClock, condition: Callable[[], Any], step: float
         clock.advance(step)
         time.sleep(0.002)
     raise AssertionError("the condition never held")
-
-
-def advance_until_done(emulation: Emulation, clock: VirtualClock, arn: str, step: float = 5) -> dict:
-    for _ in range(2000):
-        described = emulation.sfn.describe_execution(executionArn=arn)
-        if described["status"] != "RUNNING":
-            return described
-        clock.advance(step)
-        time.sleep(0.002)
-    raise AssertionError("the execution did not finish")
 
 
 def put_event(emulation: Emulation, source: str, detail_type: str, detail: dict[str, Any]) -> None:
