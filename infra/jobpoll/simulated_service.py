@@ -36,25 +36,30 @@ class SimulatedServiceEvents:
 
     def __call__(self, invocation: Invocation) -> None:
         # StartJob's payload (statemachine/poller.asl.json) and its answer, the job's loop state.
-        started = isinstance(invocation.event, dict) and {"request", "execution_name"} <= set(
-            invocation.event
-        )
-        if not started or not isinstance(invocation.result, dict):
-            return
+        event, result = invocation.event, invocation.result
+        if (
+            isinstance(event, dict)
+            and {"request", "execution_name"} <= set(event)
+            and isinstance(result, dict)
+        ):
+            # Off the invocation's thread: the service's bookkeeping never delays or fails StartJob.
+            job_id = str(result.get("job_id"))
+            threading.Thread(
+                target=self._announce, args=(job_id,), name="simulated-service", daemon=True
+            ).start()
+
+    def _announce(self, job_id: str) -> None:
+        """Wait until the job's simulated work ends, then put its completion event on the bus."""
         from chalicelib.bootstrap import get_runtime
 
-        job = get_runtime().store.find(str(invocation.result.get("job_id")))
+        job = get_runtime().store.find(job_id)
         if job is None or job.provider != self._service.name or job.work_id is None:
             return
+        work_id = job.work_id
         with self._lock:
-            if job.work_id in self._announced:
+            if work_id in self._announced:
                 return
-            self._announced.add(job.work_id)
-        threading.Thread(
-            target=self._announce_when_done, args=(job.work_id,), name="simulated-service", daemon=True
-        ).start()
-
-    def _announce_when_done(self, work_id: str) -> None:
+            self._announced.add(work_id)
         left = (self._service.finishes_at(work_id) - self._clock.now()).total_seconds()
         self._clock.wait(left, self._stopped, lambda: not self._stopped.is_set())
         if self._stopped.is_set():
