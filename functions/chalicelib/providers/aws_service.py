@@ -91,7 +91,7 @@ def json_safe(value: Any) -> Any:
 
 
 def checked_object(request: Any, provider: str, schema: Mapping[str, Any]) -> dict[str, Any]:
-    """`request` checked against a flat object schema (required, string/boolean/string-array properties,
+    """`request` checked against a flat object schema (required, string and string-array properties,
     enum, pattern, maxLength); raises InvalidJobInput naming the field."""
     if not isinstance(request, dict):
         raise InvalidJobInput(f"{provider} input must be a JSON object, got {type(request).__name__}")
@@ -109,12 +109,7 @@ def checked_object(request: Any, provider: str, schema: Mapping[str, Any]) -> di
 
 
 def _check_value(name: str, value: Any, spec: Mapping[str, Any]) -> None:
-    kind = spec["type"]
-    if kind == "boolean":
-        if not isinstance(value, bool):
-            raise InvalidJobInput(f"{name!r} must be true or false, got {json.dumps(value)}")
-        return
-    if kind == "array":
+    if spec["type"] == "array":
         if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
             raise InvalidJobInput(f"{name!r} must be a list of strings")
         if len(value) > spec.get("maxItems", len(value)):
