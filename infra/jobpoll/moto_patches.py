@@ -171,6 +171,7 @@ _TARGETS: list[tuple[Any, str, tuple[str, ...] | None]] = [
 
 _MOTO_CFN_CREATE_STATE_MACHINE = getattr(StateMachine, "create_from_cloudformation_json", None)
 _MOTO_APPLY_CHANGE_SET = getattr(ChangeSet, "apply", None)
+_MOTO_SEND_TO_TARGETS = getattr(EventRule, "send_to_targets", None)
 
 
 def check_patch_targets() -> None:
@@ -195,6 +196,9 @@ def check_patch_targets() -> None:
         # moto's own versions, as imported (the check also runs while our replacements are installed)
         "StateMachine.create_from_cloudformation_json": (_MOTO_CFN_CREATE_STATE_MACHINE, "DefinitionString"),
         "ChangeSet.apply": (_MOTO_APPLY_CHANGE_SET, "resource_map.update"),
+        # the Lambda delivery matches the rule's pattern and reads its targets the same way
+        "Rule.send_to_targets": (_MOTO_SEND_TO_TARGETS, "self.event_pattern.matches_event"),
+        "Rule.send_to_targets targets": (_MOTO_SEND_TO_TARGETS, "for target in self.targets"),
     }
     for label, (function, needle) in sources.items():
         if function is not None and needle not in inspect.getsource(function):
