@@ -176,11 +176,24 @@ def test_each_role_gets_only_the_provider_actions_its_functions_call(transformed
 def test_service_state_change_events_reach_notify_job(transformed: dict[str, Any]) -> None:
     rules = [r["Properties"] for r in transformed["Resources"].values() if r["Type"] == "AWS::Events::Rule"]
     sources = {(rule["EventPattern"]["source"][0], rule["EventPattern"]["detail-type"][0]) for rule in rules}
-    assert sources == {
-        ("aws.transcribe", "Transcribe Job State Change"),
-        ("aws.athena", "Athena Query State Change"),
-        ("jobpoll.simulated", "Simulated Work State Change"),
+    from chalicelib.bootstrap import build_runtime
+    from chalicelib.providers import NotifiesByEvent
+
+    runtime = build_runtime(dynamodb=object(), sfn=object(), sqs=object())
+    announced = {
+        (p.event_source, p.event_detail_type)
+        for p in runtime.providers.values()
+        if isinstance(p, NotifiesByEvent)
     }
+    assert (
+        sources
+        == announced
+        == {
+            ("aws.transcribe", "Transcribe Job State Change"),
+            ("aws.athena", "Athena Query State Change"),
+            ("jobpoll.simulated", "Simulated Work State Change"),
+        }
+    )
     for rule in rules:
         assert [t["Arn"] for t in rule["Targets"]] == [{"Fn::GetAtt": ["NotifyJob", "Arn"]}]
     permissions = [
