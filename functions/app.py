@@ -109,13 +109,12 @@ def await_notification(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 @app.lambda_function(name="NotifyJob")
 def notify_job(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """A provider's notification (e.g. from an EventBridge rule on the service's completion event)."""
+    """A provider's notification, or its service's state-change event (EventBridge rules in the template)."""
     runtime = _runtime()
-    job_id, result = service.parse_notification(event)
-    outcome = service.notify_job(
-        job_id,
-        result,
+    outcome = service.take_notification(
+        event,
         store=runtime.store,
+        providers=runtime.providers,
         sfn=runtime.sfn,
         clock=runtime.clock,
         on_finished=runtime.notifier.job_finished,

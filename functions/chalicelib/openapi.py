@@ -105,6 +105,10 @@ SCHEMAS: dict[str, Any] = {
             "id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,80}$"},
             "status": {"type": "string", "enum": [status.value for status in JobStatus]},
             "provider": {"type": "string"},
+            "provider_status": {
+                "type": ["string", "null"],
+                "description": "The service's own status of the work, as last seen (e.g. IN_PROGRESS)",
+            },
             "input": {"type": "object"},
             "progress": {"type": "number", "minimum": 0, "maximum": 1},
             "attempts": {"type": "integer", "minimum": 0, "description": "Polls of the provider so far"},

@@ -40,6 +40,19 @@ SCENARIOS: list[tuple[str, list[str], int]] = [
         1,
     ),
     (
+        "notify: the execution waits for the simulated service's completion event instead of polling",
+        [
+            "executions",
+            "start",
+            "--input",
+            '{"delay": 20, "notify": true, "notify_timeout_seconds": 120}',
+            "--name",
+            "notified",
+            "--follow",
+        ],
+        0,
+    ),
+    (
         "queue mode: a worker streams its output, the console shows it grow",
         [
             "jobs",

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ..errors import InvalidJobInput
-from .base import Engine, PollResult, Provider, Report, WorkerProvider, WorkState, integral
+from .base import Engine, NotifiesByEvent, PollResult, Provider, Report, WorkerProvider, WorkState, integral
 
 __all__ = [
     "Engine",
+    "NotifiesByEvent",
     "PollResult",
     "Provider",
     "Report",

@@ -14,7 +14,7 @@ import base64
 import json
 import math
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from ..clock import Clock, from_epoch_ms, to_epoch_ms, to_iso
@@ -48,8 +48,11 @@ _KNOWN_FIELDS = set(INPUT_SCHEMA["properties"])
 class SimulatedProvider:
     name = "simulated"
     input_schema = INPUT_SCHEMA
-    # The simulated service can be asked to call back when the work is done (the caller delivers it).
+    # The simulated service announces finished work as a real one does: an event on the bus, which the
+    # template routes to NotifyJob (the local stack's tooling plays the service: infra/jobpoll/).
     can_notify = True
+    event_source = "jobpoll.simulated"
+    event_detail_type = "Simulated Work State Change"
 
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
@@ -83,12 +86,22 @@ class SimulatedProvider:
         encoded = base64.urlsafe_b64encode(json.dumps(ticket, separators=(",", ":")).encode())
         return _PREFIX + encoded.decode().rstrip("=")
 
+    def finishes_at(self, work_id: str) -> datetime:
+        """When the work ends (what the simulated service knows of its own work)."""
+        ticket = _decode(work_id)
+        return from_epoch_ms(ticket["submitted_ms"]) + timedelta(seconds=float(ticket["request"]["delay"]))
+
+    def work_id_of_event(self, event: dict[str, Any]) -> str | None:
+        """The work id a `Simulated Work State Change` event is about."""
+        work_id = (event.get("detail") or {}).get("work_id")
+        return work_id if isinstance(work_id, str) and work_id.startswith(_PREFIX) else None
+
     def poll(self, work_id: str) -> PollResult:
         ticket = _decode(work_id)
         request = ticket["request"]
         submitted = from_epoch_ms(ticket["submitted_ms"])
         delay = float(request["delay"])
-        done_at = submitted + timedelta(seconds=delay)
+        done_at = self.finishes_at(work_id)
         now = self._clock.now()
         if now < done_at:
             elapsed = (now - submitted).total_seconds()
