@@ -1,4 +1,5 @@
-"""`jobpoll local up` in a subprocess on free ports, shared by the e2e tests of one module."""
+"""`jobpoll local up` in a subprocess on free ports: one shared by the e2e tests of the session (the root
+conftest puts them on one xdist worker), and one of its own for a test that stops it."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 from e2e_support import (
@@ -25,10 +28,23 @@ from e2e_support import (
 from jobpoll.paths import ROOT
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    """A running `jobpoll local up --speed 100` on free ports; stopped (and reaped) afterwards."""
-    directory = tmp_path_factory.mktemp("local")
+    """The session's running `jobpoll local up --speed 100`; tests keep apart by execution and job names."""
+    with running_local_stack(tmp_path_factory.mktemp("local")) as stack:
+        yield stack
+
+
+@pytest.fixture
+def own_local_stack(tmp_path: Path) -> Iterator[LocalStack]:
+    """A `jobpoll local up` of the test's own, for a test that stops it."""
+    with running_local_stack(tmp_path) as stack:
+        yield stack
+
+
+@contextmanager
+def running_local_stack(directory: Path) -> Iterator[LocalStack]:
+    """`jobpoll local up --speed 100` on free ports in `directory`; stopped (and reaped) afterwards."""
     api_port = aws_port = free_port()
     while aws_port == api_port:
         aws_port = free_port()
