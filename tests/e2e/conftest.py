@@ -9,7 +9,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
@@ -27,12 +27,26 @@ from e2e_support import (
 
 from jobpoll.paths import ROOT
 
+# The shared stack's cleanup, run after the last test that uses it (see pytest_runtest_teardown).
+_SHARED_STACK_CLEANUP: list[ExitStack] = []
+
 
 @pytest.fixture(scope="session")
 def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     """The session's running `jobpoll local up --speed 100`; tests keep apart by execution and job names."""
-    with running_local_stack(tmp_path_factory.mktemp("local")) as stack:
+    with ExitStack() as cleanup:
+        stack = cleanup.enter_context(running_local_stack(tmp_path_factory.mktemp("local")))
+        _SHARED_STACK_CLEANUP.append(cleanup)
         yield stack
+
+
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """Stop the shared stack once its last test is done, not at the end of the session: idle, it still takes
+    CPU the rest of the suite needs. (The root conftest runs the tests that use it together, first.)"""
+    last = nextitem is None or "local_stack" not in nextitem.fixturenames
+    if "local_stack" in item.fixturenames and last:
+        while _SHARED_STACK_CLEANUP:
+            _SHARED_STACK_CLEANUP.pop().close()
 
 
 @pytest.fixture
