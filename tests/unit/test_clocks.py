@@ -1,5 +1,4 @@
 import threading
-import time
 from datetime import UTC, datetime
 
 import pytest
