@@ -92,16 +92,19 @@ def local_stack(speed: float, directory: Path) -> Iterator[Path]:
         aws_port = _free_port()
     command = [sys.executable, "-m", "jobpoll.cli", "local", "up", "--speed", f"{speed:g}"]
     command += ["--api-port", str(api_port), "--aws-port", str(aws_port), "--state-file", str(state_file)]
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            command,
-            cwd=ROOT,
-            env=_environment(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    process = None
     try:
+        # Ctrl-C while Popen runs would leave the stack started but unknown here (in its own session, the
+        # terminal's Ctrl-C does not reach it): it is held until `process` is set, then acted on.
+        with log_path.open("wb") as log, _interrupt_held():
+            process = subprocess.Popen(
+                command,
+                cwd=ROOT,
+                env=_environment(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + _STARTUP_TIMEOUT
         while not state_file.exists():
             if process.poll() is not None or time.monotonic() > deadline:
@@ -110,7 +113,21 @@ def local_stack(speed: float, directory: Path) -> Iterator[Path]:
             time.sleep(0.1)
         yield state_file
     finally:
-        _stop(process)
+        if process is not None:
+            _stop(process)
+
+
+@contextlib.contextmanager
+def _interrupt_held() -> Iterator[None]:
+    """SIGINT during the block is raised as KeyboardInterrupt when the block ends."""
+    received: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received:
+        raise KeyboardInterrupt
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
