@@ -10,12 +10,12 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
-from chalice import Chalice, IAMAuthorizer, Response
-from chalice.app import SQSEvent
+from chalice import AuthResponse, Chalice, IAMAuthorizer, Response
+from chalice.app import AuthRequest, SQSEvent
 
-from chalicelib import jobs_api, openapi, problems, service, worker
+from chalicelib import auth, jobs_api, openapi, problems, service, worker
 from chalicelib.bootstrap import Runtime, get_runtime
-from chalicelib.errors import JobAlreadyFinished, JobPollError, LeaseHeld
+from chalicelib.errors import JobAlreadyFinished, JobPollError, LeaseHeld, NotAuthenticated
 from chalicelib.gateway import base_url, caller_identity
 from chalicelib.job import Job, JobStatus
 from chalicelib.logs import log_event
@@ -25,10 +25,25 @@ from chalicelib.views import job_url, job_view, result_url
 app = Chalice(app_name="jobpoll")
 # Read once at import: `chalice package` takes the queues' names from the decorators below.
 _settings = Settings.from_env()
-# On AWS, API Gateway verifies SigV4 signatures (IAM). `chalice local` does not: there the caller is
-# named by a bearer token (see chalicelib/gateway.py), accepted only when JOBPOLL_MODE=local.
-iam = IAMAuthorizer()
 JSON = "application/json"
+
+
+@app.authorizer(ttl_seconds=0)
+def bearer_token_authorizer(auth_request: AuthRequest) -> AuthResponse:
+    """Auth modes jwt and cognito: the bearer token names the caller (API Gateway runs this before each
+    request, and so does `chalice local`). A refused token raises `Unauthorized`: a 401."""
+    runtime = _runtime()
+    try:
+        caller = runtime.verifier.verify(auth.bearer_token(auth_request.token))
+    except NotAuthenticated as exc:
+        log_event(app.log, "token_refused", logging.INFO, reason=str(exc))
+        raise auth.Unauthorized() from None
+    return AuthResponse(routes=["*"], principal_id=caller.owner, context=caller.context())
+
+
+# Chosen when the app is packaged (JOBPOLL_AUTH): API Gateway verifies SigV4 signatures (iam) or runs the
+# authorizer above (jwt, cognito).
+authorizer = IAMAuthorizer() if _settings.auth == auth.AUTH_IAM else bearer_token_authorizer
 
 
 def _runtime() -> Runtime:
@@ -175,9 +190,12 @@ def _request() -> Any:
     return request
 
 
-def _caller(runtime: Runtime) -> str:
-    request = _request()
-    return caller_identity(request.context, request.headers, runtime.settings)
+def _caller(runtime: Runtime, scope: str) -> auth.Caller:
+    """The caller, if it holds `scope` (MissingScope otherwise) and is within its request rate."""
+    caller = caller_identity(_request().context, runtime.settings)
+    caller.require(scope)
+    runtime.limits.count_request(caller.owner)
+    return caller
 
 
 def _base() -> str:
@@ -244,12 +262,13 @@ def problem_details(request: Any, get_response: Callable[[Any], Response]) -> Re
     return response
 
 
-@app.route("/jobs", methods=["POST"], authorizer=iam, content_types=[JSON])
+@app.route("/jobs", methods=["POST"], authorizer=authorizer, content_types=[JSON])
 @_problems
 def create_job() -> Response:
     runtime = _runtime()
     request = _request()
-    owner = _caller(runtime)
+    owner = _caller(runtime, auth.SCOPE_SUBMIT).owner
+    runtime.limits.check_jobs_in_flight(owner)
     submitted = jobs_api.submit_job(
         jobs_api.parse_body(request.raw_body, runtime.settings),
         owner=owner,
@@ -270,13 +289,13 @@ def create_job() -> Response:
     return _job_response(runtime, job, 202, headers)
 
 
-@app.route("/jobs", methods=["GET"], authorizer=iam)
+@app.route("/jobs", methods=["GET"], authorizer=authorizer)
 @_problems
 def list_jobs() -> Response:
     runtime = _runtime()
     query = _request().query_params or {}
     listing = jobs_api.list_jobs(
-        owner=_caller(runtime),
+        owner=_caller(runtime, auth.SCOPE_READ).owner,
         status=jobs_api.parse_status(query.get("status")),
         limit=jobs_api.parse_limit(query.get("limit")),
         token=query.get("next"),
@@ -293,11 +312,14 @@ def list_jobs() -> Response:
     return _json(body, 200, headers)
 
 
-@app.route("/jobs/{job_id}", methods=["GET"], authorizer=iam)
+@app.route("/jobs/{job_id}", methods=["GET"], authorizer=authorizer)
 @_problems
 def get_job(job_id: str) -> Response:
     runtime = _runtime()
-    job = jobs_api.visible_job(job_id, owner=_caller(runtime), store=runtime.store, clock=runtime.clock)
+    caller = _caller(runtime, auth.SCOPE_READ)
+    job = jobs_api.visible_job(
+        job_id, owner=caller.owner, store=runtime.store, clock=runtime.clock, operator=caller.operator
+    )
     if job.status.is_terminal:
         if job.status is JobStatus.COMPLETE:
             return _job_response(runtime, job, 303, {"Location": result_url(_base(), job.job_id)})
@@ -305,21 +327,26 @@ def get_job(job_id: str) -> Response:
     return _job_response(runtime, job, 202, {"Location": job_url(_base(), job.job_id)})
 
 
-@app.route("/jobs/{job_id}/result", methods=["GET"], authorizer=iam)
+@app.route("/jobs/{job_id}/result", methods=["GET"], authorizer=authorizer)
 @_problems
 def get_job_result(job_id: str) -> Response:
     runtime = _runtime()
-    result = jobs_api.job_result(job_id, owner=_caller(runtime), store=runtime.store, clock=runtime.clock)
+    caller = _caller(runtime, auth.SCOPE_READ)
+    result = jobs_api.job_result(
+        job_id, owner=caller.owner, store=runtime.store, clock=runtime.clock, operator=caller.operator
+    )
     return _json(result, 200)
 
 
-@app.route("/jobs/{job_id}", methods=["DELETE"], authorizer=iam)
+@app.route("/jobs/{job_id}", methods=["DELETE"], authorizer=authorizer)
 @_problems
 def delete_job(job_id: str) -> Response:
     runtime = _runtime()
+    caller = _caller(runtime, auth.SCOPE_CANCEL)
     deleted = jobs_api.delete_job(
         job_id,
-        owner=_caller(runtime),
+        owner=caller.owner,
+        operator=caller.operator,
         store=runtime.store,
         providers=runtime.providers,
         sfn=runtime.sfn,
@@ -327,7 +354,7 @@ def delete_job(job_id: str) -> Response:
         settings=runtime.settings,
         on_finished=runtime.notifier.job_finished,
     )
-    log_event(app.log, "job_deleted", job_id=job_id, canceled=deleted.canceled)
+    log_event(app.log, "job_deleted", job_id=job_id, canceled=deleted.canceled, by=caller.owner)
     if deleted.canceled:
         return _job_response(runtime, deleted.job, 200)
     return Response(body="", status_code=204, headers={})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -11,6 +12,10 @@ from typing import Any
 
 import pytest
 from xdist.scheduler import LoadFileScheduling
+
+# The API's routes take bearer tokens (auth mode jwt) in the tests, as on the local stack: app.py reads the
+# mode when it is imported.
+os.environ.setdefault("JOBPOLL_AUTH", "jwt")
 
 from jobpoll.clocks import VirtualClock
 from jobpoll.emulation import Emulation, isolate_from_aws

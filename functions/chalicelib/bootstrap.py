@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+from .auth import AUTH_COGNITO, Jwks, TokenVerifier, discovered_jwks, url_jwks
 from .callbacks import Notifier, Resolver, Sender, system_resolver, urllib_sender
+from .limits import CallerLimits
 from .clock import Clock, clock_from_settings
 from .providers import AnyProvider
 from .providers.aws_athena import AthenaProvider
@@ -44,6 +46,38 @@ class Runtime:
 
     # Lambda: where callbacks are dispatched to the DeliverCallback function (made on first use).
     lambda_client: Any = None
+    # Bearer tokens: where the issuer's keys come from (None: fetched over HTTP as the settings say) and the
+    # time their `exp`/`nbf` are read against (real time: a token is a real-world credential).
+    jwks: Callable[[], Jwks] | None = None
+    token_time: Callable[[], float] = time.time
+
+    @cached_property
+    def limits(self) -> CallerLimits:
+        settings = self.settings
+        return CallerLimits(
+            settings.table_name,
+            self.store.dynamodb,
+            settings.max_requests_per_second,
+            settings.max_jobs_in_flight,
+            now=self.token_time,
+        )
+
+    @cached_property
+    def verifier(self) -> TokenVerifier:
+        """Checks the API's bearer tokens (auth modes jwt and cognito); keys kept for the cold start."""
+        settings = self.settings
+        if not (settings.jwt_issuer and settings.jwt_audience):
+            raise ValueError(f"JOBPOLL_AUTH={settings.auth} needs JOBPOLL_JWT_ISSUER and JOBPOLL_JWT_AUDIENCE")
+        fetch = self.jwks
+        if fetch is None:
+            fetch = url_jwks(settings.jwt_jwks_url) if settings.jwt_jwks_url else discovered_jwks(settings.jwt_issuer)
+        return TokenVerifier(
+            settings.jwt_issuer,
+            settings.jwt_audience,
+            fetch,
+            now=self.token_time,
+            audience_claim="client_id" if settings.auth == AUTH_COGNITO else "aud",
+        )
 
     @cached_property
     def notifier(self) -> Notifier:

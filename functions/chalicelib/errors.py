@@ -94,7 +94,23 @@ class PayloadTooLarge(JobPollError):
 
 
 class NotAuthenticated(JobPollError):
-    """The caller's identity is missing or not recognised."""
+    """The caller's identity is missing or not recognised (no token, or one expired or forged)."""
+
+
+class MissingScope(JobPollError):
+    """The caller is known but its token does not grant the scope this request needs."""
+
+    def __init__(self, scope: str) -> None:
+        super().__init__(f"this request needs the scope {scope!r}")
+        self.scope = scope
+
+
+class TooManyRequests(JobPollError):
+    """The caller is over one of its limits (requests per second, jobs in flight)."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class InvalidCallbackUrl(InvalidJobInput):

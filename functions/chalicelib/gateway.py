@@ -9,6 +9,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from .auth import AUTH_IAM, IAM_SCOPES, Caller, scopes_of
 from .errors import NotAuthenticated
 from .settings import Settings
 
@@ -25,32 +26,26 @@ def _get(headers: Mapping[str, Any], name: str) -> str:
     return str(value) if value is not None else ""
 
 
-def caller_identity(context: Mapping[str, Any], headers: Mapping[str, Any], settings: Settings) -> str:
-    """The owner of what this request creates or reads; raises NotAuthenticated.
+def caller_identity(context: Mapping[str, Any], settings: Settings) -> Caller:
+    """Who sends this request and what it may do; raises NotAuthenticated.
 
-    On AWS the routes use IAM auth, so API Gateway has verified the caller and puts its ARN in
-    `identity.userArn` (an assumed role stands for the role, whatever the session). An authorizer's
-    `principalId` is used where there is one. Only in local mode, where `chalice local` checks nothing, a
-    bearer token from JOBPOLL_LOCAL_TOKENS names the caller.
+    Auth mode `iam`: API Gateway has verified the SigV4 signature and puts the caller's ARN in
+    `identity.userArn` (an assumed role stands for the role, whatever the session). Modes `jwt` and
+    `cognito`: the API's authorizer (app.py) has verified the bearer token and put the owner identity in
+    `principalId` and the token's scopes in its context.
     """
-    identity = context.get("identity") or {}
-    user_arn = identity.get("userArn") if isinstance(identity, Mapping) else None
-    if isinstance(user_arn, str) and user_arn:
-        match = _ASSUMED_ROLE.match(user_arn)
-        return match.group(1) if match else user_arn
+    if settings.auth == AUTH_IAM:
+        identity = context.get("identity") or {}
+        user_arn = identity.get("userArn") if isinstance(identity, Mapping) else None
+        if isinstance(user_arn, str) and user_arn:
+            match = _ASSUMED_ROLE.match(user_arn)
+            return Caller(match.group(1) if match else user_arn, IAM_SCOPES)
+        raise NotAuthenticated("the request carries no caller identity (the API expects IAM authentication)")
     authorizer = context.get("authorizer") or {}
     principal = authorizer.get("principalId") if isinstance(authorizer, Mapping) else None
-    if isinstance(principal, str) and principal:
-        return principal
-    if settings.local_mode:
-        scheme, _, token = _get(headers, "authorization").strip().partition(" ")
-        if scheme.lower() == "bearer" and token.strip():
-            owner = settings.owner_for_token(token.strip())
-            if owner is not None:
-                return owner
-            raise NotAuthenticated("the bearer token is not one of JOBPOLL_LOCAL_TOKENS")
-        raise NotAuthenticated("send 'Authorization: Bearer <token>' (a token from JOBPOLL_LOCAL_TOKENS)")
-    raise NotAuthenticated("the request carries no caller identity (the API expects IAM authentication)")
+    if isinstance(principal, str) and principal and isinstance(authorizer, Mapping):
+        return Caller(principal, scopes_of(authorizer))
+    raise NotAuthenticated("send 'Authorization: Bearer <token>'")
 
 
 def base_url(context: Mapping[str, Any], headers: Mapping[str, Any], event_path: str | None) -> str:

@@ -212,21 +212,22 @@ def _mark_start_failed(job: Job, exc: Exception, store: JobStore, clock: Clock) 
     raise ExecutionStartFailed(reason) from exc
 
 
-def visible_job(job_id: str, *, owner: str, store: JobStore, clock: Clock) -> Job:
-    """The caller's job; JobNotFound for a malformed id, no job or another caller's; JobGone if expired."""
+def visible_job(job_id: str, *, owner: str, store: JobStore, clock: Clock, operator: bool = False) -> Job:
+    """The caller's job (an operator's: anyone's); JobNotFound for a malformed id, no job or another
+    caller's; JobGone if expired."""
     if not JOB_ID_PATTERN.match(job_id):
         raise JobNotFound(f"no job {job_id[:80]!r}")
     job = store.find(job_id)
-    if job is None or job.owner != owner:
+    if job is None or (job.owner != owner and not operator):
         raise JobNotFound(f"no job {job_id!r}")
     if job.is_expired(clock.now()):
         raise JobGone(f"job {job_id} expired at its retention limit")
     return job
 
 
-def job_result(job_id: str, *, owner: str, store: JobStore, clock: Clock) -> Any:
+def job_result(job_id: str, *, owner: str, store: JobStore, clock: Clock, operator: bool = False) -> Any:
     """The finished job's result; JobNotFinished while it runs, JobGone once deleted or expired."""
-    job = visible_job(job_id, owner=owner, store=store, clock=clock)
+    job = visible_job(job_id, owner=owner, store=store, clock=clock, operator=operator)
     if not job.status.is_terminal:
         raise JobNotFinished(f"job {job_id} is {job.status.value}; poll it until it is COMPLETE")
     if job.result_deleted_at is not None:
@@ -252,21 +253,27 @@ def delete_job(
     clock: Clock,
     settings: Settings,
     on_finished: Callable[[Job], Any] | None = None,
+    operator: bool = False,
 ) -> Deleted:
-    """Cancel a running job, or delete a finished job's output.
+    """Cancel a running job, or delete a finished job's output (its owner only).
 
     The cancel is a conditional write: against a job finishing at the same moment exactly one write wins.
-    When the job finished first, JobAlreadyFinished carries the winner's state.
+    When the job finished first, JobAlreadyFinished carries the winner's state. An operator cancels any
+    tenant's job, and the job records who did.
     """
-    job = visible_job(job_id, owner=owner, store=store, clock=clock)
+    job = visible_job(job_id, owner=owner, store=store, clock=clock, operator=operator)
+    by_operator = job.owner != owner
     if job.status.is_terminal:
+        if by_operator:
+            raise JobAlreadyFinished(f"job {job_id} is finished: only its owner deletes its output", job=job)
         return Deleted(_delete_output(job, store, clock), canceled=False)
+    reason = f"canceled by the operator {owner}" if by_operator else "canceled by its owner"
 
     def canceled(current: Job) -> Job:
         return current.transition(
             JobStatus.CANCELED,
             clock.now(),
-            error=JobError("JobCanceled", "canceled by its owner"),
+            error=JobError("JobCanceled", reason),
             next_poll_at=None,
         )
 
@@ -277,7 +284,7 @@ def delete_job(
         raise JobAlreadyFinished(
             f"job {job_id} finished ({winner.status.value}) before it could be canceled", job=winner
         ) from None
-    _stop_execution(job, sfn, settings)
+    _stop_execution(job, sfn, settings, reason)
     provider = providers.get(job.provider)
     if job.work_id is not None and provider is not None and not isinstance(provider, Engine | WorkerProvider):
         with contextlib.suppress(ProviderError):
@@ -287,12 +294,12 @@ def delete_job(
     return Deleted(job, canceled=True)
 
 
-def _stop_execution(job: Job, sfn: Any, settings: Settings) -> None:
+def _stop_execution(job: Job, sfn: Any, settings: Settings, reason: str) -> None:
     arn = job.execution_arn or execution_arn_for(settings.state_machine_arn, job.job_id)
     # Best effort: the job is CANCELED already, and the execution's next poll sees that and ends. (moto 5.2
     # raises AttributeError for an execution whose worker has not started yet.)
     with contextlib.suppress(ClientError, BotoCoreError, AttributeError):
-        sfn.stop_execution(executionArn=arn, error="JobCanceled", cause="canceled by its owner")
+        sfn.stop_execution(executionArn=arn, error="JobCanceled", cause=reason)
 
 
 def _delete_output(job: Job, store: JobStore, clock: Clock) -> Job:

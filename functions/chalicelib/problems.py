@@ -17,6 +17,9 @@ from chalice import Response
 
 from . import errors
 
+# RFC 6750: what a 401 (or a 403 for a missing scope) tells the client to send.
+CHALLENGE = 'Bearer realm="jobpoll"'
+
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 TYPE_PREFIX = "urn:jobpoll:problem:"
 
@@ -38,6 +41,7 @@ _BY_EXCEPTION: list[tuple[type[Exception], ProblemType]] = [
     (errors.InvalidJobInput, ProblemType(400, "invalid-job-request", "Invalid job request")),
     (errors.InvalidRequest, ProblemType(400, "invalid-request", "Invalid request")),
     (errors.NotAuthenticated, ProblemType(401, "not-authenticated", "Not authenticated")),
+    (errors.MissingScope, ProblemType(403, "missing-scope", "Missing scope")),
     (errors.JobNotFound, ProblemType(404, "job-not-found", "Job not found")),
     (errors.JobNotFinished, ProblemType(409, "job-not-finished", "Job not finished")),
     (errors.JobAlreadyFinished, ProblemType(409, "job-already-finished", "Job already finished")),
@@ -45,6 +49,7 @@ _BY_EXCEPTION: list[tuple[type[Exception], ProblemType]] = [
     (errors.JobGone, ProblemType(410, "job-gone", "Gone")),
     (errors.PayloadTooLarge, ProblemType(413, "payload-too-large", "Payload too large")),
     (errors.IdempotencyKeyReused, ProblemType(422, "idempotency-key-reused", "Idempotency key reused")),
+    (errors.TooManyRequests, ProblemType(429, "too-many-requests", "Too many requests")),
     (errors.ExecutionStartFailed, ProblemType(503, "execution-start-failed", "Job could not be started")),
     (errors.ConcurrentUpdate, ProblemType(503, "concurrent-update", "Busy, try again")),
 ]
@@ -95,12 +100,18 @@ def from_exception(exc: Exception, extensions: Mapping[str, Any] | None = None) 
     """The problem response for a domain exception (a 500 without details for anything unexpected)."""
     kind = problem_type_for(exc)
     headers: dict[str, str] = {}
+    extensions = dict(extensions or {})
     if kind.status == 401:
-        headers["WWW-Authenticate"] = 'Bearer realm="jobpoll"'
+        headers["WWW-Authenticate"] = CHALLENGE
+    if isinstance(exc, errors.MissingScope):
+        headers["WWW-Authenticate"] = f'{CHALLENGE}, error="insufficient_scope", scope="{exc.scope}"'
+        extensions["scope"] = exc.scope
+    if isinstance(exc, errors.TooManyRequests):
+        headers["Retry-After"] = str(exc.retry_after)
     if kind.status == 503:
         headers["Retry-After"] = "1"
     detail = str(exc) if kind.status < 500 or kind.status == 503 else "An internal error occurred."
-    return problem_response(kind.status, kind.title, detail, kind.uri, headers, **(extensions or {}))
+    return problem_response(kind.status, kind.title, detail, kind.uri, headers, **extensions)
 
 
 def _phrase(status: int) -> str:

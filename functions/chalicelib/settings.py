@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import hmac
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from .auth import AUTH_IAM, AUTH_MODES
 
 DEFAULT_WAIT_SECONDS = 10
 DEFAULT_MAX_TRIES = 3
@@ -22,17 +23,6 @@ LAMBDA_MAX_TIMEOUT_SECONDS = 900
 VISIBILITY_TIMEOUTS_PER_WORKER_TIMEOUT = 6
 LOCAL_MODE = "local"
 DEPLOYED_MODE = "deployed"
-
-
-def parse_tokens(text: str) -> tuple[tuple[str, str], ...]:
-    """`alice:token-a,bob:token-b` -> ((token-a, alice), (token-b, bob)); raises ValueError when malformed."""
-    pairs = []
-    for entry in filter(None, (part.strip() for part in text.split(","))):
-        owner, sep, token = entry.partition(":")
-        if not sep or not owner.strip() or not token.strip():
-            raise ValueError("JOBPOLL_LOCAL_TOKENS must look like 'owner:token,owner:token'")
-        pairs.append((token.strip(), owner.strip()))
-    return tuple(pairs)
 
 
 @dataclass(frozen=True)
@@ -62,11 +52,19 @@ class Settings:
     max_result_chars: int = 300 * 1024
     job_ttl_seconds: int = DEFAULT_JOB_TTL_SECONDS
     log_level: str = "INFO"
-    # "deployed" (IAM callers, callbacks only to public addresses) or "local" (`chalice local`: bearer
-    # tokens from `local_tokens`, callbacks may go to loopback).
+    # "deployed" (callbacks only to public addresses) or "local" (`chalice local`: callbacks may go to
+    # loopback).
     mode: str = DEPLOYED_MODE
-    # (token, owner) pairs accepted as `Authorization: Bearer <token>` in local mode only.
-    local_tokens: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    # Who may call the API (chalicelib/auth.py): "iam" (SigV4), "jwt" (bearer tokens of `jwt_issuer` for
+    # `jwt_audience`, keys from `jwt_jwks_url` or the issuer's OpenID configuration) or "cognito" (the same
+    # with a Cognito user pool's access tokens, whose app client is `jwt_audience`).
+    auth: str = AUTH_IAM
+    jwt_issuer: str = ""
+    jwt_audience: str = ""
+    jwt_jwks_url: str = ""
+    # Per-caller limits (0: none): API requests per second, and jobs not finished yet.
+    max_requests_per_second: int = 0
+    max_jobs_in_flight: int = 0
     # The key that signs callbacks (HMAC-SHA256). Empty: callbacks are refused at submission.
     callback_secret: str = field(default="", repr=False)
     # Or: the name of an SSM SecureString parameter holding it, read once per cold start (deployed stages).
@@ -92,6 +90,8 @@ class Settings:
     clock_origin: str = ""
 
     def __post_init__(self) -> None:
+        if self.auth not in AUTH_MODES:
+            raise ValueError(f"JOBPOLL_AUTH must be one of {', '.join(AUTH_MODES)}, got {self.auth!r}")
         if not self.clock_speed > 0:
             raise ValueError(f"JOBPOLL_CLOCK_SPEED must be positive, got {self.clock_speed!r}")
         if self.clock_speed != 1 and not self.local_mode:
@@ -123,14 +123,6 @@ class Settings:
     @property
     def local_mode(self) -> bool:
         return self.mode == LOCAL_MODE
-
-    def owner_for_token(self, token: str) -> str | None:
-        """The owner a local bearer token stands for (compared in constant time), or None."""
-        found = None
-        for known, owner in self.local_tokens:
-            if hmac.compare_digest(known.encode(), token.encode()):
-                found = owner
-        return found
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -177,7 +169,14 @@ class Settings:
             worker_max_concurrency=integer("JOBPOLL_WORKER_MAX_CONCURRENCY", defaults.worker_max_concurrency),
             log_level=env.get("JOBPOLL_LOG_LEVEL", defaults.log_level).upper(),
             mode=mode,
-            local_tokens=parse_tokens(env.get("JOBPOLL_LOCAL_TOKENS", "")),
+            auth=env.get("JOBPOLL_AUTH", defaults.auth).strip().lower() or defaults.auth,
+            jwt_issuer=env.get("JOBPOLL_JWT_ISSUER", defaults.jwt_issuer),
+            jwt_audience=env.get("JOBPOLL_JWT_AUDIENCE", defaults.jwt_audience),
+            jwt_jwks_url=env.get("JOBPOLL_JWT_JWKS_URL", defaults.jwt_jwks_url),
+            max_requests_per_second=integer(
+                "JOBPOLL_MAX_REQUESTS_PER_SECOND", defaults.max_requests_per_second
+            ),
+            max_jobs_in_flight=integer("JOBPOLL_MAX_JOBS_IN_FLIGHT", defaults.max_jobs_in_flight),
             callback_secret=env.get("JOBPOLL_CALLBACK_SECRET", defaults.callback_secret),
             callback_secret_parameter=env.get(
                 "JOBPOLL_CALLBACK_SECRET_PARAMETER", defaults.callback_secret_parameter

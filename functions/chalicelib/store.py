@@ -143,6 +143,11 @@ class JobStore:
         self.table_name = table_name
         self._dynamodb = dynamodb
 
+    @property
+    def dynamodb(self) -> Any:
+        """The DynamoDB client (the per-caller limits keep their counters in the same table)."""
+        return self._dynamodb
+
     def create(self, job: Job) -> Job:
         """Store a new job (version 1); raises JobAlreadyExists if the id is taken."""
         stored = _with_version(job, 1)

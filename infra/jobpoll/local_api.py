@@ -21,15 +21,19 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from http import HTTPStatus
+from typing import Any
 
 from chalice import Chalice
 from chalice.config import Config
+import chalice.local
 from chalice.local import (
     ChaliceRequestHandler,
     CustomLocalChalice,
     LocalChalice,
     LocalDevServer,
+    LocalGatewayAuthorizer,
     LocalGatewayException,
+    NotAuthorizedError,
 )
 
 from .paths import FUNCTIONS_DIR
@@ -63,9 +67,52 @@ class AnyMethodRequestHandler(ChaliceRequestHandler):
         self._send_http_response(status, headers, json.dumps(body))
 
 
+# RFC 6750: a 401 names the scheme the client must use.
+CHALLENGE = 'Bearer realm="jobpoll"'
+
+
+class RefusingLocalAuthorizer(LocalGatewayAuthorizer):
+    """Chalice's local authorizer runner (chalice 1.3x), refusing as API Gateway does.
+
+    A Lambda authorizer that raises `Unauthorized` makes API Gateway answer 401 (the UNAUTHORIZED gateway
+    response in infra/template.json: problem+json with `WWW-Authenticate`); chalice's runner would let the
+    exception escape (a 500), and its own 401 for a missing Authorization header has no challenge.
+    """
+
+    def authorize(self, raw_path: str, lambda_event: Any, lambda_context: Any) -> Any:
+        try:
+            return super().authorize(raw_path, lambda_event, lambda_context)
+        except NotAuthorizedError:
+            raise _unauthorized(lambda_context) from None
+        except Exception as exc:
+            if str(exc) != "Unauthorized":
+                raise
+            raise _unauthorized(lambda_context) from None
+
+
+def _unauthorized(lambda_context: Any) -> NotAuthorizedError:
+    body = {"type": "about:blank", "title": "Unauthorized", "status": 401, "detail": "Unauthorized"}
+    headers = {
+        "x-amzn-RequestId": lambda_context.aws_request_id,
+        "x-amzn-ErrorType": "UnauthorizedException",
+        "Content-Type": PROBLEM_CONTENT_TYPE,
+        "WWW-Authenticate": CHALLENGE,
+    }
+    return NotAuthorizedError(headers, json.dumps(body).encode())
+
+
+def install_refusing_authorizer() -> None:
+    """Make every LocalGateway (`chalice local`, chalice.test.Client) refuse tokens as API Gateway does.
+
+    Patches the module attribute chalice.local.LocalGateway.__init__ reads (chalice 1.3x); a test fails
+    when chalice moves it."""
+    chalice.local.LocalGatewayAuthorizer = RefusingLocalAuthorizer  # type: ignore[misc]
+
+
 def serve(app_obj: Chalice, config: Config, host: str, port: int) -> LocalDevServer:
     """A local server for `app_obj` on host:port (0: a free port), as chalice.local.create_local_server
     makes it (the app's current request kept per thread), with AnyMethodRequestHandler."""
+    install_refusing_authorizer()
     if not isinstance(app_obj, LocalChalice):
         CustomLocalChalice.__bases__ = (LocalChalice, app_obj.__class__)
         app_obj.__class__ = CustomLocalChalice

@@ -3,19 +3,40 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import secrets
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from chalice.test import Client, HTTPResponse
 
 from app import app
+from chalicelib.auth import AUTH_JWT, SCOPE_CANCEL, SCOPE_READ, SCOPE_SUBMIT, owner_of
 from chalicelib.bootstrap import Runtime, build_runtime, set_runtime
 from chalicelib.job import Job, JobStatus
 from chalicelib.jobs_api import execution_arn_for
 from jobpoll.emulation import Emulation, loopback_only_sender
+from jobpoll.issuer import LocalIssuer, new_private_key
+from jobpoll.local_api import install_refusing_authorizer
+
+ISSUER_URL = "https://issuer.example.test"
+# What the test callers may do unless a test asks for less: everything but the operator scope.
+TENANT_SCOPES = (SCOPE_SUBMIT, SCOPE_READ, SCOPE_CANCEL)
+
+
+@functools.cache
+def the_issuer() -> LocalIssuer:
+    """The tests' token issuer (one RSA key per test process)."""
+    return LocalIssuer(ISSUER_URL, new_private_key())
+
+
+def token_settings(issuer: LocalIssuer | None = None) -> dict[str, Any]:
+    """Settings overrides for an API that takes the issuer's bearer tokens."""
+    issuer = issuer or the_issuer()
+    return {"auth": AUTH_JWT, "jwt_issuer": issuer.url, "jwt_audience": issuer.audience}
 
 
 @dataclass
@@ -27,6 +48,11 @@ class Api:
     runtime: Runtime
     tokens: dict[str, str]  # caller name (alice, bob) -> bearer token
     owners: dict[str, str]  # caller name -> the owner identity stored on its jobs (unique per test)
+    subjects: dict[str, str] = field(default_factory=dict)  # caller name -> its tokens' `sub`
+
+    def token(self, owner: str = "alice", scopes: Iterable[str] = TENANT_SCOPES, **claims: Any) -> str:
+        """A fresh token of the caller with other scopes or claims."""
+        return the_issuer().token(self.subjects[owner], scopes, **claims)
 
     def headers(self, owner: str = "alice", **extra: str) -> dict[str, str]:
         return {
@@ -78,12 +104,14 @@ def fake_resolver(host: str) -> list[str]:
 
 def make_api(emulation: Emulation, **settings: Any) -> Api:
     """Install a runtime in local mode with two fresh callers, so tests sharing an emulation never see
-    each other's jobs; tokens and the callback secret are generated here."""
-    tokens = {"alice": secrets.token_urlsafe(16), "bob": secrets.token_urlsafe(16)}
-    owners = {name: f"{name}-{secrets.token_hex(4)}" for name in tokens}
+    each other's jobs; their tokens (from the tests' issuer) and the callback secret are generated here."""
+    issuer = the_issuer()
+    subjects = {name: f"{name}-{secrets.token_hex(4)}" for name in ("alice", "bob")}
+    tokens = {name: issuer.token(subject, TENANT_SCOPES) for name, subject in subjects.items()}
+    owners = {name: owner_of(issuer.url, subject) for name, subject in subjects.items()}
     overrides: dict[str, Any] = {
         "mode": "local",
-        "local_tokens": tuple((token, owners[name]) for name, token in tokens.items()),
+        **token_settings(issuer),
         "callback_secret": secrets.token_hex(32),
         **settings,
     }
@@ -96,9 +124,11 @@ def make_api(emulation: Emulation, **settings: Any) -> Api:
         sqs=emulation.client("sqs"),
         resolve=fake_resolver,
         sender=loopback_only_sender,
+        jwks=issuer.jwks,
     )
     set_runtime(runtime)  # the emulation's exit resets it
-    return Api(Client(app), emulation, runtime, tokens, owners)
+    install_refusing_authorizer()
+    return Api(Client(app), emulation, runtime, tokens, owners, subjects)
 
 
 def stop_running_executions(emulation: Emulation, timeout: float = 5.0) -> None:

@@ -22,6 +22,7 @@ from chalice.config import Config
 from schemathesis.config import SchemathesisConfig
 from schemathesis.engine import Status, events
 
+from api_harness import TENANT_SCOPES, the_issuer, token_settings
 from app import app
 from chalicelib.bootstrap import build_runtime, set_runtime
 from chalicelib.settings import Settings
@@ -63,11 +64,11 @@ def accepting_sender(url: str, body: bytes, headers: Mapping[str, str], timeout:
 @pytest.fixture
 def api_url(job_store: JobStore) -> Iterator[tuple[str, str]]:
     """The API on 127.0.0.1 (a free port) in local mode; yields its URL and a caller's bearer token."""
-    token = secrets.token_urlsafe(16)
+    token = the_issuer().token("fuzzer", TENANT_SCOPES)
     settings = dataclasses.replace(
         Settings(),
         mode="local",
-        local_tokens=((token, "fuzzer"),),
+        **token_settings(),
         callback_secret=secrets.token_hex(32),
         # http jobs are fuzzed too: validated at POST, never submitted (StartJob does not run here).
         http_profiles=json.dumps(
@@ -93,6 +94,7 @@ def api_url(job_store: JobStore) -> Iterator[tuple[str, str]]:
             sqs=recorded,
             resolve=public_resolver,
             sender=accepting_sender,
+            jwks=the_issuer().jwks,
         )
     )
     try:

@@ -7,34 +7,32 @@ import json
 import pytest
 from chalice import Response
 
+from chalicelib.auth import IAM_SCOPES, Caller
 from chalicelib.errors import IdempotencyKeyReused, JobGone, JobNotFound, NotAuthenticated
 from chalicelib.gateway import base_url, caller_identity
 from chalicelib.problems import as_problem, from_exception
 from chalicelib.settings import Settings
 
-LOCAL = Settings(mode="local", local_tokens=(("t-alice", "alice"), ("t-bob", "bob")))
-DEPLOYED = Settings()
+IAM = Settings()
+JWT = Settings(auth="jwt", jwt_issuer="https://issuer.example.test", jwt_audience="jobpoll")
 
 
 def test_an_iam_caller_is_named_by_its_arn_and_an_assumed_role_by_the_role() -> None:
     user = {"identity": {"userArn": "arn:aws:iam::123456789012:user/ci"}}
     role = {"identity": {"userArn": "arn:aws:sts::123456789012:assumed-role/Deployer/session-42"}}
-    assert caller_identity(user, {}, DEPLOYED) == "arn:aws:iam::123456789012:user/ci"
-    assert caller_identity(role, {}, DEPLOYED) == "arn:aws:sts::123456789012:assumed-role/Deployer"
-
-
-def test_local_mode_names_the_caller_by_bearer_token() -> None:
-    assert caller_identity({}, {"authorization": "Bearer t-bob"}, LOCAL) == "bob"
+    assert caller_identity(user, IAM) == Caller("arn:aws:iam::123456789012:user/ci", IAM_SCOPES)
+    assert caller_identity(role, IAM).owner == "arn:aws:sts::123456789012:assumed-role/Deployer"
     with pytest.raises(NotAuthenticated):
-        caller_identity({}, {"authorization": "Bearer nope"}, LOCAL)
-    with pytest.raises(NotAuthenticated):
-        caller_identity({}, {}, LOCAL)
+        caller_identity({"authorizer": {"principalId": "someone"}}, IAM)
 
 
-def test_a_deployed_stage_never_accepts_a_bearer_token() -> None:
-    deployed_with_tokens = Settings(local_tokens=(("t-alice", "alice"),))
+def test_in_jwt_mode_the_caller_is_what_the_authorizer_named() -> None:
+    context = {"authorizer": {"principalId": "https://issuer.example.test#bob", "scope": "jobs:read"}}
+    assert caller_identity(context, JWT) == Caller("https://issuer.example.test#bob", frozenset({"jobs:read"}))
     with pytest.raises(NotAuthenticated):
-        caller_identity({}, {"authorization": "Bearer t-alice"}, deployed_with_tokens)
+        caller_identity({"identity": {"userArn": "arn:aws:iam::123456789012:user/ci"}}, JWT)
+    with pytest.raises(NotAuthenticated):
+        caller_identity({}, JWT)
 
 
 def test_the_base_url_includes_the_api_gateway_stage() -> None:
@@ -103,19 +101,27 @@ def test_chalices_own_errors_become_problems_and_keep_their_headers() -> None:
     assert "Traceback" not in as_problem(traceback_500).body
 
 
-def test_settings_read_mode_tokens_and_secret_from_the_environment() -> None:
+def test_settings_read_mode_auth_and_secret_from_the_environment() -> None:
     settings = Settings.from_env(
         {
             "JOBPOLL_MODE": "local",
-            "JOBPOLL_LOCAL_TOKENS": "alice:token-a, bob:token-b",
+            "JOBPOLL_AUTH": "JWT",
+            "JOBPOLL_JWT_ISSUER": "http://127.0.0.1:8001",
+            "JOBPOLL_JWT_AUDIENCE": "jobpoll",
+            "JOBPOLL_MAX_REQUESTS_PER_SECOND": "5",
             "JOBPOLL_CALLBACK_SECRET": "key-7f3a",
         }
     )
     assert settings.local_mode
-    assert settings.owner_for_token("token-b") == "bob"
+    assert (settings.auth, settings.jwt_issuer, settings.jwt_audience) == (
+        "jwt",
+        "http://127.0.0.1:8001",
+        "jobpoll",
+    )
+    assert settings.max_requests_per_second == 5
     assert settings.callback_secret == "key-7f3a"
-    assert "key-7f3a" not in repr(settings) and "token-b" not in repr(settings)  # secrets stay out of logs
+    assert "key-7f3a" not in repr(settings)  # secrets stay out of logs
     with pytest.raises(ValueError, match="JOBPOLL_MODE"):
         Settings.from_env({"JOBPOLL_MODE": "prod"})
-    with pytest.raises(ValueError, match="JOBPOLL_LOCAL_TOKENS"):
-        Settings.from_env({"JOBPOLL_LOCAL_TOKENS": "no-colon"})
+    with pytest.raises(ValueError, match="JOBPOLL_AUTH"):
+        Settings.from_env({"JOBPOLL_AUTH": "basic"})
