@@ -67,10 +67,16 @@ class Runtime:
         """Checks the API's bearer tokens (auth modes jwt and cognito); keys kept for the cold start."""
         settings = self.settings
         if not (settings.jwt_issuer and settings.jwt_audience):
-            raise ValueError(f"JOBPOLL_AUTH={settings.auth} needs JOBPOLL_JWT_ISSUER and JOBPOLL_JWT_AUDIENCE")
+            raise ValueError(
+                f"JOBPOLL_AUTH={settings.auth} needs JOBPOLL_JWT_ISSUER and JOBPOLL_JWT_AUDIENCE"
+            )
         fetch = self.jwks
         if fetch is None:
-            fetch = url_jwks(settings.jwt_jwks_url) if settings.jwt_jwks_url else discovered_jwks(settings.jwt_issuer)
+            fetch = (
+                url_jwks(settings.jwt_jwks_url)
+                if settings.jwt_jwks_url
+                else discovered_jwks(settings.jwt_issuer)
+            )
         return TokenVerifier(
             settings.jwt_issuer,
             settings.jwt_audience,

@@ -7,7 +7,7 @@ import functools
 import json
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -102,7 +102,13 @@ def fake_resolver(host: str) -> list[str]:
     raise OSError(f"{host} does not resolve")
 
 
-def make_api(emulation: Emulation, **settings: Any) -> Api:
+def make_api(
+    emulation: Emulation,
+    *,
+    jwks: Callable[[], Mapping[str, Any]] | None = None,
+    token_time: Callable[[], float] = time.time,
+    **settings: Any,
+) -> Api:
     """Install a runtime in local mode with two fresh callers, so tests sharing an emulation never see
     each other's jobs; their tokens (from the tests' issuer) and the callback secret are generated here."""
     issuer = the_issuer()
@@ -124,7 +130,8 @@ def make_api(emulation: Emulation, **settings: Any) -> Api:
         sqs=emulation.client("sqs"),
         resolve=fake_resolver,
         sender=loopback_only_sender,
-        jwks=issuer.jwks,
+        jwks=jwks or issuer.jwks,
+        token_time=token_time,
     )
     set_runtime(runtime)  # the emulation's exit resets it
     install_refusing_authorizer()

@@ -28,7 +28,9 @@ def test_an_iam_caller_is_named_by_its_arn_and_an_assumed_role_by_the_role() -> 
 
 def test_in_jwt_mode_the_caller_is_what_the_authorizer_named() -> None:
     context = {"authorizer": {"principalId": "https://issuer.example.test#bob", "scope": "jobs:read"}}
-    assert caller_identity(context, JWT) == Caller("https://issuer.example.test#bob", frozenset({"jobs:read"}))
+    assert caller_identity(context, JWT) == Caller(
+        "https://issuer.example.test#bob", frozenset({"jobs:read"})
+    )
     with pytest.raises(NotAuthenticated):
         caller_identity({"identity": {"userArn": "arn:aws:iam::123456789012:user/ci"}}, JWT)
     with pytest.raises(NotAuthenticated):
