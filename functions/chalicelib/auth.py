@@ -27,8 +27,10 @@ SCOPE_CANCEL = "jobs:cancel"
 # Reads and cancels every tenant's jobs; what an operator does is recorded on the job.
 SCOPE_OPERATOR = "jobs:operator"
 SCOPES = (SCOPE_SUBMIT, SCOPE_READ, SCOPE_CANCEL, SCOPE_OPERATOR)
+# A tenant's scopes: submit, read and cancel its own jobs.
+TENANT_SCOPES = (SCOPE_SUBMIT, SCOPE_READ, SCOPE_CANCEL)
 # What an IAM (SigV4) caller may do: IAM policies decide who reaches the API at all.
-IAM_SCOPES = frozenset({SCOPE_SUBMIT, SCOPE_READ, SCOPE_CANCEL})
+IAM_SCOPES = frozenset(TENANT_SCOPES)
 
 AUTH_IAM = "iam"
 AUTH_JWT = "jwt"
@@ -200,10 +202,10 @@ class TokenVerifier:
 
     def _check_time(self, claims: Mapping[str, Any]) -> None:
         now = self._now()
-        exp, nbf = claims.get("exp"), claims.get("nbf")
-        if not _number(exp) or now >= exp + self._leeway:
-            raise NotAuthenticated("the token has expired")
-        if nbf is not None and (not _number(nbf) or now + self._leeway < nbf):
+        exp, nbf = _seconds(claims.get("exp")), _seconds(claims.get("nbf"))
+        if exp is None or now >= exp + self._leeway:
+            raise NotAuthenticated("the token has expired (or has no numeric 'exp')")
+        if "nbf" in claims and (nbf is None or now + self._leeway < nbf):
             raise NotAuthenticated("the token is not valid yet")
 
     def _key(self, kid: str) -> jwt.PyJWK:
@@ -228,8 +230,11 @@ class TokenVerifier:
             raise NotAuthenticated(f"the issuer's keys cannot be read ({type(exc).__name__})") from None
 
 
-def _number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+def _seconds(value: Any) -> float | None:
+    """An epoch-seconds claim (a JSON number), else None."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return None
 
 
 def _parse_jwks(jwks: Jwks) -> dict[str, jwt.PyJWK]:

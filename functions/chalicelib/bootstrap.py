@@ -18,8 +18,8 @@ from typing import Any
 
 from .auth import AUTH_COGNITO, Jwks, TokenVerifier, discovered_jwks, url_jwks
 from .callbacks import Notifier, Resolver, Sender, system_resolver, urllib_sender
-from .limits import CallerLimits
 from .clock import Clock, clock_from_settings
+from .limits import CallerLimits
 from .providers import AnyProvider
 from .providers.aws_athena import AthenaProvider
 from .providers.aws_transcribe import TranscribeProvider

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 STATUS_CHOICES = ("RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 JOB_STATUS_CHOICES = ("QUEUED", "PENDING", "RUNNING", "COMPLETE", "FAILED", "CANCELED")
 DEMO_SPEED = 10.0
+DEFAULT_ISSUER_PORT = 8001
 
 
 def _parameter(text: str) -> tuple[str, str]:
@@ -84,12 +85,31 @@ def cmd_local_up(args: argparse.Namespace) -> int:
         LocalOptions(
             api_port=args.api_port,
             aws_port=args.aws_port,
+            issuer_port=args.issuer_port,
             speed=args.speed,
             region=args.region,
             state_file=args.state_file,
             http_profiles=read_http_profiles(args.http_profiles) if args.http_profiles else "",
         )
     )
+    return 0
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    """Print a bearer token the local stack's issuer signs (its key is made on first use)."""
+    from .local import local_issuer
+    from .target import LocalState
+
+    port = args.issuer_port
+    if port is None:
+        running = LocalState.read(args.state_file) if args.state_file.exists() else None
+        port = (
+            int(running.issuer_url.rsplit(":", 1)[1])
+            if running and running.issuer_url
+            else DEFAULT_ISSUER_PORT
+        )
+    issuer = local_issuer(args.state_file, port)
+    print(issuer.token(args.sub, args.scope.split(), seconds=int(args.ttl)))
     return 0
 
 
@@ -339,6 +359,12 @@ def build_parser() -> argparse.ArgumentParser:
     up = local_commands.add_parser("up", help="run the stack locally (moto + chalice local) until Ctrl-C")
     up.add_argument("--api-port", type=int, default=8000, help="chalice local's port (default 8000)")
     up.add_argument("--aws-port", type=int, default=5000, help="the AWS emulation's port (default 5000)")
+    up.add_argument(
+        "--issuer-port",
+        type=int,
+        default=DEFAULT_ISSUER_PORT,
+        help=f"the local token issuer's port (default {DEFAULT_ISSUER_PORT}): its URL is the tokens' iss",
+    )
     up.add_argument("--speed", type=_positive, default=1.0, help="run waits X times faster (default 1)")
     up.add_argument("--region", default="us-east-1", help="region of the emulated stack (default us-east-1)")
     up.add_argument("--state-file", type=Path, default=LOCAL_STATE, help=argparse.SUPPRESS)
@@ -349,6 +375,26 @@ def build_parser() -> argparse.ArgumentParser:
         help='the http provider\'s profiles, JSON: {"NAME": {"base_url": ..., "headers": {...}}}',
     )
     up.set_defaults(handler=cmd_local_up)
+
+    token = commands.add_parser(
+        "token",
+        help="print a bearer token signed by the local stack's issuer",
+        description="Print a bearer token the local stack accepts (its issuer's key is kept with its state).",
+    )
+    token.add_argument("--sub", required=True, help="the caller (the token's subject), e.g. alice")
+    token.add_argument(
+        "--scope",
+        default="jobs:submit jobs:read jobs:cancel",
+        help="space-separated scopes (default: 'jobs:submit jobs:read jobs:cancel'; also jobs:operator)",
+    )
+    token.add_argument(
+        "--ttl", type=_positive, default=3600, help="seconds the token is valid (default 3600)"
+    )
+    token.add_argument(
+        "--issuer-port", type=int, help="the issuer's port (default: the running stack's, else 8001)"
+    )
+    token.add_argument("--state-file", type=Path, default=LOCAL_STATE, help=argparse.SUPPRESS)
+    token.set_defaults(handler=cmd_token)
     _add_console_commands(commands)
     return parser
 

@@ -86,12 +86,15 @@ def local_stack(speed: float, directory: Path) -> Iterator[Path]:
     """`jobpoll local up` in the background until the block ends; yields its state file."""
     state_file = directory / "local.json"
     log_path = directory / "local-up.log"
-    api_port = _free_port()
-    aws_port = _free_port()
-    while aws_port == api_port:
-        aws_port = _free_port()
+    ports: list[int] = []
+    while len(ports) < 3:
+        port = _free_port()
+        if port not in ports:
+            ports.append(port)
+    api_port, aws_port, issuer_port = ports
     command = [sys.executable, "-m", "jobpoll.cli", "local", "up", "--speed", f"{speed:g}"]
-    command += ["--api-port", str(api_port), "--aws-port", str(aws_port), "--state-file", str(state_file)]
+    command += ["--api-port", str(api_port), "--aws-port", str(aws_port), "--issuer-port", str(issuer_port)]
+    command += ["--state-file", str(state_file)]
     process = None
     try:
         # Ctrl-C while Popen runs would leave the stack started but unknown here (in its own session, the

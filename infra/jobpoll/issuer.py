@@ -22,6 +22,13 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from .paths import ensure_functions_importable
+
+ensure_functions_importable()
+from chalicelib.auth import SCOPES, TENANT_SCOPES  # noqa: E402
+
+__all__ = ["TENANT_SCOPES", "LocalIssuer", "new_private_key", "serving"]
+
 AUDIENCE = "jobpoll"
 DEFAULT_TOKEN_SECONDS = 24 * 3600
 ALGORITHM = "RS256"
@@ -81,7 +88,7 @@ class LocalIssuer:
             "id_token_signing_alg_values_supported": [ALGORITHM],
             "response_types_supported": ["token"],
             "subject_types_supported": ["public"],
-            "scopes_supported": ["jobs:submit", "jobs:read", "jobs:cancel", "jobs:operator"],
+            "scopes_supported": list(SCOPES),
         }
 
     def token(

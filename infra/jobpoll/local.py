@@ -31,6 +31,8 @@ from .clocks import ScaledClock
 from .deploy import Deployed, default_stack_name, deploy
 from .emulation import MOTO_CONFIG, resolve_handler
 from .errors import JobpollError, PortInUse
+from .issuer import JWKS_PATH, TENANT_SCOPES, LocalIssuer
+from .issuer import serving as serving_issuer
 from .moto_patches import HandlerClock
 from .paths import FUNCTIONS_DIR, LOCAL_STATE, ensure_functions_importable
 from .queues import QueueDelivery, take_over_mappings
@@ -42,6 +44,8 @@ _FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "t
 _STARTUP_TIMEOUT = 30.0
 _STOP_TIMEOUT = 5.0
 POLL_LOOP_FUNCTION = "StartJob"
+# The subject of the token written to the state file (`api_token`), which the console and the demo use.
+LOCAL_SUBJECT = "local"
 
 Progress = Callable[[str], None]
 
@@ -50,6 +54,8 @@ Progress = Callable[[str], None]
 class LocalOptions:
     api_port: int = 8000
     aws_port: int = 5000
+    # The local token issuer (OpenID configuration and JWKS) listens here; its URL is the tokens' `iss`.
+    issuer_port: int = 8001
     speed: float = 1.0
     region: str = "us-east-1"
     state_file: Path = LOCAL_STATE
@@ -63,6 +69,28 @@ class LocalOptions:
     @property
     def api_url(self) -> str:
         return f"http://{HOST}:{self.api_port}"
+
+    @property
+    def issuer_url(self) -> str:
+        return issuer_url(self.issuer_port)
+
+    @property
+    def issuer_key_file(self) -> Path:
+        """The issuer's key, kept with the stack's state so that tokens survive a restart."""
+        return issuer_key_file(self.state_file)
+
+
+def issuer_url(port: int) -> str:
+    return f"http://{HOST}:{port}"
+
+
+def issuer_key_file(state_file: Path) -> Path:
+    return state_file.parent / "issuer-key.pem"
+
+
+def local_issuer(state_file: Path, port: int) -> LocalIssuer:
+    """The local stack's token issuer (its key made on first use)."""
+    return LocalIssuer.load_or_create(issuer_key_file(state_file), issuer_url(port))
 
 
 class Stopped(Exception):
@@ -184,10 +212,20 @@ def read_http_profiles(path: Path) -> str:
     return text
 
 
+def token_environment(issuer: LocalIssuer) -> dict[str, str]:
+    """The API's auth mode on the local stack: bearer tokens of the local issuer (`jwt`, as deployed)."""
+    return {
+        "JOBPOLL_AUTH": "jwt",
+        "JOBPOLL_JWT_ISSUER": issuer.url,
+        "JOBPOLL_JWT_AUDIENCE": issuer.audience,
+        "JOBPOLL_JWT_JWKS_URL": issuer.url + JWKS_PATH,
+    }
+
+
 def local_environment(clock: ScaledClock, http_profiles: str = "") -> dict[str, str]:
-    """What makes the functions' settings the local stack's: local mode (bearer tokens; callbacks and
-    `http` jobs may reach loopback, where the services a developer runs live), the emulation's clock, which
-    the API under `chalice local` rebuilds from these, and the http profiles."""
+    """What makes the functions' settings the local stack's: local mode (callbacks and `http` jobs may
+    reach loopback, where the services a developer runs live), the emulation's clock, which the API under
+    `chalice local` rebuilds from these, and the http profiles."""
     environment = {
         "JOBPOLL_MODE": "local",
         "JOBPOLL_CLOCK_SPEED": str(clock.speed),
@@ -317,6 +355,7 @@ def _summary(options: LocalOptions, deployed: Deployed) -> list[str]:
         f"State machine:  {deployed.state_machine_arn}",
         f"Job table:      {deployed.outputs.get('JobsTableName')}",
         f"Speed:          {speed}",
+        f"Token issuer:   {options.issuer_url}  (tokens: jobpoll token --sub NAME --scope 'jobs:submit ...')",
         f"State file:     {options.state_file}  (API token, callback signing key: callback_secret)",
         "Try: aws stepfunctions list-executions --endpoint-url "
         f"{options.aws_endpoint_url} --state-machine-arn {deployed.state_machine_arn}",
@@ -329,10 +368,12 @@ def up(options: LocalOptions, progress: Progress = print) -> None:
     from .moto_patches import Invocation, emulation_patches
     from .simulated_service import SimulatedServiceEvents
 
-    if options.api_port == options.aws_port:
-        raise JobpollError(f"--api-port and --aws-port are both {options.api_port}")
+    ports = (options.api_port, options.aws_port, options.issuer_port)
+    if len(set(ports)) < len(ports):
+        raise JobpollError(f"--api-port, --aws-port and --issuer-port must differ, got {ports}")
     ensure_port_free(options.aws_port, "aws")
     ensure_port_free(options.api_port, "api")
+    ensure_port_free(options.issuer_port, "issuer")
     with _stop_on_signals(), contextlib.ExitStack() as cleanup:
         try:
             _prepare_process_environment(options)
@@ -364,14 +405,15 @@ def up(options: LocalOptions, progress: Progress = print) -> None:
             mappings = take_over_mappings(target.client("lambda"), target.client("sqs"))
             delivery = QueueDelivery(target.client, mappings, clock, options.region).start()
             cleanup.callback(delivery.stop)
-            tokens = os.environ.get("JOBPOLL_LOCAL_TOKENS") or f"local:{secrets.token_urlsafe(18)}"
+            issuer = local_issuer(options.state_file, options.issuer_port)
+            cleanup.enter_context(serving_issuer(issuer, options.issuer_port))
             api_env = {
                 **os.environ,
                 **function_env,
                 "AWS_ENDPOINT_URL": options.aws_endpoint_url,
                 "JOBPOLL_STATE_MACHINE_ARN": deployed.state_machine_arn or "",
-                # Local mode (in function_env): bearer tokens instead of SigV4 (chalice local checks no IAM).
-                "JOBPOLL_LOCAL_TOKENS": tokens,
+                # Bearer tokens checked by the API's authorizer, which chalice local runs as API Gateway does.
+                **token_environment(issuer),
             }
             chalice = start_chalice_local(options, api_env)
             cleanup.callback(stop_process_group, chalice)  # registered before anything can interrupt
@@ -384,7 +426,8 @@ def up(options: LocalOptions, progress: Progress = print) -> None:
                 stack_name=stack_name,
                 outputs=deployed.outputs,
                 pid=os.getpid(),
-                api_token=tokens.split(",")[0].partition(":")[2],
+                api_token=issuer.token(LOCAL_SUBJECT, TENANT_SCOPES),
+                issuer_url=issuer.url,
                 callback_secret=callback_secret,
                 clock_speed=clock.speed,
                 clock_origin=clock.origin.isoformat(),

@@ -23,9 +23,9 @@ from collections.abc import Callable, Iterator
 from http import HTTPStatus
 from typing import Any
 
+import chalice.local
 from chalice import Chalice
 from chalice.config import Config
-import chalice.local
 from chalice.local import (
     ChaliceRequestHandler,
     CustomLocalChalice,

@@ -97,15 +97,18 @@ def chalice_executable() -> str:
     return found
 
 
-def chalice_package(stage: str, out_dir: Path, region: str) -> Package:
-    """Run `chalice package --merge-template` into `out_dir` and check what it produced."""
+def chalice_package(stage: str, out_dir: Path, region: str, auth: str = "iam") -> Package:
+    """Run `chalice package --merge-template` into `out_dir` and check what it produced.
+
+    `auth` is the API's auth mode (chalicelib/auth.py): the routes' authorizer is fixed when app.py is
+    packaged (iam: SigV4; jwt, cognito: the bearer-token authorizer, a Lambda of its own)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     merge_path = out_dir / "merge-template.json"
     merge_path.write_text(json.dumps(render_merge_template(), indent=2))
     packaged = out_dir / "chalice"
     if packaged.exists():
         shutil.rmtree(packaged)
-    env = {**os.environ, "AWS_DEFAULT_REGION": region}
+    env = {**os.environ, "AWS_DEFAULT_REGION": region, "JOBPOLL_AUTH": auth}
     result = subprocess.run(
         [
             chalice_executable(),

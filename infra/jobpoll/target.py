@@ -69,8 +69,10 @@ class LocalState:
     stack_name: str
     outputs: dict[str, str]
     pid: int
-    # A bearer token the API accepts in local mode (`Authorization: Bearer <api_token>`).
-    api_token: str = ""
+    # A bearer token from the local issuer (subject `local`, a tenant's scopes), for the console and demo.
+    api_token: str = field(default="", repr=False)
+    # The local token issuer (`jobpoll token` signs with its key).
+    issuer_url: str = ""
     # The key that signs job callbacks (HMAC-SHA256; check with chalicelib.callbacks.verify_signature).
     callback_secret: str = field(default="", repr=False)
     # `--speed`: the stack's time runs `clock_speed` times faster than real time since `clock_origin`.

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import signal
 import subprocess
 import time
@@ -26,6 +25,8 @@ from e2e_support import (
     jobpoll_command,
 )
 
+from jobpoll.issuer import TENANT_SCOPES
+from jobpoll.local import local_issuer
 from jobpoll.paths import ROOT
 
 # The shared stack's cleanup, run after the last test that uses it (see pytest_runtest_teardown).
@@ -61,19 +62,22 @@ def own_local_stack(tmp_path: Path) -> Iterator[LocalStack]:
 def running_local_stack(directory: Path) -> Iterator[LocalStack]:
     """`jobpoll local up --speed 100` on free ports in `directory`; stopped (and reaped) afterwards.
 
-    Its http profile `self` is the stack's own API, with the stack's bearer token (made up per run): an
-    `http` job in style `jobpoll` drives another job on the same stack."""
-    api_port = aws_port = free_port()
-    while aws_port == api_port:
-        aws_port = free_port()
-    token = secrets.token_urlsafe(18)
+    Its http profile `self` is the stack's own API, with a token of the stack's issuer (its key made here,
+    where the stack keeps it): an `http` job in style `jobpoll` drives another job on the same stack."""
+    ports: list[int] = []
+    while len(ports) < 3:
+        port = free_port()
+        if port not in ports:
+            ports.append(port)
+    api_port, aws_port, issuer_port = ports
+    state_file = directory / "local.json"
+    token = local_issuer(state_file, issuer_port).token("e2e", TENANT_SCOPES)
     profiles = directory / "http-profiles.json"
     self_profile = {
         "base_url": f"http://127.0.0.1:{api_port}",
         "headers": {"Authorization": f"Bearer {token}"},
     }
     profiles.write_text(json.dumps({"self": self_profile}))
-    state_file = directory / "local.json"
     log = directory / "local-up.log"
     command = [
         *jobpoll_command(),
@@ -83,6 +87,8 @@ def running_local_stack(directory: Path) -> Iterator[LocalStack]:
         str(api_port),
         "--aws-port",
         str(aws_port),
+        "--issuer-port",
+        str(issuer_port),
         "--speed",
         str(SPEED),
         "--state-file",
@@ -94,7 +100,7 @@ def running_local_stack(directory: Path) -> Iterator[LocalStack]:
         process = subprocess.Popen(
             command,
             cwd=ROOT,
-            env={**cli_environment(), "JOBPOLL_LOCAL_TOKENS": f"e2e:{token}"},
+            env=cli_environment(),
             stdout=output,
             stderr=subprocess.STDOUT,
             start_new_session=True,

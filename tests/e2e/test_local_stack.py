@@ -360,3 +360,47 @@ def test_sigterm_stops_everything_local_up_started(own_local_stack: LocalStack) 
     assert [pid for pid in stack.descendants if alive(pid)] == []
     assert port_is_free(stack.api_port)
     assert port_is_free(stack.aws_port)
+
+
+def _status_of(api_url: str, method: str, path: str, token: str | None) -> tuple[int, dict[str, str], Any]:
+    headers = {"Content-Type": "application/json"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    body = json.dumps({"input": {"delay": 1}}).encode() if method == "POST" else None
+    request = urllib.request.Request(f"{api_url}{path}", data=body, headers=headers, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, dict(response.headers), json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), json.loads(error.read() or b"null")
+
+
+def test_the_local_issuer_signs_tokens_the_api_accepts_with_their_scopes_only(
+    local_stack: LocalStack,
+) -> None:
+    api_url = local_stack.state["api_url"]
+
+    def token(*args: str) -> str:
+        command = [*jobpoll_command(), "token", "--state-file", str(local_stack.state_file), *args]
+        printed = subprocess.run(
+            command, cwd=ROOT, env=cli_environment(), capture_output=True, text=True, timeout=COMMAND_TIMEOUT
+        )
+        assert printed.returncode == 0, printed.stderr
+        return printed.stdout.strip()
+
+    reader = token("--sub", "carol", "--scope", "jobs:read")
+    assert _status_of(api_url, "GET", "/jobs", reader)[0] == 200
+    status, headers, problem = _status_of(api_url, "POST", "/jobs", reader)
+    assert (status, problem["scope"]) == (403, "jobs:submit")
+    assert headers["Content-Type"] == "application/problem+json"
+    for refused in (None, "forged." + reader.split(".", 1)[1], reader[:-4] + "AAAA"):
+        status, headers, problem = _status_of(api_url, "GET", "/jobs", refused)
+        assert (status, problem["status"]) == (401, 401)
+        assert headers["WWW-Authenticate"].startswith("Bearer")
+    # The issuer serves its configuration and keys on loopback, as an OIDC issuer does.
+    issuer_url = local_stack.state["issuer_url"]
+    with urllib.request.urlopen(f"{issuer_url}/.well-known/openid-configuration", timeout=5) as response:
+        configuration = json.loads(response.read())
+    assert configuration["issuer"] == issuer_url
+    with urllib.request.urlopen(configuration["jwks_uri"], timeout=5) as response:
+        assert [key["kty"] for key in json.loads(response.read())["keys"]] == ["RSA"]

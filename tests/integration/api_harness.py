@@ -14,7 +14,7 @@ from typing import Any
 from chalice.test import Client, HTTPResponse
 
 from app import app
-from chalicelib.auth import AUTH_JWT, SCOPE_CANCEL, SCOPE_READ, SCOPE_SUBMIT, owner_of
+from chalicelib.auth import AUTH_JWT, TENANT_SCOPES, owner_of
 from chalicelib.bootstrap import Runtime, build_runtime, set_runtime
 from chalicelib.job import Job, JobStatus
 from chalicelib.jobs_api import execution_arn_for
@@ -23,8 +23,6 @@ from jobpoll.issuer import LocalIssuer, new_private_key
 from jobpoll.local_api import install_refusing_authorizer
 
 ISSUER_URL = "https://issuer.example.test"
-# What the test callers may do unless a test asks for less: everything but the operator scope.
-TENANT_SCOPES = (SCOPE_SUBMIT, SCOPE_READ, SCOPE_CANCEL)
 
 
 @functools.cache

@@ -12,10 +12,10 @@ from typing import Any
 
 import jwt
 import pytest
-from api_harness import ISSUER_URL, TENANT_SCOPES, Api, make_api, the_issuer
+from api_harness import ISSUER_URL, Api, make_api, the_issuer
 from cryptography.hazmat.primitives import serialization
 
-from chalicelib.auth import SCOPE_OPERATOR, SCOPE_READ, SCOPE_SUBMIT
+from chalicelib.auth import SCOPE_OPERATOR, SCOPE_READ, SCOPE_SUBMIT, TENANT_SCOPES
 from chalicelib.job import JobStatus
 from jobpoll.emulation import Emulation
 from jobpoll.issuer import LocalIssuer, new_private_key

@@ -18,12 +18,13 @@ from typing import Any
 import boto3
 import pytest
 import schemathesis
+from api_harness import the_issuer, token_settings
 from chalice.config import Config
 from schemathesis.config import SchemathesisConfig
 from schemathesis.engine import Status, events
 
-from api_harness import TENANT_SCOPES, the_issuer, token_settings
 from app import app
+from chalicelib.auth import TENANT_SCOPES
 from chalicelib.bootstrap import build_runtime, set_runtime
 from chalicelib.settings import Settings
 from chalicelib.store import JobStore
