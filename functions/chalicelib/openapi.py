@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from .auth import AUTH_IAM, SCOPE_CANCEL, SCOPE_OPERATOR, SCOPE_READ, SCOPE_SUBMIT, SCOPES
 from .callbacks import callback_url_schema
 from .job import JobStatus
 from .jobs_api import DEFAULT_PAGE_SIZE, MAX_IDEMPOTENCY_KEY_LENGTH, MAX_PAGE_SIZE, PAGE_TOKEN_PATTERN
@@ -45,7 +46,9 @@ _JOB_ID = {
     "description": "The job id (1-64 letters, digits, '-' or '_')",
 }
 _COMMON_ERRORS = {
-    "401": _problem("No or unknown caller identity"),
+    "401": _problem("No caller identity, or a token that is expired, forged or for another API"),
+    "403": _problem("The token lacks the scope this operation needs (named in `scope`)"),
+    "429": _problem("Over the caller's request rate or jobs in flight: wait Retry-After seconds"),
     "404": _problem("No such job for this caller (another caller's job is not revealed)"),
     "410": _problem("The job expired, or its result was deleted"),
     "default": _problem("Any other error"),
@@ -175,7 +178,7 @@ def job_request_schema(providers: Providers, settings: Settings) -> dict[str, An
 def document(providers: Providers, settings: Settings) -> dict[str, Any]:
     """The OpenAPI 3.1 description of every route, schema and error response."""
     schemas: Mapping[str, Any] = {**SCHEMAS, "JobRequest": job_request_schema(providers, settings)}
-    return {
+    described: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {
             "title": "jobpoll",
@@ -185,7 +188,6 @@ def document(providers: Providers, settings: Settings) -> dict[str, Any]:
                 "303, follow the redirect to the result. Errors are RFC 9457 problem details."
             ),
         },
-        "security": [{"sigv4": []}, {"localBearer": []}],
         "paths": {
             "/jobs": {
                 "post": {
@@ -217,6 +219,8 @@ def document(providers: Providers, settings: Settings) -> dict[str, Any]:
                         },
                         "400": _problem("Malformed JSON or an invalid job request"),
                         "401": _COMMON_ERRORS["401"],
+                        "403": _COMMON_ERRORS["403"],
+                        "429": _COMMON_ERRORS["429"],
                         "410": _problem("The job this Idempotency-Key created has expired"),
                         "413": _problem("Body too large"),
                         "415": _problem("Not application/json"),
@@ -259,6 +263,8 @@ def document(providers: Providers, settings: Settings) -> dict[str, Any]:
                         },
                         "400": _problem("A bad status, limit or page token"),
                         "401": _COMMON_ERRORS["401"],
+                        "403": _COMMON_ERRORS["403"],
+                        "429": _COMMON_ERRORS["429"],
                         "default": _COMMON_ERRORS["default"],
                     },
                 },
@@ -325,18 +331,46 @@ def document(providers: Providers, settings: Settings) -> dict[str, Any]:
         },
         "components": {
             "schemas": schemas,
-            "securitySchemes": {
-                "sigv4": {
-                    "type": "apiKey",
-                    "name": "Authorization",
-                    "in": "header",
-                    "description": "AWS SigV4 (IAM), on AWS",
-                },
-                "localBearer": {
-                    "type": "http",
-                    "scheme": "bearer",
-                    "description": "chalice local only: a token from JOBPOLL_LOCAL_TOKENS",
-                },
-            },
+            "securitySchemes": {SECURITY_SCHEME: security_scheme(settings)},
         },
+    }
+    for operations in described["paths"].values():
+        for operation in operations.values():
+            scope = (
+                OPERATION_SCOPES.get(str(operation.get("operationId")))
+                if isinstance(operation, dict)
+                else None
+            )
+            if scope is not None:
+                operation["security"] = [{SECURITY_SCHEME: [scope] if settings.auth != AUTH_IAM else []}]
+    return described
+
+
+SECURITY_SCHEME = "caller"
+# The scope each operation needs (auth modes jwt and cognito; an IAM caller holds the three of a tenant).
+OPERATION_SCOPES = {
+    "createJob": SCOPE_SUBMIT,
+    "listJobs": SCOPE_READ,
+    "getJob": SCOPE_READ,
+    "getJobResult": SCOPE_READ,
+    "deleteJob": SCOPE_CANCEL,
+}
+
+
+def security_scheme(settings: Settings) -> dict[str, Any]:
+    """How callers authenticate in the deployed auth mode."""
+    if settings.auth == AUTH_IAM:
+        return {
+            "type": "apiKey",
+            "name": "Authorization",
+            "in": "header",
+            "description": "AWS Signature Version 4 (IAM): sign requests with credentials allowed execute-api",
+        }
+    return {
+        "type": "openIdConnect",
+        "openIdConnectUrl": settings.jwt_issuer.rstrip("/") + "/.well-known/openid-configuration",
+        "description": (
+            f"Bearer tokens (JWT) of {settings.jwt_issuer} for {settings.jwt_audience}, with the operation's "
+            f"scope ({', '.join(SCOPES)}; {SCOPE_OPERATOR} reads and cancels every tenant's jobs)"
+        ),
     }
