@@ -364,7 +364,7 @@ def security_scheme(settings: Settings) -> dict[str, Any]:
             "type": "apiKey",
             "name": "Authorization",
             "in": "header",
-            "description": "AWS Signature Version 4 (IAM): sign requests with credentials allowed execute-api",
+            "description": "AWS Signature Version 4 (IAM): credentials allowed execute-api:Invoke",
         }
     return {
         "type": "openIdConnect",

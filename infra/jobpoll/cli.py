@@ -26,6 +26,7 @@ STATUS_CHOICES = ("RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 JOB_STATUS_CHOICES = ("QUEUED", "PENDING", "RUNNING", "COMPLETE", "FAILED", "CANCELED")
 DEMO_SPEED = 10.0
 DEFAULT_ISSUER_PORT = 8001
+AUTH_CHOICES = ("iam", "jwt", "cognito")
 
 
 def _parameter(text: str) -> tuple[str, str]:
@@ -63,6 +64,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         stack_name=args.stack,
         bucket=args.bucket,
         parameters=dict(args.parameter or []),
+        auth=args.auth,
     )
     print(
         f"API URL:        {deployed.api_url or '(none: the app has no routes, or the emulation serves it)'}"
@@ -344,6 +346,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=_parameter,
         metavar="KEY=VALUE",
         help="stack parameter, repeatable (TableName, DefaultWaitSeconds, DefaultMaxTries, JobTtlSeconds)",
+    )
+    deploy.add_argument(
+        "--auth",
+        choices=AUTH_CHOICES,
+        default="iam",
+        help="who may call the API: iam (SigV4, default), jwt (an OIDC issuer's bearer tokens: "
+        "--parameter JwtIssuer=URL --parameter JwtAudience=AUD), cognito (a user pool's access tokens)",
     )
     _target_options(deploy)
     deploy.set_defaults(handler=cmd_deploy)

@@ -156,9 +156,12 @@ def deploy(
     progress: Progress = print,
     timeout: float = 1800.0,
     package: Package | None = None,
+    auth: str = "iam",
 ) -> Deployed:
     """Package the app, upload the bundle, create or update the stack through a change set, wait.
 
+    `auth`: the API's auth mode, fixed when the app is packaged (iam, jwt with the JwtIssuer and
+    JwtAudience parameters, cognito).
     `with_api` defaults to True on AWS and False on the emulation (where `chalice local` serves the API).
     `package`: a `chalice package` output of this stage to deploy instead of packaging afresh.
     """
@@ -172,7 +175,7 @@ def deploy(
     with tempfile.TemporaryDirectory(prefix="jobpoll-package-") as scratch:
         if package is None:
             progress(f"Packaging stage {stage} ...")
-            package = chalice_package(stage, Path(scratch), region)
+            package = chalice_package(stage, Path(scratch), region, auth)
         digest = hashlib.sha256(package.deployment_zip.read_bytes()).hexdigest()[:20]
         bundle_key = f"{stack_name}/deployment-{digest}.zip"
         template = cloudformation_template(package, region, bucket, bundle_key, with_api=with_api)

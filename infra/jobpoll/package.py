@@ -73,7 +73,15 @@ def render_merge_template(infra_template: Path = INFRA_TEMPLATE, settings: Any =
 
         settings = Settings.from_env()
     template: dict[str, Any] = _with_settings(json.loads(infra_template.read_text()), settings)
-    for resource in template.get("Resources", {}).values():
+    resources = template.get("Resources", {})
+    for name, resource in list(resources.items()):
+        # What only some auth modes have (the bearer-token authorizer's function and role).
+        modes = resource.get("Metadata", {}).get("jobpoll", {}).pop("AuthModes", None)
+        if modes is not None and settings.auth not in modes:
+            del resources[name]
+        elif resource.get("Metadata") == {"jobpoll": {}}:
+            del resource["Metadata"]
+    for resource in resources.values():
         source = resource.get("Metadata", {}).get("jobpoll", {}).get("DefinitionFile")
         if source is None:
             continue
@@ -104,7 +112,11 @@ def chalice_package(stage: str, out_dir: Path, region: str, auth: str = "iam") -
     packaged (iam: SigV4; jwt, cognito: the bearer-token authorizer, a Lambda of its own)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     merge_path = out_dir / "merge-template.json"
-    merge_path.write_text(json.dumps(render_merge_template(), indent=2))
+    ensure_functions_importable()
+    from chalicelib.settings import Settings
+
+    settings = Settings.from_env({**os.environ, "JOBPOLL_AUTH": auth})
+    merge_path.write_text(json.dumps(render_merge_template(settings=settings), indent=2))
     packaged = out_dir / "chalice"
     if packaged.exists():
         shutil.rmtree(packaged)
