@@ -212,16 +212,6 @@ def read_http_profiles(path: Path) -> str:
     return text
 
 
-def token_environment(issuer: LocalIssuer) -> dict[str, str]:
-    """The API's auth mode on the local stack: bearer tokens of the local issuer (`jwt`, as deployed)."""
-    return {
-        "JOBPOLL_AUTH": "jwt",
-        "JOBPOLL_JWT_ISSUER": issuer.url,
-        "JOBPOLL_JWT_AUDIENCE": issuer.audience,
-        "JOBPOLL_JWT_JWKS_URL": issuer.url + JWKS_PATH,
-    }
-
-
 def local_environment(clock: ScaledClock, http_profiles: str = "") -> dict[str, str]:
     """What makes the functions' settings the local stack's: local mode (callbacks and `http` jobs may
     reach loopback, where the services a developer runs live), the emulation's clock, which the API under
@@ -391,12 +381,21 @@ def up(options: LocalOptions, progress: Progress = print) -> None:
             cleanup.callback(simulated_service.stop)
             stack_name = default_stack_name(STAGE)
             callback_parameter, callback_secret = store_callback_secret(target, stack_name)
+            # The API takes the local issuer's bearer tokens: the stack is a `jwt` stack, as deployed.
+            issuer = local_issuer(options.state_file, options.issuer_port)
+            cleanup.enter_context(serving_issuer(issuer, options.issuer_port))
             deployed = deploy(
                 STAGE,
                 target,
                 stack_name=stack_name,
-                parameters={"CallbackSecretParameter": callback_parameter},
+                parameters={
+                    "CallbackSecretParameter": callback_parameter,
+                    "JwtIssuer": issuer.url,
+                    "JwtAudience": issuer.audience,
+                    "JwtJwksUrl": issuer.url + JWKS_PATH,
+                },
                 progress=progress,
+                auth="jwt",
             )
             function_env = install_handler_runtime(
                 target, stack_name, clock, local_environment(clock, options.http_profiles)
@@ -405,15 +404,11 @@ def up(options: LocalOptions, progress: Progress = print) -> None:
             mappings = take_over_mappings(target.client("lambda"), target.client("sqs"))
             delivery = QueueDelivery(target.client, mappings, clock, options.region).start()
             cleanup.callback(delivery.stop)
-            issuer = local_issuer(options.state_file, options.issuer_port)
-            cleanup.enter_context(serving_issuer(issuer, options.issuer_port))
             api_env = {
                 **os.environ,
-                **function_env,
+                **function_env,  # auth mode jwt: chalice local runs the authorizer as API Gateway does
                 "AWS_ENDPOINT_URL": options.aws_endpoint_url,
                 "JOBPOLL_STATE_MACHINE_ARN": deployed.state_machine_arn or "",
-                # Bearer tokens checked by the API's authorizer, which chalice local runs as API Gateway does.
-                **token_environment(issuer),
             }
             chalice = start_chalice_local(options, api_env)
             cleanup.callback(stop_process_group, chalice)  # registered before anything can interrupt
