@@ -86,16 +86,25 @@ def owner_of(issuer: str, subject: str) -> str:
     return f"{issuer}#{subject}"
 
 
-def parse_scopes(claims: Mapping[str, Any]) -> frozenset[str]:
-    scope = claims.get("scope")
+# Cognito names a resource server's custom scopes `<identifier>/<scope>`: the user pool's resource server
+# for this API is `jobpoll`, so its access tokens carry `jobpoll/jobs:submit`.
+COGNITO_RESOURCE_SERVER = "jobpoll"
+
+
+def parse_scopes(claims: Mapping[str, Any], prefix: str = "") -> frozenset[str]:
+    """The token's scopes (`scope`, space-separated, or `scp`), those with `prefix` named without it."""
+    scope, scp = claims.get("scope"), claims.get("scp")
     if isinstance(scope, str):
-        return frozenset(scope.split())
-    scp = claims.get("scp")
-    if isinstance(scp, str):
-        return frozenset(scp.split())
-    if isinstance(scp, list):
-        return frozenset(str(item) for item in scp)
-    return frozenset()
+        names = scope.split()
+    elif isinstance(scp, str):
+        names = scp.split()
+    elif isinstance(scp, list):
+        names = [str(item) for item in scp]
+    else:
+        names = []
+    if prefix:
+        names = [name.removeprefix(prefix) for name in names if name.startswith(prefix)]
+    return frozenset(names)
 
 
 def bearer_token(authorization: str) -> str:
@@ -145,6 +154,7 @@ class TokenVerifier:
         now: Callable[[], float] = time.time,
         leeway_seconds: int = 30,
         audience_claim: str = "aud",
+        scope_prefix: str = "",
     ) -> None:
         self.issuer = issuer
         self.audience = audience
@@ -153,6 +163,7 @@ class TokenVerifier:
         self._leeway = leeway_seconds
         # Cognito access tokens carry the app client in `client_id`, not `aud`.
         self._audience_claim = audience_claim
+        self._scope_prefix = scope_prefix
         self._keys: dict[str, jwt.PyJWK] = {}
         self._fetched_at: float | None = None
         self._lock = threading.Lock()
@@ -198,7 +209,7 @@ class TokenVerifier:
         subject = claims.get("sub")
         if not isinstance(subject, str) or not subject:
             raise NotAuthenticated("the token has no subject")
-        return Caller(owner_of(self.issuer, subject), parse_scopes(claims))
+        return Caller(owner_of(self.issuer, subject), parse_scopes(claims, self._scope_prefix))
 
     def _check_time(self, claims: Mapping[str, Any]) -> None:
         now = self._now()

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from .auth import AUTH_COGNITO, Jwks, TokenVerifier, discovered_jwks, url_jwks
+from .auth import AUTH_COGNITO, COGNITO_RESOURCE_SERVER, Jwks, TokenVerifier, discovered_jwks, url_jwks
 from .callbacks import Notifier, Resolver, Sender, system_resolver, urllib_sender
 from .clock import Clock, clock_from_settings
 from .limits import CallerLimits
@@ -77,12 +77,15 @@ class Runtime:
                 if settings.jwt_jwks_url
                 else discovered_jwks(settings.jwt_issuer)
             )
+        cognito = settings.auth == AUTH_COGNITO
         return TokenVerifier(
             settings.jwt_issuer,
             settings.jwt_audience,
             fetch,
             now=self.token_time,
-            audience_claim="client_id" if settings.auth == AUTH_COGNITO else "aud",
+            # Cognito access tokens name the app client in `client_id` and scope by resource server.
+            audience_claim="client_id" if cognito else "aud",
+            scope_prefix=f"{COGNITO_RESOURCE_SERVER}/" if cognito else "",
         )
 
     @cached_property

@@ -118,7 +118,7 @@ def cmd_token(args: argparse.Namespace) -> int:
 def _console(args: argparse.Namespace) -> Console:
     from .console import connect
 
-    return connect(args.stack, _target(args), args.state_file)
+    return connect(args.stack, _target(args), args.state_file, args.token)
 
 
 def _show(args: argparse.Namespace, value: Any, text: str) -> None:
@@ -252,6 +252,11 @@ def _console_options() -> argparse.ArgumentParser:
     where.add_argument("--region", help="--stack: AWS region (default: the profile's, else us-east-1)")
     where.add_argument("--profile", help="--stack: AWS named profile")
     where.add_argument("--endpoint-url", help="--stack: a stack in an AWS emulation")
+    where.add_argument(
+        "--token",
+        default=os.environ.get("JOBPOLL_TOKEN"),
+        help="--stack: a bearer token for a jwt or cognito stack (default $JOBPOLL_TOKEN; none: SigV4)",
+    )
     where.add_argument("--state-file", type=Path, default=LOCAL_STATE, help=argparse.SUPPRESS)
     options.add_argument("--json", action="store_true", help="print JSON (for scripts) instead of text")
     return options

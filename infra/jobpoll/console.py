@@ -26,12 +26,10 @@ class Console:
     stack_name: str
     outputs: dict[str, str] = field(default_factory=dict)
     api_url: str | None = None
-    api_token: str | None = None  # the local stack's bearer token; None: sign with SigV4
+    # A bearer token (the local stack's, or `--token` for a deployed jwt stack); None: sign with SigV4.
+    api_token: str | None = None
     clock: SpeedClock | None = None  # the local stack's `--speed` clock; None: real time
-
-    @property
-    def is_local(self) -> bool:
-        return self.api_token is not None
+    local: bool = False  # the stack `jobpoll local up` runs
 
     def executions(self) -> Executions:
         arn = self.outputs.get("StateMachineArn")
@@ -43,9 +41,8 @@ class Console:
         if not self.api_url:
             raise JobpollError(f"stack {self.stack_name} has no API (no EndpointURL output)")
         if self.api_token is not None:
-            return JobsClient(
-                self.api_url, bearer(self.api_token), f" (is the local stack running? {START_LOCAL})"
-            )
+            hint = f" (is the local stack running? {START_LOCAL})" if self.local else ""
+            return JobsClient(self.api_url, bearer(self.api_token), hint)
         return JobsClient(self.api_url, sigv4_signer(self.target.session(), self.target.region_name))
 
 
@@ -74,21 +71,27 @@ def local_console(state_file: Path = LOCAL_STATE) -> Console:
         if state.clock_speed != 1
         else None
     )
-    return Console(state.target(), state.stack_name, state.outputs, state.api_url, state.api_token, clock)
+    return Console(
+        state.target(), state.stack_name, state.outputs, state.api_url, state.api_token, clock, local=True
+    )
 
 
-def stack_console(stack_name: str, target: Target) -> Console:
-    """A deployed stack, from its CloudFormation outputs."""
+def stack_console(stack_name: str, target: Target, token: str | None = None) -> Console:
+    """A deployed stack, from its CloudFormation outputs; `token`: a bearer token (auth modes jwt and
+    cognito), else requests are signed with SigV4 (iam)."""
     from .deploy import describe_stack
 
     deployed = describe_stack(target, stack_name)
-    return Console(target, stack_name, deployed.outputs, deployed.api_url)
+    return Console(target, stack_name, deployed.outputs, deployed.api_url, token or None)
 
 
-def connect(stack_name: str | None, target: Target, state_file: Path = LOCAL_STATE) -> Console:
-    """`--stack NAME` (with the target's region, profile, endpoint) or else the local stack."""
+def connect(
+    stack_name: str | None, target: Target, state_file: Path = LOCAL_STATE, token: str | None = None
+) -> Console:
+    """`--stack NAME` (with the target's region, profile, endpoint; `token` for a jwt stack) or else the
+    local stack."""
     if stack_name:
-        return stack_console(stack_name, target)
+        return stack_console(stack_name, target, token)
     aws_only = [
         option
         for option, value in (

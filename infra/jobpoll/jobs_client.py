@@ -1,7 +1,8 @@
 """A client of jobpoll's REST API over urllib: submit, get, list, cancel, result, wait.
 
-Locally the API takes `Authorization: Bearer <api_token>` (from `.jobpoll/local.json`); on AWS its routes
-use IAM auth, so each request is signed with SigV4 for `execute-api` with the session's credentials.
+A stack in auth mode jwt or cognito (the local stack is one) takes `Authorization: Bearer <token>` (the
+local stack's `api_token` from `.jobpoll/local.json`, or `--token`); in mode iam each request is signed
+with SigV4 for `execute-api` with the session's credentials.
 """
 
 from __future__ import annotations
