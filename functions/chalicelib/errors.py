@@ -111,3 +111,28 @@ class LeaseHeld(JobPollError):
 
 class LeaseLost(JobPollError):
     """The worker's lease on the job expired and another worker took it over: this one stops."""
+
+
+# The error names the state machine sees (statemachine/poller.asl.json): what its Retry and Catch match, the
+# names its MaxTriesExceeded state and the API's StopExecution raise, and the errors a failed job's execution
+# ends with (a job's own error code where it is one of these, else ProviderJobFailed). The poll loop's Lambda
+# handlers raise no other domain errors. A test checks this set against the ASL.
+ASL_ERROR_NAMES = frozenset(
+    cls.__name__
+    for cls in (
+        InvalidJobInput,
+        InvalidCallbackUrl,
+        JobNotFound,
+        JobAlreadyExists,
+        ConcurrentUpdate,
+        IllegalTransition,
+        ProviderError,
+        ProviderUnavailable,
+        ProviderJobFailed,
+        MaxTriesExceeded,
+        DeadlineExceeded,
+        MalformedEngineMessage,
+        JobCanceled,
+        ExecutionStartFailed,
+    )
+)

@@ -19,6 +19,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from . import rules
 from .callbacks import Resolver, check_callback_target
 from .clock import Clock
 from .errors import (
@@ -33,11 +34,11 @@ from .errors import (
     JobNotFinished,
     JobNotFound,
     PayloadTooLarge,
-    ProviderError,
 )
 from .job import Job, JobError, JobStatus
-from .providers import Engine, WorkerProvider
-from .service import JOB_ID_PATTERN, Providers, new_job, parse_job_request
+from .job_request import JOB_ID_PATTERN, Providers, new_job, parse_job_request
+from .providers import WorkerProvider
+from .service import cancel_work
 from .settings import Settings
 from .store import JobStore
 from .views import retry_after_seconds
@@ -257,26 +258,15 @@ def delete_job(
     if job.status.is_terminal:
         return Deleted(_delete_output(job, store, clock), canceled=False)
 
-    def canceled(current: Job) -> Job:
-        return current.transition(
-            JobStatus.CANCELED,
-            clock.now(),
-            error=JobError("JobCanceled", "canceled by its owner"),
-            next_poll_at=None,
-        )
-
     try:
-        job = store.update(job_id, canceled, current=job)
+        job = store.update(job_id, lambda current: rules.canceled(current, clock.now()), current=job)
     except IllegalTransition:
         winner = store.get(job_id)
         raise JobAlreadyFinished(
             f"job {job_id} finished ({winner.status.value}) before it could be canceled", job=winner
         ) from None
     _stop_execution(job, sfn, settings)
-    provider = providers.get(job.provider)
-    if job.work_id is not None and provider is not None and not isinstance(provider, Engine | WorkerProvider):
-        with contextlib.suppress(ProviderError):
-            provider.cancel(job.work_id)
+    cancel_work(job, providers)
     if on_finished is not None:
         job = on_finished(job) or job
     return Deleted(job, canceled=True)
@@ -292,14 +282,7 @@ def _stop_execution(job: Job, sfn: Any, settings: Settings) -> None:
 def _delete_output(job: Job, store: JobStore, clock: Clock) -> Job:
     if job.result_deleted_at is not None:
         return job
-
-    def deleted(current: Job) -> Job:
-        if current.result_deleted_at is not None:
-            return current
-        now = clock.now()
-        return current.amend(now, result=None, result_deleted_at=now)
-
-    return store.update(job.job_id, deleted, current=job)
+    return store.update(job.job_id, lambda current: rules.output_deleted(current, clock.now()), current=job)
 
 
 @dataclass(frozen=True)
