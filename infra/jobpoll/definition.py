@@ -27,6 +27,16 @@ def render(substitutions: Mapping[str, str], path: Path = POLLER_ASL) -> str:
     return PLACEHOLDER.sub(lambda m: substitutions[m.group(1)], text)
 
 
+def cfn_state_machine_definition(properties: Mapping[str, Any]) -> str:
+    """The definition CloudFormation would create from an `AWS::StepFunctions::StateMachine`'s properties:
+    `Definition` (or `DefinitionString`) with every `${Name}` of `DefinitionSubstitutions` replaced."""
+    definition = properties.get("Definition")
+    text = json.dumps(definition) if definition is not None else str(properties.get("DefinitionString", ""))
+    for name, value in (properties.get("DefinitionSubstitutions") or {}).items():
+        text = text.replace("${" + name + "}", str(value))
+    return text
+
+
 def function_arn_placeholder(function_name: str) -> str:
     """`StartJob` -> `StartJobFunctionArn`: how the ASL names a Chalice Lambda's ARN."""
     return f"{function_name}FunctionArn"

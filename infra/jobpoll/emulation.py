@@ -2,7 +2,8 @@
 
 `Emulation` is a context manager that starts moto, installs the patches (moto_patches), creates the job
 table, the project's Lambda functions and the poller state machine, and points the handlers' runtime at
-moto and at the emulation clock. Tests, the demo and benchmarks drive the same code path.
+moto and at the emulation clock. Tests and the benchmark drive it; `jobpoll local up` (local.py) runs the same
+handlers and patches behind a moto server instead.
 """
 
 from __future__ import annotations
@@ -23,10 +24,10 @@ from typing import Any
 
 import boto3
 
-from .clocks import VirtualClock
+from .clocks import EmulationClock, VirtualClock
 from .definition import function_arn_placeholder, render, table_properties
 from .executions import continued_in
-from .moto_patches import EmulationClock, FaultPlan, Invocation, emulation_patches
+from .faults import FaultPlan, Invocation
 from .paths import ensure_functions_importable
 from .queues import EventSourceMapping, QueueDelivery
 
@@ -246,6 +247,8 @@ class Emulation:
 
     def __enter__(self) -> Emulation:
         from moto import mock_aws
+
+        from .moto_patches import emulation_patches
 
         ensure_functions_importable()
         from chalicelib.bootstrap import build_runtime, set_runtime

@@ -32,7 +32,9 @@ Why each exists:
   packaged template deploys into moto unchanged. And executing a change set leaves the stack's outputs those
   of its empty initial template: `ChangeSet.apply` also takes the new template and rebuilds the output map.
 
-`check_patch_targets()` fails loudly when moto moves or reshapes any of these; a test calls it.
+Every patch goes through a `_Target` declared beside it (`_target(owner, name, parameters)`), and a target
+registers itself when declared: `check_patch_targets()` checks every one, so it covers each applied patch by
+construction, and fails loudly when moto moves or reshapes any of them; a test calls it.
 """
 
 from __future__ import annotations
@@ -44,9 +46,9 @@ import json
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC
-from typing import Any, Protocol
+from typing import Any
 from unittest import mock
 
 from moto.awslambda_simple.models import LambdaSimpleBackend
@@ -73,82 +75,41 @@ from moto.stepfunctions.parser.asl.utils import json_path
 from moto.stepfunctions.responses import get_backend as stepfunctions_backend
 from moto.stepfunctions.utils import cfn_to_api_tags
 
+from .clocks import EmulationClock
+from .definition import cfn_state_machine_definition
+from .faults import FaultPlan, Invocation, ServiceFault
+
 SUPPORTED_MOTO = ("5.2.3", "5.3")
-
-
-class EmulationClock(Protocol):
-    def now(self) -> Any: ...
-
-    def wait(
-        self,
-        seconds: float,
-        interrupt: threading.Event | None = None,
-        still_running: Callable[[], bool] = ...,
-    ) -> None: ...
-
-    def sleep(self, seconds: float) -> None: ...
-
-    def wait_for(
-        self, event: threading.Event, seconds: float | None, still_running: Callable[[], bool] = ...
-    ) -> bool: ...
 
 
 class MotoMoved(RuntimeError):
     """moto's internals are not where these patches expect them."""
 
 
-# (owner, attribute, parameter names expected) for every patched target.
-# None: any parameters (the patch passes them through unchanged).
-_TARGETS: list[tuple[Any, str, tuple[str, ...] | None]] = [
-    (
-        LambdaSimpleBackend,
-        "invoke",
-        ("self", "function_name", "qualifier", "body", "headers", "response_headers"),
-    ),
-    (WaitFunction, "_wait_interval", ("self", "env", "wait_seconds")),
-    (CallbackEndpoint, "wait", ("self", "timeout")),
-    (CallbackEndpoint, "setup_heartbeat_endpoint", ("self", "heartbeat_seconds")),
-    (HeartbeatEndpoint, "clear_and_wait", ("self",)),
-    (Timestamp, "_get_wait_seconds", ("self", "env")),
-    (Timestamp, "_from_timestamp_string", ("timestamp",)),
-    (
-        StateTaskServiceSfn,
-        "_normalise_parameters",
-        ("self", "parameters", "boto_service_name", "service_action_name"),
-    ),
-    (
-        StateTaskServiceSfn,
-        "_normalise_response",
-        ("self", "response", "boto_service_name", "service_action_name"),
-    ),
-    (sqs_models, "unix_time", ("dt",)),
-    (sqs_models, "unix_time_millis", ("dt",)),
-    (DynamoDBBackend, "put_item", None),
-    (DynamoDBBackend, "update_item", None),
-    (DynamoDBBackend, "delete_item", None),
-    (DynamoDBBackend, "transact_write_items", None),
-    (json_path, "parse", ("path", "debug")),
-    (result_path, "parse", ("string",)),
-    (lambda_eval_utils, "boto_client_for", ("region", "service", "state_credentials")),
-    (ChangeSet, "apply", ("self",)),
-    (Stack, "_create_output_map", ("self",)),
-    (Stack, "_parse_template", ("self",)),
-    (
-        StateMachine,
-        "create_from_cloudformation_json",
-        ("resource_name", "cloudformation_json", "account_id", "region_name", "kwargs"),
-    ),
-    (
-        StateMachine,
-        "update_from_cloudformation_json",
-        ("original_resource", "new_resource_name", "cloudformation_json", "account_id", "region_name"),
-    ),
-    (
-        StateMachine,
-        "delete_from_cloudformation_json",
-        ("resource_name", "cloudformation_json", "account_id", "region_name"),
-    ),
-]
+@dataclass(frozen=True)
+class _Target:
+    """A moto internal that a patch replaces, with the parameters the patch expects (None: any, passed
+    through unchanged). The only way the patches below replace anything is `patch()`."""
+
+    owner: Any
+    name: str
+    parameters: tuple[str, ...] | None
+
+    def original(self) -> Any:
+        return getattr(self.owner, self.name)
+
+    def patch(self, replacement: Any) -> Any:
+        return mock.patch.object(self.owner, self.name, replacement)
+
+
+_TARGETS: list[_Target] = []
+
+
+def _target(owner: Any, name: str, parameters: tuple[str, ...] | None) -> _Target:
+    """Declare (and register for `check_patch_targets`) a target of a patch."""
+    target = _Target(owner, name, parameters)
+    _TARGETS.append(target)
+    return target
 
 
 _MOTO_CFN_CREATE_STATE_MACHINE = getattr(StateMachine, "create_from_cloudformation_json", None)
@@ -158,13 +119,16 @@ _MOTO_APPLY_CHANGE_SET = getattr(ChangeSet, "apply", None)
 def check_patch_targets() -> None:
     """Raise MotoMoved unless every patched target exists with the expected parameters."""
     problems = []
-    for owner, name, params in _TARGETS:
+    for declared in _TARGETS:
+        owner, name, params = declared.owner, declared.name, declared.parameters
         target = getattr(owner, name, None)
         if target is None:
-            problems.append(f"{owner.__module__}.{owner.__name__}.{name} is gone")
+            problems.append(f"{getattr(owner, '__module__', '')}.{owner.__name__}.{name} is gone")
+            continue
+        if params is None:
             continue
         found = tuple(inspect.signature(target).parameters)
-        if params is not None and found != params:
+        if found != params:
             problems.append(f"{owner.__name__}.{name}{found} != expected {params}")
     if not callable(getattr(getattr(retrier_decl, "time", None), "sleep", None)):
         problems.append("retrier_decl no longer sleeps through its module-level `time`")
@@ -193,43 +157,9 @@ def check_patch_targets() -> None:
 class LambdaServiceFault(JsonRESTError):
     """A Lambda service-side error (what Step Functions names `Lambda.<code>`)."""
 
-    def __init__(self, error_code: str, message: str, status: int) -> None:
-        super().__init__(error_code, message)
-        self.code = status
-
-
-@dataclass
-class FaultPlan:
-    """Faults to inject into Lambda invocations, by function name (for tests of Retry and Catch)."""
-
-    _queued: dict[str, list[BaseException]] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def service_error(self, function: str, code: str = "ServiceException", times: int = 1) -> None:
-        """The next `times` invocations of `function` fail at the Lambda service (status 500/429)."""
-        status = 429 if code == "TooManyRequestsException" else 500
-        self._push(function, [LambdaServiceFault(code, "injected fault", status)] * times)
-
-    def handler_error(self, function: str, error: BaseException, times: int = 1) -> None:
-        """The next `times` invocations of `function` raise `error` inside the handler."""
-        self._push(function, [error] * times)
-
-    def _push(self, function: str, faults: list[BaseException]) -> None:
-        with self._lock:
-            self._queued.setdefault(function, []).extend(faults)
-
-    def take(self, function: str) -> BaseException | None:
-        with self._lock:
-            queue = self._queued.get(function)
-            return queue.pop(0) if queue else None
-
-
-@dataclass
-class Invocation:
-    function: str
-    event: Any
-    result: Any = None
-    error: dict[str, str] | None = None
+    def __init__(self, fault: ServiceFault) -> None:
+        super().__init__(fault.code, "injected fault")
+        self.code = fault.status
 
 
 class _Context:
@@ -247,6 +177,13 @@ class _Context:
 HandlerResolver = Callable[[str], Callable[[Any, Any], Any]]
 
 
+_LAMBDA_INVOKE = _target(
+    LambdaSimpleBackend,
+    "invoke",
+    ("self", "function_name", "qualifier", "body", "headers", "response_headers"),
+)
+
+
 def _in_process_invoke(
     resolve: HandlerResolver, faults: FaultPlan, listeners: list[Callable[[Invocation], None]]
 ) -> Callable[..., bytes]:
@@ -262,8 +199,8 @@ def _in_process_invoke(
         name = function.function_name
         event = json.loads(body) if body else {}
         fault = faults.take(name)
-        if isinstance(fault, JsonRESTError):
-            raise fault
+        if isinstance(fault, ServiceFault):
+            raise LambdaServiceFault(fault)
         invocation = Invocation(function=name, event=event)
 
         def run() -> str:
@@ -291,11 +228,19 @@ def _in_process_invoke(
     return invoke
 
 
+_WAIT_INTERVAL = _target(WaitFunction, "_wait_interval", ("self", "env", "wait_seconds"))
+
+
 def _clocked_wait_interval(clock: EmulationClock) -> Callable[..., None]:
     def _wait_interval(self: WaitFunction, env: Any, wait_seconds: int) -> None:
         clock.wait(wait_seconds, env.program_state_event, env.is_running)
 
     return _wait_interval
+
+
+_TIMESTAMP_WAIT_SECONDS = _target(Timestamp, "_get_wait_seconds", ("self", "env"))
+# Called by the replacement of `_get_wait_seconds`, as moto's own calls it.
+_target(Timestamp, "_from_timestamp_string", ("timestamp",))
 
 
 def _clocked_timestamp_seconds(clock: EmulationClock) -> Callable[..., int]:
@@ -312,12 +257,18 @@ def _clocked_timestamp_seconds(clock: EmulationClock) -> Callable[..., int]:
     return _get_wait_seconds
 
 
+_CALLBACK_WAIT = _target(CallbackEndpoint, "wait", ("self", "timeout"))
+
+
 def _clocked_callback_wait(clock: EmulationClock) -> Callable[..., Any]:
     def wait(self: CallbackEndpoint, timeout: float | None = None) -> Any:
         clock.wait_for(self._notify_event, timeout)
         return self._outcome
 
     return wait
+
+
+_HEARTBEAT_WAIT = _target(HeartbeatEndpoint, "clear_and_wait", ("self",))
 
 
 def _clocked_heartbeat_wait(clock: EmulationClock) -> Callable[..., bool]:
@@ -332,6 +283,10 @@ def _clocked_heartbeat_wait(clock: EmulationClock) -> Callable[..., bool]:
     return clear_and_wait
 
 
+_SQS_UNIX_TIME = _target(sqs_models, "unix_time", ("dt",))
+_SQS_UNIX_TIME_MILLIS = _target(sqs_models, "unix_time_millis", ("dt",))
+
+
 def _clocked_unix_time(clock: EmulationClock, scale: float) -> Callable[..., float]:
     def unix_time(dt: Any = None) -> float:
         moment = dt if dt is not None else clock.now()
@@ -340,6 +295,9 @@ def _clocked_unix_time(clock: EmulationClock, scale: float) -> Callable[..., flo
         return float(moment.timestamp() * scale)
 
     return unix_time
+
+
+_HEARTBEAT_SETUP = _target(CallbackEndpoint, "setup_heartbeat_endpoint", ("self", "heartbeat_seconds"))
 
 
 def _heartbeat_setup_keeping_early_outcomes(original: Callable[..., Any]) -> Callable[..., Any]:
@@ -352,11 +310,20 @@ def _heartbeat_setup_keeping_early_outcomes(original: Callable[..., Any]) -> Cal
     return setup_heartbeat_endpoint
 
 
+# A module attribute: checked in `check_patch_targets` (it must still sleep through `time.sleep`).
+_RETRIER_TIME = _target(retrier_decl, "time", None)
+
+
 class _ClockedTime:
     """Stands in for the `time` module inside moto's retrier, so Retry intervals run on the clock."""
 
     def __init__(self, clock: EmulationClock) -> None:
         self.sleep = clock.sleep
+
+
+_JSON_PATH_PARSE = _target(json_path, "parse", ("path", "debug"))
+_RESULT_PATH_PARSE = _target(result_path, "parse", ("string",))
+_TASK_CLIENT = _target(lambda_eval_utils, "boto_client_for", ("region", "service", "state_credentials"))
 
 
 def _cached_task_client(create: Callable[..., Any]) -> Callable[..., Any]:
@@ -375,6 +342,16 @@ def _cached_task_client(create: Callable[..., Any]) -> Callable[..., Any]:
     return boto_client_for
 
 
+_SFN_NORMALISE_PARAMETERS = _target(
+    StateTaskServiceSfn,
+    "_normalise_parameters",
+    ("self", "parameters", "boto_service_name", "service_action_name"),
+)
+_SFN_NORMALISE_RESPONSE = _target(
+    StateTaskServiceSfn,
+    "_normalise_response",
+    ("self", "response", "boto_service_name", "service_action_name"),
+)
 # ASL parameter names of states:startExecution -> boto3's.
 _SFN_START_EXECUTION_NAMES = {"StateMachineArn": "stateMachineArn", "Input": "input", "Name": "name"}
 
@@ -423,14 +400,25 @@ def _camel_keys(value: Any) -> Any:
     return value
 
 
-def cfn_state_machine_definition(properties: dict[str, Any]) -> str:
-    """The definition CloudFormation would create: `Definition` (or `DefinitionString`) with every
-    `${Name}` of `DefinitionSubstitutions` replaced."""
-    definition = properties.get("Definition")
-    text = json.dumps(definition) if definition is not None else str(properties.get("DefinitionString", ""))
-    for name, value in (properties.get("DefinitionSubstitutions") or {}).items():
-        text = text.replace("${" + name + "}", str(value))
-    return text
+_CHANGE_SET_APPLY = _target(ChangeSet, "apply", ("self",))
+# Called by the replacement of `ChangeSet.apply`.
+_target(Stack, "_create_output_map", ("self",))
+_target(Stack, "_parse_template", ("self",))
+_CFN_CREATE_STATE_MACHINE = _target(
+    StateMachine,
+    "create_from_cloudformation_json",
+    ("resource_name", "cloudformation_json", "account_id", "region_name", "kwargs"),
+)
+_CFN_UPDATE_STATE_MACHINE = _target(
+    StateMachine,
+    "update_from_cloudformation_json",
+    ("original_resource", "new_resource_name", "cloudformation_json", "account_id", "region_name"),
+)
+_CFN_DELETE_STATE_MACHINE = _target(
+    StateMachine,
+    "delete_from_cloudformation_json",
+    ("resource_name", "cloudformation_json", "account_id", "region_name"),
+)
 
 
 def _cfn_create_state_machine(
@@ -500,21 +488,18 @@ def cloudformation_patches() -> Iterator[None]:
     """moto's CloudFormation creates executable state machines from `Definition` + substitutions, and a
     stack created or updated through a change set has its outputs."""
     with (
-        mock.patch.object(ChangeSet, "apply", _apply_change_set),
-        mock.patch.object(
-            StateMachine, "create_from_cloudformation_json", classmethod(_cfn_create_state_machine)
-        ),
-        mock.patch.object(
-            StateMachine, "update_from_cloudformation_json", classmethod(_cfn_update_state_machine)
-        ),
-        mock.patch.object(
-            StateMachine, "delete_from_cloudformation_json", classmethod(_cfn_delete_state_machine)
-        ),
+        _CHANGE_SET_APPLY.patch(_apply_change_set),
+        _CFN_CREATE_STATE_MACHINE.patch(classmethod(_cfn_create_state_machine)),
+        _CFN_UPDATE_STATE_MACHINE.patch(classmethod(_cfn_update_state_machine)),
+        _CFN_DELETE_STATE_MACHINE.patch(classmethod(_cfn_delete_state_machine)),
     ):
         yield
 
 
-_DYNAMODB_WRITES = ("put_item", "update_item", "delete_item", "transact_write_items")
+_DYNAMODB_WRITES = [
+    _target(DynamoDBBackend, name, None)
+    for name in ("put_item", "update_item", "delete_item", "transact_write_items")
+]
 _dynamodb_write_lock = threading.RLock()
 
 
@@ -532,10 +517,10 @@ def _serialised(write: Callable[..., Any]) -> Callable[..., Any]:
 def atomic_dynamodb_writes() -> Iterator[None]:
     """While inside, moto applies each DynamoDB item write (condition check and store) atomically."""
     with contextlib.ExitStack() as patches:
-        for name in _DYNAMODB_WRITES:
-            original = getattr(DynamoDBBackend, name)
+        for write in _DYNAMODB_WRITES:
+            original = write.original()
             if not getattr(original, "_jobpoll_atomic", False):  # not already serialised by an outer use
-                patches.enter_context(mock.patch.object(DynamoDBBackend, name, _serialised(original)))
+                patches.enter_context(write.patch(_serialised(original)))
         yield
 
 
@@ -557,38 +542,22 @@ def emulation_patches(
     try:
         with (
             atomic_dynamodb_writes(),
-            mock.patch.object(
-                LambdaSimpleBackend, "invoke", _in_process_invoke(resolve, plan, listeners or [])
+            _LAMBDA_INVOKE.patch(_in_process_invoke(resolve, plan, listeners or [])),
+            _WAIT_INTERVAL.patch(_clocked_wait_interval(clock)),
+            _TIMESTAMP_WAIT_SECONDS.patch(_clocked_timestamp_seconds(clock)),
+            _CALLBACK_WAIT.patch(_clocked_callback_wait(clock)),
+            _HEARTBEAT_SETUP.patch(_heartbeat_setup_keeping_early_outcomes(_HEARTBEAT_SETUP.original())),
+            _HEARTBEAT_WAIT.patch(_clocked_heartbeat_wait(clock)),
+            _RETRIER_TIME.patch(_ClockedTime(clock)),
+            _SFN_NORMALISE_PARAMETERS.patch(
+                _sfn_parameters_in_boto_casing(_SFN_NORMALISE_PARAMETERS.original())
             ),
-            mock.patch.object(WaitFunction, "_wait_interval", _clocked_wait_interval(clock)),
-            mock.patch.object(Timestamp, "_get_wait_seconds", _clocked_timestamp_seconds(clock)),
-            mock.patch.object(CallbackEndpoint, "wait", _clocked_callback_wait(clock)),
-            mock.patch.object(
-                CallbackEndpoint,
-                "setup_heartbeat_endpoint",
-                _heartbeat_setup_keeping_early_outcomes(CallbackEndpoint.setup_heartbeat_endpoint),
-            ),
-            mock.patch.object(HeartbeatEndpoint, "clear_and_wait", _clocked_heartbeat_wait(clock)),
-            mock.patch.object(retrier_decl, "time", _ClockedTime(clock)),
-            mock.patch.object(
-                StateTaskServiceSfn,
-                "_normalise_parameters",
-                _sfn_parameters_in_boto_casing(StateTaskServiceSfn._normalise_parameters),
-            ),
-            mock.patch.object(
-                StateTaskServiceSfn,
-                "_normalise_response",
-                _sfn_response_in_asl_casing(StateTaskServiceSfn._normalise_response),
-            ),
-            mock.patch.object(sqs_models, "unix_time", _clocked_unix_time(clock, 1.0)),
-            mock.patch.object(sqs_models, "unix_time_millis", _clocked_unix_time(clock, 1000.0)),
-            mock.patch.object(json_path, "parse", functools.lru_cache(maxsize=4096)(json_path.parse)),
-            mock.patch.object(result_path, "parse", functools.lru_cache(maxsize=4096)(result_path.parse)),
-            mock.patch.object(
-                lambda_eval_utils,
-                "boto_client_for",
-                _cached_task_client(lambda_eval_utils.boto_client_for),
-            ),
+            _SFN_NORMALISE_RESPONSE.patch(_sfn_response_in_asl_casing(_SFN_NORMALISE_RESPONSE.original())),
+            _SQS_UNIX_TIME.patch(_clocked_unix_time(clock, 1.0)),
+            _SQS_UNIX_TIME_MILLIS.patch(_clocked_unix_time(clock, 1000.0)),
+            _JSON_PATH_PARSE.patch(functools.lru_cache(maxsize=4096)(_JSON_PATH_PARSE.original())),
+            _RESULT_PATH_PARSE.patch(functools.lru_cache(maxsize=4096)(_RESULT_PATH_PARSE.original())),
+            _TASK_CLIENT.patch(_cached_task_client(_TASK_CLIENT.original())),
             cloudformation_patches(),
         ):
             yield plan
