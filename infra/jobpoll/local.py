@@ -262,12 +262,12 @@ def _summary(options: LocalOptions, deployed: Deployed) -> list[str]:
 
 def up(options: LocalOptions, progress: Progress = print) -> None:
     """Run the local stack in the foreground until SIGINT/SIGTERM; cleans up whatever it started."""
-    from .moto_patches import emulation_patches
-
     if options.api_port == options.aws_port:
         raise JobpollError(f"--api-port and --aws-port are both {options.api_port}")
     ensure_port_free(options.aws_port, "aws")
     ensure_port_free(options.api_port, "api")
+    from .moto_patches import emulation_patches  # moto: imported once the options are known to be good
+
     with _stop_on_signals(), contextlib.ExitStack() as cleanup:
         try:
             _prepare_process_environment(options)
