@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .job import JobStatus, PollMode
+from .job_request import JOB_ID_PATTERN
 from .jobs_api import DEFAULT_PAGE_SIZE, MAX_IDEMPOTENCY_KEY_LENGTH, MAX_PAGE_SIZE
 from .problems import PROBLEM_CONTENT_TYPE
 
@@ -31,7 +32,7 @@ _JOB_ID = {
     "in": "path",
     "required": True,
     "schema": {"type": "string"},
-    "description": "The job id (1-80 letters, digits, '-' or '_')",
+    "description": "The job id (1-64 letters, digits, '-' or '_')",
 }
 _COMMON_ERRORS = {
     "401": _problem("No or unknown caller identity"),
@@ -79,8 +80,8 @@ SCHEMAS: dict[str, Any] = {
             "provider",
             "input",
             "progress",
-            "attempts",
-            "max_attempts",
+            "try_count",
+            "max_tries",
             "wait_seconds",
             "created_at",
             "updated_at",
@@ -92,13 +93,17 @@ SCHEMAS: dict[str, Any] = {
             "callback",
         ],
         "properties": {
-            "id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,80}$"},
+            "id": {"type": "string", "pattern": JOB_ID_PATTERN.pattern},
             "status": {"type": "string", "enum": [status.value for status in JobStatus]},
             "provider": {"type": "string"},
             "input": {"type": "object"},
             "progress": {"type": "number", "minimum": 0, "maximum": 1},
-            "attempts": {"type": "integer", "minimum": 0, "description": "Polls of the provider so far"},
-            "max_attempts": {"type": "integer", "minimum": 1},
+            "try_count": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "Tries so far (polls, worker runs)",
+            },
+            "max_tries": {"type": "integer", "minimum": 1},
             "wait_seconds": {"type": "integer", "minimum": 1},
             "created_at": _TIME,
             "updated_at": _TIME,

@@ -136,7 +136,7 @@ def test_jobs_submit_wait_get_list_and_result(console: Console) -> None:
     job_id = json.loads(out)["id"]
     code, out, _ = console("jobs", "wait", job_id)
     assert code == 0, out
-    assert out.strip().splitlines()[-1] == f"=> job {job_id} COMPLETE after 2 attempts"
+    assert out.strip().splitlines()[-1] == f"=> job {job_id} COMPLETE after 2 tries"
     assert "[########################] 100%  COMPLETE" in out
 
     code, out, _ = console("jobs", "get", job_id)
