@@ -8,14 +8,14 @@ import json
 import boto3
 import pytest
 
-from jobpoll.errors import JobpollError
+from jobpoll.errors import ToolingError
 from jobpoll.executions import continued_in, parse_input, state_detail
 from jobpoll.jobs_client import bearer, sigv4_signer
 from jobpoll.render import JobProgress, table
 
 
 def test_malformed_input_names_line_and_column() -> None:
-    with pytest.raises(JobpollError, match=r"at line 2 column 12 \(char 13\)"):
+    with pytest.raises(ToolingError, match=r"at line 2 column 12 \(char 13\)"):
         parse_input('{\n  "delay": }')
     assert parse_input('{"delay": 20}') == {"delay": 20}
 
