@@ -11,7 +11,7 @@ from jobpoll.paths import FUNCTIONS_DIR, ROOT
 
 
 def _imports(package: Path, name: str) -> dict[str, set[str]]:
-    """Module -> the sibling modules it imports anywhere in its body (`from . import x`, `from .x import y`)."""
+    """Module -> the sibling modules it imports anywhere in it (`from . import x`, `from .x import y`)."""
     modules = {path.stem for path in package.glob("*.py")}
     graph: dict[str, set[str]] = {}
     for source in package.glob("*.py"):
