@@ -238,7 +238,7 @@ class Deleted:
     canceled: bool  # True: the job was running and is now CANCELED; False: its stored output was deleted
 
 
-def delete_job(
+def cancel_or_delete_result(
     job_id: str,
     *,
     owner: str,

@@ -135,7 +135,7 @@ def test_cancel_racing_completion_has_exactly_one_winner_and_the_loser_sees_it(a
 
     def cancel() -> None:
         try:
-            outcomes["cancel"] = jobs_api.delete_job(
+            outcomes["cancel"] = jobs_api.cancel_or_delete_result(
                 job_id,
                 owner=api.owners["alice"],
                 store=racing,

@@ -320,7 +320,7 @@ def test_a_cancel_that_loses_to_completion_reports_the_winner(
     poll(store, provider, clock, state)  # completes the job
     monkeypatch.setattr(store, "find", lambda job_id: read_before_completion)  # the API read it before
     with pytest.raises(JobAlreadyFinished) as lost:
-        jobs_api.delete_job(
+        jobs_api.cancel_or_delete_result(
             "j1",
             owner="alice",
             store=store,
@@ -339,7 +339,7 @@ def test_cancel_stops_the_execution_and_the_providers_work(
     start(store, provider, clock)
     store.update("j1", lambda job: job.amend(NOW, owner="alice"))
     sfn = FakeStepFunctions()
-    deleted = jobs_api.delete_job(
+    deleted = jobs_api.cancel_or_delete_result(
         "j1",
         owner="alice",
         store=store,
