@@ -21,6 +21,16 @@ Prices (us-east-1, list prices, no free tier):
 - Lambda requests: $0.20 per 1 million requests (AWS whitepaper "How AWS Pricing Works", Lambda,
   https://docs.aws.amazon.com/whitepapers/latest/how-aws-pricing-works/lambda.html). Duration (GB-s) is
   not priced here: it depends on memory and handler time, which this benchmark does not measure.
+
+The alternative a user would pick instead: Lambda durable functions (Dec 2025). The same poll schedule as
+`wait_for_condition` (one STEP operation; each check is checkpointed as a retry of it, and the function is
+invoked again for each check) or, for the callback row, `wait_for_callback`. Priced per durable operation:
+$8.00 per million (AWS Lambda pricing page, https://aws.amazon.com/lambda/pricing/, "Durable Functions
+operations", us-east-1, read 2026-09-20) — a parameter (`--durable-operation-price`, USD per million), since
+it is the one price here that is new and may move. Data written and retained by checkpoints (priced per GB)
+is tiny for a poll loop and not priced; neither is Lambda duration (the same check runs either way).
+One durable execution holds at most 3,000 operations: a job polled more often than that must continue in a
+new execution, as the Step Functions loop does after `continue_after` polls.
 """
 
 from __future__ import annotations
@@ -54,6 +64,14 @@ from chalicelib.settings import Settings  # noqa: E402
 
 TRANSITION_PRICE_USD = 0.025 / 1000  # Step Functions Standard, per state transition
 LAMBDA_REQUEST_PRICE_USD = 0.20 / 1_000_000  # per Lambda request (duration not priced)
+DURABLE_OPERATION_PRICE_USD = 8.00 / 1_000_000  # Lambda durable functions, per durable operation
+# A durable poll loop: the submit step and the wait_for_condition step are one operation each; every check
+# after the first is one more (a retry checkpoint of that step) and one more invocation of the function.
+DURABLE_SETUP_OPERATIONS = 2
+DURABLE_OPERATIONS_PER_EXECUTION = 3000
+# wait_for_callback: the submit step and the callback operation; invoked to start and once to resume.
+DURABLE_CALLBACK_OPERATIONS = 2
+DURABLE_CALLBACK_INVOCATIONS = 2
 MIN_LENGTH_SECONDS = 10.0
 MAX_LENGTH_SECONDS = 2 * 3600.0
 START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -255,6 +273,31 @@ def callback_outcome(length_seconds: float) -> Outcome:
     )
 
 
+@dataclass(frozen=True)
+class DurableCost:
+    """The same job as a Lambda durable function: operations and invocations."""
+
+    operations: int
+    invocations: int
+
+
+def durable_cost(outcome: Outcome, *, callback: bool = False) -> DurableCost:
+    """What `outcome`'s poll schedule costs as a durable function (wait_for_condition / wait_for_callback).
+
+    Each check runs in a fresh invocation (the function suspends between checks); a job whose operations
+    pass the per-execution limit continues in a new execution, which repeats the setup operations.
+    """
+    if callback:
+        return DurableCost(DURABLE_CALLBACK_OPERATIONS, DURABLE_CALLBACK_INVOCATIONS)
+    checks = outcome.polls
+    per_execution = DURABLE_OPERATIONS_PER_EXECUTION - DURABLE_SETUP_OPERATIONS
+    executions = max(1, math.ceil(checks / per_execution))
+    return DurableCost(
+        operations=executions * DURABLE_SETUP_OPERATIONS + max(0, checks - executions),
+        invocations=executions + checks,
+    )
+
+
 def job_lengths(count: int, seed: int) -> list[float]:
     """`count` job lengths in seconds, log-uniform between 10 s and 2 h, to the millisecond."""
     rng = random.Random(seed)
@@ -299,14 +342,29 @@ class Row:
     lag_p95_s: float
     lag_median_pct: float
     lag_p95_pct: float
+    # The same schedule as a Lambda durable function (operations + Lambda requests), beside Step
+    # Functions' total (transitions + Lambda requests).
+    durable_operations_per_job: float = 0.0
+    durable_usd_per_1000_jobs: float = 0.0
+    step_functions_total_usd_per_1000_jobs: float = 0.0
 
 
-def summarise(name: str, measured: str, outcomes: Sequence[Outcome]) -> Row:
+def summarise(
+    name: str,
+    measured: str,
+    outcomes: Sequence[Outcome],
+    *,
+    callback: bool = False,
+    durable_operation_price: float = DURABLE_OPERATION_PRICE_USD,
+) -> Row:
     count = len(outcomes)
     transitions = sum(o.transitions for o in outcomes) / count
     invocations = sum(o.lambda_invocations for o in outcomes) / count
     lags = [o.lag_seconds for o in outcomes]
     relative = [100 * o.relative_lag for o in outcomes]
+    durable = [durable_cost(o, callback=callback) for o in outcomes]
+    durable_operations = sum(d.operations for d in durable) / count
+    durable_invocations = sum(d.invocations for d in durable) / count
     return Row(
         strategy=name,
         measured=measured,
@@ -319,6 +377,11 @@ def summarise(name: str, measured: str, outcomes: Sequence[Outcome]) -> Row:
         lag_p95_s=percentile(lags, 0.95),
         lag_median_pct=percentile(relative, 0.5),
         lag_p95_pct=percentile(relative, 0.95),
+        durable_operations_per_job=durable_operations,
+        durable_usd_per_1000_jobs=1000
+        * (durable_operations * durable_operation_price + durable_invocations * LAMBDA_REQUEST_PRICE_USD),
+        step_functions_total_usd_per_1000_jobs=1000
+        * (transitions * TRANSITION_PRICE_USD + invocations * LAMBDA_REQUEST_PRICE_USD),
     )
 
 
@@ -470,7 +533,9 @@ def compare_on_state_machine(
 # ------------------------------------------------------------------------------------------------- output
 
 
-def run(jobs: int, seed: int, sample: int) -> dict[str, Any]:
+def run(
+    jobs: int, seed: int, sample: int, durable_operation_price: float = DURABLE_OPERATION_PRICE_USD
+) -> dict[str, Any]:
     """The whole benchmark: model rows, the sample's comparison, and what was checked how."""
     definition = load_definition()
     check_paths(definition)
@@ -488,7 +553,12 @@ def run(jobs: int, seed: int, sample: int) -> dict[str, Any]:
         else "model only (--sample 0)"
     )
     rows = [
-        summarise(s.name, sampled, [model_outcome(job_id(s, i), n, s) for i, n in enumerate(lengths)])
+        summarise(
+            s.name,
+            sampled,
+            [model_outcome(job_id(s, i), n, s) for i, n in enumerate(lengths)],
+            durable_operation_price=durable_operation_price,
+        )
         for s in STRATEGIES
     ]
     check_path(definition, CALLBACK_PATH)
@@ -497,12 +567,24 @@ def run(jobs: int, seed: int, sample: int) -> dict[str, Any]:
         if indices
         else "model only (--sample 0)"
     )
-    rows.append(summarise("callback", callback_note, [callback_outcome(n) for n in lengths]))
+    rows.append(
+        summarise(
+            "callback",
+            callback_note,
+            [callback_outcome(n) for n in lengths],
+            callback=True,
+            durable_operation_price=durable_operation_price,
+        )
+    )
     return {
         "jobs": jobs,
         "seed": seed,
         "length_seconds": {"min": min(lengths), "median": percentile(lengths, 0.5), "max": max(lengths)},
-        "prices_usd": {"state_transition": TRANSITION_PRICE_USD, "lambda_request": LAMBDA_REQUEST_PRICE_USD},
+        "prices_usd": {
+            "state_transition": TRANSITION_PRICE_USD,
+            "lambda_request": LAMBDA_REQUEST_PRICE_USD,
+            "durable_operation": durable_operation_price,
+        },
         "rows": [dataclasses.asdict(r) for r in rows],
         "sample": [
             {
@@ -547,6 +629,31 @@ def render(report: Mapping[str, Any]) -> str:
             f"{row['lag_median_pct']:>8.1f}%{row['lag_p95_pct']:>8.1f}%"
         )
     lines.append("")
+    durable_price = report["prices_usd"]["durable_operation"] * 1_000_000
+    lines.append(
+        f"Beside the alternative: the same schedules as Lambda durable functions (wait_for_condition; "
+        f"wait_for_callback for the callback row), ${durable_price:.2f} per 1M durable operations "
+        "+ Lambda requests"
+    )
+    compare = (
+        f"{'strategy':<16}{'Step Functions $/1k':>20}{'durable ops/job':>17}{'durable $/1k':>14}{'ratio':>8}"
+    )
+    lines.append(compare)
+    lines.append("-" * len(compare))
+    for row in report["rows"]:
+        sfn, durable = row["step_functions_total_usd_per_1000_jobs"], row["durable_usd_per_1000_jobs"]
+        lines.append(
+            f"{row['strategy']:<16}{sfn:>20.4f}{row['durable_operations_per_job']:>17.1f}{durable:>14.4f}"
+            f"{sfn / durable if durable else math.inf:>7.1f}x"
+        )
+    per_million_polls = len(POLL_LOOP) * report["prices_usd"]["state_transition"] * 1_000_000
+    lines.append(
+        "  ratio = Step Functions / durable functions; above 1x the durable loop costs less. Per poll, Step "
+        f"Functions enters {len(POLL_LOOP)} states (${per_million_polls:.0f} per 1M polls) where a durable "
+        f"check is 1 operation (${durable_price:.0f} per 1M): the two cost the same per poll when a durable "
+        f"operation costs ${per_million_polls:.0f} per 1M."
+    )
+    lines.append("")
     for row in report["rows"]:
         lines.append(f"  {row['strategy']}: {row['measured']}")
     sample = report["sample"]
@@ -581,13 +688,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--sample", type=int, default=8, help="jobs per strategy run on the real state machine (default 8)"
     )
+    parser.add_argument(
+        "--durable-operation-price",
+        type=float,
+        default=DURABLE_OPERATION_PRICE_USD * 1_000_000,
+        help="USD per 1M Lambda durable operations (default 8.00, AWS Lambda pricing page, us-east-1)",
+    )
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
     args = parser.parse_args(argv)
-    if args.jobs < 1 or args.sample < 0:
-        parser.error("--jobs must be at least 1 and --sample at least 0")
+    if args.jobs < 1 or args.sample < 0 or args.durable_operation_price < 0:
+        parser.error("--jobs must be at least 1, --sample and --durable-operation-price at least 0")
     isolate_from_aws()
     try:
-        report = run(args.jobs, args.seed, args.sample)
+        report = run(args.jobs, args.seed, args.sample, args.durable_operation_price / 1_000_000)
     except ModelMismatch as exc:
         print(f"MODEL MISMATCH: {exc}", file=sys.stderr)
         return 1

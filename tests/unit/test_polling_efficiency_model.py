@@ -182,3 +182,35 @@ def test_the_benchmark_exits_non_zero_and_says_so_when_a_sampled_run_disagrees(
     captured = capsys.readouterr()
     assert "MISMATCH" in captured.out and "NOT CONFIRMED" in captured.out
     assert "MODEL MISMATCH" in captured.err
+
+
+def test_a_durable_poll_loop_costs_two_setup_operations_and_one_per_further_check() -> None:
+    outcome = bench.model_outcome("job", 25.0, FIXED_10)  # three polls
+    cost = bench.durable_cost(outcome)
+    assert (cost.operations, cost.invocations) == (2 + 2, 1 + 3)
+    assert bench.durable_cost(outcome, callback=True) == bench.DurableCost(2, 2)
+
+
+def test_a_durable_loop_past_the_operation_limit_continues_in_a_new_execution() -> None:
+    limit = bench.DURABLE_OPERATIONS_PER_EXECUTION
+    polls = 2 * limit
+    cost = bench.durable_cost(Outcome(1.0, polls, 0.0, 0, 0, 0))
+    executions = 3  # each execution holds limit - 2 checks
+    assert cost.invocations == executions + polls
+    assert cost.operations == executions * 2 + polls - executions
+
+
+def test_the_durable_column_prices_operations_at_the_given_price_plus_lambda_requests() -> None:
+    outcomes = [Outcome(25.0, 3, 5.0, 0, 13, 4)]
+    cheap = bench.summarise("fixed", "model", outcomes, durable_operation_price=8.0 / 1_000_000)
+    dear = bench.summarise("fixed", "model", outcomes, durable_operation_price=80.0 / 1_000_000)
+    assert cheap.durable_usd_per_1000_jobs == pytest.approx(1000 * (4 * 8.0 + 4 * 0.20) / 1_000_000)
+    assert dear.durable_usd_per_1000_jobs > cheap.step_functions_total_usd_per_1000_jobs / 2
+    assert cheap.step_functions_total_usd_per_1000_jobs == pytest.approx(13 * 0.025 + 4000 * 0.20 / 1_000_000)
+
+
+def test_the_benchmark_takes_the_durable_price_as_a_parameter(capsys: pytest.CaptureFixture[str]) -> None:
+    assert bench.main(["--jobs", "20", "--sample", "0", "--json", "--durable-operation-price", "75"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["prices_usd"]["durable_operation"] == pytest.approx(75 / 1_000_000)
+    assert all(row["durable_usd_per_1000_jobs"] > 0 for row in report["rows"])
