@@ -18,7 +18,7 @@ from .clock import Clock
 from .errors import InvalidJobInput
 from .job import Job, JobStatus, PollSettings
 from .policy import POLL_FIELDS, poll_settings_from
-from .providers import AnyProvider, get_provider
+from .providers import Providers, get_provider
 from .settings import Settings
 
 # Step Functions execution names are 1-80 characters of this set. A job id is an execution name, and a
@@ -27,8 +27,6 @@ JOB_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 DEFAULT_PROVIDER = "simulated"
 # Keys of a start request that are not the provider's input (the shorthand form puts the input beside them).
 _REQUEST_KEYS = frozenset({"job_id", "provider", "input", "callback_url"} | POLL_FIELDS)
-
-Providers = Mapping[str, AnyProvider]
 
 
 @dataclass(frozen=True)

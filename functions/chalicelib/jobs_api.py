@@ -36,8 +36,8 @@ from .errors import (
     PayloadTooLarge,
 )
 from .job import Job, JobError, JobStatus
-from .job_request import JOB_ID_PATTERN, Providers, new_job, parse_job_request
-from .providers import WorkerProvider
+from .job_request import JOB_ID_PATTERN, new_job, parse_job_request
+from .providers import Providers, WorkerProvider
 from .service import cancel_work
 from .settings import Settings
 from .store import JobStore

@@ -18,9 +18,9 @@ from . import engine, rules
 from .clock import Clock
 from .errors import IllegalTransition, InvalidJobInput, ProviderError
 from .job import Job, JobError, JobStatus
-from .job_request import Providers, new_job, parse_job_request
+from .job_request import new_job, parse_job_request
 from .loop_state import cause_message, execution_polls_of, job_id_for, loop_state
-from .providers import Engine, PollResult, WorkerProvider, WorkState, get_provider
+from .providers import Engine, PollResult, Providers, WorkerProvider, WorkState, get_provider
 from .settings import Settings
 from .store import JobStore
 
@@ -60,7 +60,6 @@ def start_job(
     if isinstance(provider, Engine):
         task = engine.first_task(job_id, job.request, now)
         answer = engine.parse_message(provider.handle(task), task, task["taskId"])
-
         job = store.update(
             job_id,
             lambda current: rules.engine_started(current, answer, task["taskId"], now, arn),
@@ -81,7 +80,6 @@ def resume_job(
     if not isinstance(state, dict) or not isinstance(state.get("job_id"), str):
         raise InvalidJobInput("'continuation' must be the poll state of a job")
     generation = state.get("generation", 0) + 1 if isinstance(state.get("generation"), int) else 1
-
     job = store.update(
         state["job_id"], lambda current: rules.handed_over(current, clock.now(), generation, execution_arn)
     )

@@ -27,7 +27,7 @@ from .errors import (
     ProviderError,
 )
 from .job import Job, JobError
-from .providers import AnyProvider, WorkerProvider, get_provider
+from .providers import Providers, WorkerProvider, get_provider
 from .settings import Settings
 from .store import JobStore
 
@@ -79,7 +79,7 @@ def run_job(
     *,
     worker_id: str,
     store: JobStore,
-    providers: dict[str, AnyProvider] | Any,
+    providers: Providers,
     clock: Clock,
     settings: Settings,
     on_finished: Callable[[Job], Any] | None = None,
