@@ -197,14 +197,9 @@ def _start_execution(
 
 def _mark_start_failed(job: Job, exc: Exception, store: JobStore, clock: Clock) -> None:
     reason = f"the job did not start: {type(exc).__name__}: {exc}"[:300]
+    error = JobError("ExecutionStartFailed", reason)
     with contextlib.suppress(IllegalTransition):
-        store.update(
-            job.job_id,
-            lambda current: current.transition(
-                JobStatus.FAILED, clock.now(), error=JobError("ExecutionStartFailed", reason)
-            ),
-            current=job,
-        )
+        store.update(job.job_id, lambda current: rules.failed(current, clock.now(), error), current=job)
     raise ExecutionStartFailed(reason) from exc
 
 
