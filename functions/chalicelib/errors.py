@@ -113,6 +113,11 @@ class LeaseLost(JobPollError):
     """The worker's lease on the job expired and another worker took it over: this one stops."""
 
 
+class QueueJobTimedOut(JobPollError):
+    """A queue-mode job ran past the longest a worker runs one (`queue_job_max_seconds`): the worker stops it
+    and fails the job, before Lambda's timeout would kill the worker."""
+
+
 # The error names the state machine sees (statemachine/poller.asl.json): what its Retry and Catch match, the
 # names its MaxTriesExceeded state and the API's StopExecution raise, and the errors a failed job's execution
 # ends with (a job's own error code where it is one of these, else ProviderJobFailed). The poll loop's Lambda

@@ -4,7 +4,10 @@ Why each exists:
 - Lambda: with `use_docker: False`, moto's `LambdaSimpleBackend.invoke` never runs code. We replace it with
   one that resolves the function's `Handler` (e.g. `app.start_job`) to the project's callable and calls it
   in-process; an exception comes back as `x-amz-function-error` with `{"errorType", "errorMessage"}`, as
-  Lambda answers, so the state machine's Retry/Catch see the exception's class name.
+  Lambda answers, so the state machine's Retry/Catch see the exception's class name. Each function's
+  `Timeout` (from the template) is enforced as Lambda does: an invocation still running at its end fails with
+  `Sandbox.Timedout` ("Task timed out after N seconds"), the error Step Functions then reports for the task
+  (the run time and the context: sandbox.py).
 - Time: Wait states wait on `env.program_state_event` for real seconds and compare `TimestampPath` times
   with local wall time; Retry intervals call `time.sleep` in the retrier module. All three go to one
   emulation clock instead, so tests run on virtual time and `--speed` compresses real time. A StopExecution
@@ -44,7 +47,6 @@ import functools
 import inspect
 import json
 import threading
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC
@@ -78,6 +80,7 @@ from moto.stepfunctions.utils import cfn_to_api_tags
 from .clocks import EmulationClock
 from .definition import cfn_state_machine_definition
 from .faults import FaultPlan, Invocation, ServiceFault
+from .sandbox import LambdaContext, RunTime, SandboxTimedOut, run_in_sandbox, timed_out_error
 
 SUPPORTED_MOTO = ("5.2.3", "5.3")
 
@@ -162,18 +165,6 @@ class LambdaServiceFault(JsonRESTError):
         self.code = fault.status
 
 
-class _Context:
-    """The parts of the Lambda context object handlers may read."""
-
-    def __init__(self, function_name: str) -> None:
-        self.function_name = function_name
-        self.aws_request_id = str(uuid.uuid4())
-        self.memory_limit_in_mb = 128
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 60_000
-
-
 HandlerResolver = Callable[[str], Callable[[Any, Any], Any]]
 
 
@@ -204,11 +195,17 @@ def _in_process_invoke(
         invocation = Invocation(function=name, event=event)
 
         def run() -> str:
+            timeout = float(function.timeout)
+            context = LambdaContext(name, RunTime(timeout))
             try:
                 if fault is not None:
                     raise fault
-                invocation.result = resolve(str(function.handler))(event, _Context(name))
+                handler = resolve(str(function.handler))
+                invocation.result = run_in_sandbox(handler, event, context)
                 payload = json.dumps(invocation.result)
+            except SandboxTimedOut:
+                invocation.error = timed_out_error(context.aws_request_id, timeout)
+                payload = json.dumps(invocation.error)
             except Exception as exc:  # what Lambda reports for an unhandled exception
                 invocation.error = {"errorType": type(exc).__name__, "errorMessage": str(exc)}
                 payload = json.dumps({**invocation.error, "stackTrace": []})
