@@ -7,6 +7,7 @@ Tests and the local emulation install their own runtime with `set_runtime()`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import threading
 import time
@@ -18,6 +19,7 @@ from typing import Any
 from .callbacks import Notifier, Resolver, Sender, system_resolver, urllib_sender
 from .clock import Clock, clock_from_settings
 from .providers import AnyProvider
+from .providers.http import HttpProvider, Profile, Profiles, parse_profiles
 from .providers.simulated import SimulatedProvider
 from .providers.simulated_engine import SimulatedEngine
 from .providers.streaming import SimulatedStreamingProvider
@@ -75,7 +77,8 @@ def build_runtime(
     **parts: Any,
 ) -> Runtime:
     """A runtime from the given parts; missing ones come from the environment and boto3's defaults."""
-    settings = with_callback_secret(settings or Settings.from_env(), parts.pop("ssm", None))
+    ssm = parts.pop("ssm", None)
+    settings = with_callback_secret(settings or Settings.from_env(), ssm)
     clock = clock or clock_from_settings(settings)
     if dynamodb is None or sfn is None or sqs is None:
         import boto3
@@ -87,6 +90,12 @@ def build_runtime(
         "simulated": SimulatedProvider(clock),
         "simulated-engine": SimulatedEngine(clock),
         "simulated-stream": SimulatedStreamingProvider(clock),
+        "http": HttpProvider(
+            clock,
+            http_profiles_loader(settings, ssm),
+            allow_loopback=settings.local_mode,
+            resolve=parts.get("resolve", system_resolver),
+        ),
     }
     return Runtime(
         settings=settings,
@@ -107,12 +116,31 @@ def with_callback_secret(settings: Settings, ssm: Any = None) -> Settings:
     """
     if settings.callback_secret or not settings.callback_secret_parameter:
         return settings
+    return dataclasses.replace(
+        settings, callback_secret=read_secure_parameter(settings.callback_secret_parameter, ssm)
+    )
+
+
+def http_profiles_loader(settings: Settings, ssm: Any = None) -> Profiles:
+    """The http provider's profiles, read on first use and kept (once per cold start): the settings' JSON,
+    else the SSM SecureString parameter they name. Functions that never run an http job never read it."""
+
+    @functools.cache
+    def load() -> Mapping[str, Profile]:
+        if settings.http_profiles or not settings.http_profiles_parameter:
+            return parse_profiles(settings.http_profiles)
+        return parse_profiles(read_secure_parameter(settings.http_profiles_parameter, ssm))
+
+    return load
+
+
+def read_secure_parameter(name: str, ssm: Any = None) -> str:
+    """The decrypted value of an SSM SecureString parameter (an SSM client is made when none is given)."""
     if ssm is None:
         import boto3
 
         ssm = boto3.client("ssm")
-    parameter = ssm.get_parameter(Name=settings.callback_secret_parameter, WithDecryption=True)
-    return dataclasses.replace(settings, callback_secret=parameter["Parameter"]["Value"])
+    return str(ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"])
 
 
 _lock = threading.Lock()

@@ -45,6 +45,18 @@ class ProviderUnavailable(ProviderError):
     """A transient provider failure: retry later."""
 
 
+class ProviderRefused(ProviderError):
+    """The service refused a request with a client error (a 4xx other than 429): retrying will not help."""
+
+
+class UnsafeProviderUrl(ProviderError):
+    """A URL outside the provider profile's base_url, or one whose host jobpoll may not reach (SSRF)."""
+
+
+class ProviderResponseTooLarge(ProviderError):
+    """The service answered with a body larger than the provider reads."""
+
+
 class MaxTriesExceeded(JobPollError):
     """The job was still running after the last allowed poll."""
 
@@ -121,7 +133,8 @@ class QueueJobTimedOut(JobPollError):
 # The error names the state machine sees (statemachine/poller.asl.json): what its Retry and Catch match, the
 # names its MaxTriesExceeded state and the API's StopExecution raise, and the errors a failed job's execution
 # ends with (a job's own error code where it is one of these, else ProviderJobFailed). The poll loop's Lambda
-# handlers raise no other domain errors. A test checks this set against the ASL.
+# handlers raise no other domain errors (a new error they raise belongs here). A test checks this set against
+# the ASL.
 ASL_ERROR_NAMES = frozenset(
     cls.__name__
     for cls in (
@@ -133,6 +146,9 @@ ASL_ERROR_NAMES = frozenset(
         IllegalTransition,
         ProviderError,
         ProviderUnavailable,
+        ProviderRefused,
+        UnsafeProviderUrl,
+        ProviderResponseTooLarge,
         ProviderJobFailed,
         MaxTriesExceeded,
         DeadlineExceeded,

@@ -20,7 +20,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -52,6 +52,8 @@ class LocalOptions:
     speed: float = 1.0
     region: str = "us-east-1"
     state_file: Path = LOCAL_STATE
+    # The http provider's profiles (JSON, checked), handed to the handlers and the API as local settings.
+    http_profiles: str = field(default="", repr=False)
 
     @property
     def aws_endpoint_url(self) -> str:
@@ -153,14 +155,31 @@ def function_environment(target: Target, stack_name: str, logical_id: str) -> di
     return {name: str(value) for name, value in variables.items()}
 
 
-def local_environment(clock: ScaledClock) -> dict[str, str]:
-    """What makes the functions' settings the local stack's: local mode (bearer tokens, loopback
-    callbacks) and the emulation's clock, which the API under `chalice local` rebuilds from these."""
-    return {
+def read_http_profiles(path: Path) -> str:
+    """The http profiles file's text, checked as the provider will read it; ToolingError in one line."""
+    ensure_functions_importable()
+    from chalicelib.providers.http import parse_profiles
+
+    try:
+        text = path.read_text()
+        parse_profiles(text)
+    except (OSError, UnicodeError, ValueError) as exc:
+        raise ToolingError(f"--http-profiles {path}: {exc}") from None
+    return text
+
+
+def local_environment(clock: ScaledClock, http_profiles: str = "") -> dict[str, str]:
+    """What makes the functions' settings the local stack's: local mode (bearer tokens; callbacks and
+    `http` jobs may reach loopback, where the services a developer runs live), the emulation's clock, which
+    the API under `chalice local` rebuilds from these, and the http profiles."""
+    environment = {
         "JOBPOLL_MODE": "local",
         "JOBPOLL_CLOCK_SPEED": str(clock.speed),
         "JOBPOLL_CLOCK_ORIGIN": clock.origin.isoformat(),
     }
+    if http_profiles:
+        environment["JOBPOLL_HTTP_PROFILES"] = http_profiles
+    return environment
 
 
 def install_handler_runtime(
@@ -313,7 +332,9 @@ def up(options: LocalOptions, progress: Progress = print) -> None:
                 parameters={"CallbackSecretParameter": callback_parameter},
                 progress=progress,
             )
-            function_env = install_handler_runtime(target, stack_name, clock, local_environment(clock))
+            function_env = install_handler_runtime(
+                target, stack_name, clock, local_environment(clock, options.http_profiles)
+            )
             handlers.ready.set()
             mappings = take_over_mappings(target.client("lambda"), target.client("sqs"))
             delivery = QueueDelivery(target.client, mappings, clock, options.region).start()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import subprocess
 import time
@@ -27,11 +28,21 @@ from jobpoll.paths import ROOT
 
 @pytest.fixture(scope="module")
 def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    """A running `jobpoll local up --speed 100` on free ports; stopped (and reaped) afterwards."""
+    """A running `jobpoll local up --speed 100` on free ports; stopped (and reaped) afterwards.
+
+    Its http profile `self` is the stack's own API, with the stack's bearer token (made up per run): an
+    `http` job in style `jobpoll` drives another job on the same stack."""
     directory = tmp_path_factory.mktemp("local")
     api_port = aws_port = free_port()
     while aws_port == api_port:
         aws_port = free_port()
+    token = secrets.token_urlsafe(18)
+    profiles = directory / "http-profiles.json"
+    self_profile = {
+        "base_url": f"http://127.0.0.1:{api_port}",
+        "headers": {"Authorization": f"Bearer {token}"},
+    }
+    profiles.write_text(json.dumps({"self": self_profile}))
     state_file = directory / "local.json"
     log = directory / "local-up.log"
     command = [
@@ -46,12 +57,14 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
         str(SPEED),
         "--state-file",
         str(state_file),
+        "--http-profiles",
+        str(profiles),
     ]
     with log.open("wb") as output:
         process = subprocess.Popen(
             command,
             cwd=ROOT,
-            env=cli_environment(),
+            env={**cli_environment(), "JOBPOLL_LOCAL_TOKENS": f"e2e:{token}"},
             stdout=output,
             stderr=subprocess.STDOUT,
             start_new_session=True,

@@ -73,7 +73,7 @@ def test_chalice_local_answers_on_the_api_port(local_stack: LocalStack) -> None:
 def test_a_seed_job_completes_through_the_local_stack(local_stack: LocalStack) -> None:
     job_id = _post_job(local_stack.state["api_url"], local_stack.state["api_token"], {"delay": 20})
     described = _wait_for_execution(local_stack, job_id)
-    assert described["status"] == "SUCCEEDED", described
+    assert described["status"] == "SUCCEEDED", (described.get("error"), described.get("cause"))
     item = local_stack.client("dynamodb").get_item(
         TableName=local_stack.state["outputs"]["JobsTableName"], Key={"job_id": {"S": job_id}}
     )["Item"]
@@ -134,6 +134,30 @@ def test_a_queue_mode_job_streams_its_output_through_the_local_stack(local_stack
     assert answer["http"] == 303
     grown = [len(text) for text in outputs if text]
     assert len(set(grown)) >= 2 and grown == sorted(grown)  # the output grew across polls
+
+
+def test_an_http_job_in_style_jobpoll_drives_another_job_on_the_same_stack(local_stack: LocalStack) -> None:
+    api_url, token = local_stack.state["api_url"], local_stack.state["api_token"]
+    inner = {"delay": 20, "result": {"answer": 42}}
+    request = {"method": "POST", "path": "/jobs", "body": inner}
+    job_id = _post_job(
+        api_url,
+        token,
+        {
+            "provider": "http",
+            "input": {"profile": "self", "style": "jobpoll", "request": request},
+            "max_tries": 10,
+        },
+    )
+
+    described = _wait_for_execution(local_stack, job_id)
+    assert described["status"] == "SUCCEEDED", (described.get("error"), described.get("cause"))
+    result = urllib.request.Request(
+        f"{api_url}/jobs/{job_id}/result", headers={"Authorization": f"Bearer {token}"}
+    )
+    with urllib.request.urlopen(result, timeout=10) as response:
+        outer = json.loads(response.read())
+    assert outer["output"] == {"answer": 42}  # the inner job's result, read through its 303
 
 
 def test_jobpoll_deploy_and_destroy_run_against_the_emulation(local_stack: LocalStack) -> None:

@@ -26,6 +26,15 @@ def _statements(template: dict[str, Any], role: str) -> list[dict[str, Any]]:
     return [s for p in policies for s in p["PolicyDocument"]["Statement"]]
 
 
+def _parameter_reads(template: dict[str, Any], role: str, condition: str) -> list[dict[str, Any]]:
+    """The role's ssm:GetParameter statements on the parameter that `condition` says is configured."""
+    return [
+        s
+        for s in _statements(template, role)
+        if s["Action"] == "ssm:GetParameter" and s["Resource"]["Fn::If"][0] == condition
+    ]
+
+
 def _actions(statements: list[dict[str, Any]]) -> set[str]:
     found: set[str] = set()
     for statement in statements:
@@ -93,13 +102,28 @@ def test_functions_that_finish_jobs_may_read_the_callback_signing_key_and_no_oth
         "FailDeadLetteredJobRole",
         "DefaultRole",
     ):
-        (read,) = [s for s in _statements(transformed, role) if s["Action"] == "ssm:GetParameter"]
+        (read,) = _parameter_reads(transformed, role, "HasCallbackSecret")
         configured, unset = read["Resource"]["Fn::If"][1:]
         assert configured["Fn::Sub"].endswith(":parameter${CallbackSecretParameter}")
         assert unset["Fn::Sub"].endswith(":parameter/${AWS::StackName}/no-callback-secret")
     for name in ("GetJobStatus", "NotifyJob", "RunQueuedJob", "APIHandler"):
         variables = transformed["Resources"][name]["Properties"]["Environment"]["Variables"]
         assert variables["JOBPOLL_CALLBACK_SECRET_PARAMETER"] == {"Ref": "CallbackSecretParameter"}, name
+
+
+def test_only_the_functions_that_call_http_services_may_read_the_http_profiles(
+    transformed: dict[str, Any],
+) -> None:
+    for role in ("PollLoopFunctionRole", "DefaultRole"):  # submit and poll; validate and cancel (the API)
+        (read,) = _parameter_reads(transformed, role, "HasHttpProfiles")
+        configured, unset = read["Resource"]["Fn::If"][1:]
+        assert configured["Fn::Sub"].endswith(":parameter${HttpProfilesParameter}")
+        assert unset["Fn::Sub"].endswith(":parameter/${AWS::StackName}/no-http-profiles")
+    for role in ("NotifyJobRole", "RunQueuedJobRole", "FailDeadLetteredJobRole"):
+        assert _parameter_reads(transformed, role, "HasHttpProfiles") == []
+    for name in ("StartJob", "GetJobStatus", "RecordJobFailure", "APIHandler"):
+        variables = transformed["Resources"][name]["Properties"]["Environment"]["Variables"]
+        assert variables["JOBPOLL_HTTP_PROFILES_PARAMETER"] == {"Ref": "HttpProfilesParameter"}, name
 
 
 def test_the_state_machine_may_invoke_exactly_the_poll_loop_functions(transformed: dict[str, Any]) -> None:

@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
+from ..errors import InvalidJobInput
 from ..job import JobError
+
+
+def json_object(
+    value: Any, known: Collection[str], what: str, error: type[Exception] = InvalidJobInput
+) -> dict[str, Any]:
+    """`value` if it is a JSON object with only `known` fields; else `error` saying what is wrong."""
+    if not isinstance(value, dict):
+        raise error(f"{what} must be a JSON object, got {type(value).__name__}")
+    unknown = sorted(set(value) - set(known))
+    if unknown:
+        raise error(f"unknown {what} field(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+    return value
 
 
 class WorkState(StrEnum):

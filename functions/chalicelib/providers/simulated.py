@@ -19,7 +19,7 @@ from typing import Any
 from ..clock import Clock, from_epoch_ms, to_epoch_ms, to_iso
 from ..errors import InvalidJobInput, ProviderError
 from ..job import JobError
-from .base import PollResult, WorkState
+from .base import PollResult, WorkState, json_object
 
 MAX_DELAY_SECONDS = 366 * 24 * 3600
 _PREFIX = "sim-"
@@ -35,14 +35,7 @@ class SimulatedProvider:
         self._clock = clock
 
     def validate(self, request: Any) -> dict[str, Any]:
-        if not isinstance(request, dict):
-            raise InvalidJobInput(f"simulated input must be a JSON object, got {type(request).__name__}")
-        unknown = sorted(set(request) - _KNOWN_FIELDS)
-        if unknown:
-            raise InvalidJobInput(
-                f"unknown simulated input field(s): {', '.join(unknown)} "
-                f"(known: {', '.join(sorted(_KNOWN_FIELDS))})"
-            )
+        request = json_object(request, _KNOWN_FIELDS, "simulated input")
         if "delay" not in request:
             raise InvalidJobInput("simulated input needs 'delay' (seconds until the work completes)")
         delay = request["delay"]

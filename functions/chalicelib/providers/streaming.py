@@ -12,7 +12,7 @@ from typing import Any
 
 from ..clock import Clock
 from ..errors import InvalidJobInput, ProviderError
-from .base import Report
+from .base import Report, json_object
 
 _TEXT = (
     "the quick brown fox jumps over the lazy dog while the long running job keeps polling "
@@ -33,13 +33,9 @@ class SimulatedStreamingProvider:
         self._clock = clock
 
     def validate(self, request: Any) -> dict[str, Any]:
-        if not isinstance(request, dict):
-            raise InvalidJobInput(
-                f"simulated-stream input must be a JSON object, got {type(request).__name__}"
-            )
-        unknown = sorted(set(request) - {"tokens", "tokens_per_second", "fail_after"})
-        if unknown:
-            raise InvalidJobInput(f"unknown simulated-stream input field(s): {', '.join(unknown)}")
+        request = json_object(
+            request, {"tokens", "tokens_per_second", "fail_after"}, "simulated-stream input"
+        )
         tokens = request.get("tokens", 100)
         if isinstance(tokens, bool) or not isinstance(tokens, int) or not 1 <= tokens <= MAX_TOKENS:
             raise InvalidJobInput(f"'tokens' must be a whole number from 1 to {MAX_TOKENS}")
