@@ -19,6 +19,8 @@ from typing import Any
 from .callbacks import Notifier, Resolver, Sender, system_resolver, urllib_sender
 from .clock import Clock, clock_from_settings
 from .providers import AnyProvider
+from .providers.aws_athena import AthenaProvider
+from .providers.aws_transcribe import TranscribeProvider
 from .providers.http import HttpProvider, Profile, Profiles, parse_profiles
 from .providers.simulated import SimulatedProvider
 from .providers.simulated_engine import SimulatedEngine
@@ -80,6 +82,8 @@ def build_runtime(
     ssm = parts.pop("ssm", None)
     settings = with_callback_secret(settings or Settings.from_env(), ssm)
     clock = clock or clock_from_settings(settings)
+    transcribe = parts.pop("transcribe", None) or LazyClient("transcribe")
+    athena = parts.pop("athena", None) or LazyClient("athena")
     if dynamodb is None or sfn is None or sqs is None:
         import boto3
 
@@ -96,6 +100,8 @@ def build_runtime(
             allow_loopback=settings.local_mode,
             resolve=parts.get("resolve", system_resolver),
         ),
+        "aws-transcribe": TranscribeProvider(transcribe),
+        "aws-athena": AthenaProvider(athena),
     }
     return Runtime(
         settings=settings,
@@ -107,6 +113,27 @@ def build_runtime(
         sleep=parts.pop("sleep", None) or getattr(clock, "sleep", None) or time.sleep,
         **parts,
     )
+
+
+class LazyClient:
+    """A boto3 client made on first use: most cold starts never call most providers' services."""
+
+    def __init__(self, service: str, make: Callable[[], Any] | None = None) -> None:
+        self.service = service
+        self._make = make
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        with self._lock:
+            if self._client is None:
+                if self._make is None:
+                    import boto3
+
+                    self._client = boto3.client(self.service)
+                else:
+                    self._client = self._make()
+        return getattr(self._client, name)
 
 
 def with_callback_secret(settings: Settings, ssm: Any = None) -> Settings:

@@ -41,6 +41,29 @@ USER_AGENT = "jobpoll-callback/1"
 
 Resolver = Callable[[str], list[str]]
 
+_PORT = r"(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})"
+_HOST_NAME = r"(?:[A-Za-z0-9-]+\.)*[A-Za-z][A-Za-z0-9-]*\.?"  # the last label starts with a letter
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
+_LOOPBACK = r"127(?:\." + _OCTET + r"){3}"
+
+
+def callback_url_schema(allow_loopback: bool) -> dict[str, object]:
+    """What `parse_callback_url` and `check_callback_target` accept, as the OpenAPI document shows it:
+    http(s), a host name (local mode: or a loopback address), no credentials, a port from 1 to 65535.
+    Whether a name resolves to an address the stage may call is known only when the job is submitted."""
+    host = f"(?:{_HOST_NAME}|{_LOOPBACK})" if allow_loopback else _HOST_NAME
+    return {
+        "type": "string",
+        "format": "uri",
+        "maxLength": MAX_URL_LENGTH,
+        "pattern": rf"^https?://{host}(?::{_PORT})?(?:[/?#][A-Za-z0-9._~:/?#@!$&'()*+,;=%-]*)?$",
+        "description": (
+            "POSTed the job when it finishes, signed (X-Jobpoll-Signature). A host that resolves to a "
+            "loopback, link-local, private or reserved address is refused (400 invalid-callback-url)"
+            + (", except loopback in local mode" if allow_loopback else "")
+        ),
+    }
+
 
 class Sender(Protocol):
     def __call__(self, url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> int:

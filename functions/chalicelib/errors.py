@@ -130,11 +130,11 @@ class QueueJobTimedOut(JobPollError):
     and fails the job, before Lambda's timeout would kill the worker."""
 
 
-# The error names the state machine sees (statemachine/poller.asl.json): what its Retry and Catch match, the
-# names its MaxTriesExceeded state and the API's StopExecution raise, and the errors a failed job's execution
-# ends with (a job's own error code where it is one of these, else ProviderJobFailed). The poll loop's Lambda
-# handlers raise no other domain errors (a new error they raise belongs here). A test checks this set against
-# the ASL.
+# The error names the state machine sees (statemachine/poller.asl.json): what its Retry and Catch match
+# (JobAlreadyFinished: a notification came before WaitForNotification began), the names its MaxTriesExceeded
+# state and the API's StopExecution raise, and the errors a failed job's execution ends with (a job's own
+# error code where it is one of these, else ProviderJobFailed). The poll loop's Lambda handlers raise no
+# other domain errors (a new error they raise belongs here). A test checks this set against the ASL.
 ASL_ERROR_NAMES = frozenset(
     cls.__name__
     for cls in (
@@ -154,6 +154,7 @@ ASL_ERROR_NAMES = frozenset(
         DeadlineExceeded,
         MalformedEngineMessage,
         JobCanceled,
+        JobAlreadyFinished,
         ExecutionStartFailed,
     )
 )

@@ -27,13 +27,14 @@ from typing import Any
 import boto3
 
 from .clocks import EmulationClock, VirtualClock
-from .definition import cfn_state_machine_definition, table_properties
+from .definition import cfn_state_machine_definition, event_rules, table_properties
 from .executions import continued_in
 from .faults import FaultPlan, Invocation
 from .package import render_merge_template
 from .paths import ensure_functions_importable
 from .queues import EventSourceMapping, QueueDelivery
 from .sandbox import HandlerClock
+from .simulated_service import SimulatedServiceEvents
 
 MOTO_CONFIG = {
     "stepfunctions": {"execute_state_machine": True},
@@ -253,6 +254,12 @@ def deploy(
             queue_arn = resolve(source["Properties"]["Queue"])
             (queue_url,) = [url for url, known in deployment.queues.values() if known == queue_arn]
             deployment.mappings.append(EventSourceMapping(queue_url, queue_arn, arn, batch_size))
+    events = clients("events")
+    for rule, (function, pattern) in event_rules().items():
+        events.put_rule(Name=f"{prefix}-{rule}", EventPattern=json.dumps(pattern))
+        events.put_targets(
+            Rule=f"{prefix}-{rule}", Targets=[{"Id": function, "Arn": function_arns[function]}]
+        )
     return deployment
 
 
@@ -301,12 +308,15 @@ class Emulation:
         region: str = REGION,
         queue_delivery: bool = False,
         queue_job_max_seconds: int | None = None,
+        simulated_events: bool = False,
     ) -> None:
         self.clock: EmulationClock = clock or VirtualClock()
         self.region = region
         self.queue_job_max_seconds = queue_job_max_seconds
         self.queue_delivery: QueueDelivery | None = None
         self._deliver_queues = queue_delivery
+        self._simulated_events = simulated_events
+        self.simulated_service: SimulatedServiceEvents | None = None
         self.invocations: list[Invocation] = []
         self.listeners: list[Callable[[Invocation], None]] = [self.invocations.append]
         self.faults = FaultPlan()
@@ -325,7 +335,7 @@ class Emulation:
         from .moto_patches import emulation_patches
 
         ensure_functions_importable()
-        from chalicelib.bootstrap import build_runtime, set_runtime
+        from chalicelib.bootstrap import LazyClient, build_runtime, set_runtime
         from chalicelib.settings import Settings
 
         try:
@@ -350,9 +360,17 @@ class Emulation:
                 self.client("stepfunctions"),
                 self.client("sqs"),
                 sender=loopback_only_sender,
+                transcribe=LazyClient("transcribe", functools.partial(self.client, "transcribe")),
+                athena=LazyClient("athena", functools.partial(self.client, "athena")),
             )
             set_runtime(self.runtime)
             self._stack.callback(set_runtime, None)
+            if self._simulated_events:
+                self.simulated_service = SimulatedServiceEvents(
+                    functools.partial(self.client, "events"), self.clock
+                )
+                self.listeners.append(self.simulated_service)
+                self._stack.callback(self.simulated_service.stop)
             if self._deliver_queues:
                 self.queue_delivery = QueueDelivery(
                     self.client, self.deployment.mappings, self.clock, self.region

@@ -9,6 +9,7 @@ process group) against that endpoint. Everything stops on Ctrl-C or SIGTERM.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -16,6 +17,7 @@ import secrets
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -29,7 +31,7 @@ from .clocks import ScaledClock
 from .deploy import Deployed, default_stack_name, deploy
 from .emulation import MOTO_CONFIG, resolve_handler
 from .errors import PortInUse, ToolingError
-from .package import chalice_executable
+from .faults import Invocation
 from .paths import FUNCTIONS_DIR, LOCAL_STATE, ensure_functions_importable
 from .queues import QueueDelivery, take_over_mappings
 from .sandbox import HandlerClock
@@ -132,16 +134,31 @@ def _stop_on_signals() -> Iterator[None]:
             signal.signal(sig, old)
 
 
+# Transcribe jobs and Athena queries move one state on per describe (moto's default jumps to the end), so a
+# job on the local stack shows each of the service's states.
+SERVICE_PROGRESSION = {
+    "transcribe::transcriptionjob": {"progression": "manual", "times": 1},
+    "athena::execution": {"progression": "manual", "times": 1},
+}
+
+
 def _configure_moto(endpoint_url: str) -> None:
-    """Turn on state machine execution and in-process Lambda in the moto server."""
-    request = urllib.request.Request(
-        f"{endpoint_url}/moto-api/config",
-        data=json.dumps(MOTO_CONFIG).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        response.read()
+    """Turn on state machine execution and in-process Lambda in the moto server; set how the emulated job
+    services move on."""
+    settings: list[tuple[str, Any]] = [("config", MOTO_CONFIG)]
+    settings += [
+        ("state-manager/set-transition", {"model_name": model, "transition": transition})
+        for model, transition in SERVICE_PROGRESSION.items()
+    ]
+    for path, body in settings:
+        request = urllib.request.Request(
+            f"{endpoint_url}/moto-api/{path}",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            response.read()
 
 
 def function_environment(target: Target, stack_name: str, logical_id: str) -> dict[str, str]:
@@ -190,7 +207,7 @@ def install_handler_runtime(
     `clock` (which ends an invocation at its function's Timeout). Returns the environment the settings
     came from."""
     ensure_functions_importable()
-    from chalicelib.bootstrap import build_runtime, set_runtime
+    from chalicelib.bootstrap import LazyClient, build_runtime, set_runtime
     from chalicelib.settings import Settings
 
     environment = {**function_environment(target, stack_name, POLL_LOOP_FUNCTION), **(overrides or {})}
@@ -203,6 +220,8 @@ def install_handler_runtime(
             sqs=target.client("sqs"),
             ssm=target.client("ssm"),
             lambda_client=target.client("lambda"),
+            transcribe=LazyClient("transcribe", functools.partial(target.client, "transcribe")),
+            athena=LazyClient("athena", functools.partial(target.client, "athena")),
         )
     )
     return environment
@@ -232,18 +251,19 @@ class HandlersAfterRuntime:
 
 
 def start_chalice_local(options: LocalOptions, environment: dict[str, str]) -> subprocess.Popen[bytes]:
-    """`chalice local` on 127.0.0.1:api_port in its own process group (see `wait_until_serving`)."""
+    """`chalice local` (jobpoll.local_api: every method reaches the app) on 127.0.0.1:api_port in its own
+    process group (see `wait_until_serving`)."""
     return subprocess.Popen(
         [
-            chalice_executable(),
-            "local",
+            sys.executable,
+            "-m",
+            "jobpoll.local_api",
             "--host",
             HOST,
             "--port",
             str(options.api_port),
             "--stage",
             STAGE,
-            "--no-autoreload",
         ],
         cwd=FUNCTIONS_DIR,
         env=environment,
@@ -307,6 +327,8 @@ def _summary(options: LocalOptions, deployed: Deployed) -> list[str]:
 
 def up(options: LocalOptions, progress: Progress = print) -> None:
     """Run the local stack in the foreground until SIGINT/SIGTERM; cleans up whatever it started."""
+    from .simulated_service import SimulatedServiceEvents
+
     if options.api_port == options.aws_port:
         raise ToolingError(f"--api-port and --aws-port are both {options.api_port}")
     ensure_port_free(options.aws_port, "aws")
@@ -318,11 +340,16 @@ def up(options: LocalOptions, progress: Progress = print) -> None:
             _prepare_process_environment(options)
             clock = ScaledClock(options.speed)
             handlers = HandlersAfterRuntime()
-            cleanup.enter_context(emulation_patches(clock, handlers))
+            listeners: list[Callable[[Invocation], None]] = []
+            cleanup.enter_context(emulation_patches(clock, handlers, listeners=listeners))
             server = MotoServer(options.aws_port)
             cleanup.callback(server.stop)
             _configure_moto(options.aws_endpoint_url)
             target = Target(region=options.region, endpoint_url=options.aws_endpoint_url)
+            # The simulated service announces finished work on the bus, as Transcribe or Athena do.
+            simulated_service = SimulatedServiceEvents(functools.partial(target.client, "events"), clock)
+            listeners.append(simulated_service)
+            cleanup.callback(simulated_service.stop)
             stack_name = default_stack_name(STAGE)
             callback_parameter, callback_secret = store_callback_secret(target, stack_name)
             deployed = deploy(

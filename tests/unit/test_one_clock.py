@@ -11,10 +11,10 @@ import pytest
 
 from chalicelib.callbacks import SIGNATURE_HEADER, CallbackSettings, deliver
 from chalicelib.clock import ScaledClock, SystemClock, clock_from_settings, real_seconds, to_iso
+from chalicelib.job_request import new_job, parse_job_request
 from chalicelib.jobs_api import retry_after
 from chalicelib.providers.simulated import SimulatedProvider
 from chalicelib.providers.streaming import SimulatedStreamingProvider
-from chalicelib.service import new_job, parse_job_request
 from chalicelib.settings import Settings
 from jobpoll.clocks import VirtualClock
 from jobpoll.jobs_client import Answer, JobsClient, bearer

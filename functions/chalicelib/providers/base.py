@@ -40,6 +40,13 @@ class PollResult:
     error: JobError | None = None
     # The provider's own idea of when to look again (e.g. a Retry-After), in seconds.
     retry_after_seconds: float | None = None
+    # The service's own word for the state (e.g. Transcribe's IN_PROGRESS), shown beside jobpoll's status.
+    provider_status: str | None = None
+
+
+def integral(value: Any) -> Any:
+    """A JSON number with a zero fraction (30.0) as the whole number it is (JSON Schema's "integer")."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 class Provider(Protocol):
@@ -60,6 +67,21 @@ class Provider(Protocol):
     def cancel(self, work_id: str) -> None:
         """Ask the provider to stop the work (best effort, idempotent)."""
         ...
+
+
+@runtime_checkable
+class NotifiesByEvent(Protocol):
+    """A polled provider whose service also announces state changes as events (EventBridge)."""
+
+    name: str
+    event_source: str
+    event_detail_type: str
+
+    def work_id_of_event(self, event: dict[str, Any]) -> str | None:
+        """The work id the event is about; None when it is not work this provider started."""
+        ...
+
+    def poll(self, work_id: str) -> PollResult: ...
 
 
 @runtime_checkable
