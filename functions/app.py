@@ -343,7 +343,7 @@ def get_job_result(job_id: str) -> Response:
 def delete_job(job_id: str) -> Response:
     runtime = _runtime()
     caller = _caller(runtime, auth.SCOPE_CANCEL)
-    deleted = jobs_api.delete_job(
+    deleted = jobs_api.cancel_or_delete_result(
         job_id,
         owner=caller.owner,
         operator=caller.operator,

@@ -12,7 +12,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
@@ -28,7 +28,7 @@ from .providers.simulated import SimulatedProvider
 from .providers.simulated_engine import SimulatedEngine
 from .providers.streaming import SimulatedStreamingProvider
 from .settings import Settings
-from .store import JobStore
+from .store import DynamoDBJobStore, JobStore
 
 
 @dataclass(frozen=True)
@@ -50,17 +50,8 @@ class Runtime:
     # time their `exp`/`nbf` are read against (real time: a token is a real-world credential).
     jwks: Callable[[], Jwks] | None = None
     token_time: Callable[[], float] = time.time
-
-    @cached_property
-    def limits(self) -> CallerLimits:
-        settings = self.settings
-        return CallerLimits(
-            settings.table_name,
-            self.store.dynamodb,
-            settings.max_requests_per_second,
-            settings.max_jobs_in_flight,
-            now=self.token_time,
-        )
+    # Per-caller limits (off unless the settings set them).
+    limits: CallerLimits = field(default_factory=CallerLimits.off)
 
     @cached_property
     def verifier(self) -> TokenVerifier:
@@ -146,10 +137,18 @@ def build_runtime(
         "aws-transcribe": TranscribeProvider(transcribe),
         "aws-athena": AthenaProvider(athena),
     }
+    limits = CallerLimits(
+        settings.table_name,
+        dynamodb,
+        settings.max_requests_per_second,
+        settings.max_jobs_in_flight,
+        now=parts.get("token_time", time.time),
+    )
     return Runtime(
         settings=settings,
         clock=clock,
-        store=JobStore(settings.table_name, dynamodb),
+        store=DynamoDBJobStore(settings.table_name, dynamodb),
+        limits=limits,
         providers=providers,
         sfn=sfn,
         sqs=sqs,

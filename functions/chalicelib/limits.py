@@ -40,6 +40,11 @@ class CallerLimits:
         self.jobs_in_flight = jobs_in_flight
         self._now = now
 
+    @classmethod
+    def off(cls) -> CallerLimits:
+        """No limits (a runtime built without a table)."""
+        return cls("", None, 0, 0)
+
     def count_request(self, owner: str) -> None:
         """Count one request of `owner` in the current second; TooManyRequests past the limit."""
         if self.requests_per_second <= 0:
