@@ -28,7 +28,6 @@ _settings = Settings.from_env()
 JSON = "application/json"
 
 
-@app.authorizer(ttl_seconds=0)
 def bearer_token_authorizer(auth_request: AuthRequest) -> AuthResponse:
     """Auth modes jwt and cognito: the bearer token names the caller (API Gateway runs this before each
     request, and so does `chalice local`). A refused token raises `Unauthorized`: a 401."""
@@ -42,8 +41,11 @@ def bearer_token_authorizer(auth_request: AuthRequest) -> AuthResponse:
 
 
 # Chosen when the app is packaged (JOBPOLL_AUTH): API Gateway verifies SigV4 signatures (iam) or runs the
-# authorizer above (jwt, cognito).
-authorizer = IAMAuthorizer() if _settings.auth == auth.AUTH_IAM else bearer_token_authorizer
+# authorizer above (jwt, cognito), registered only then, so an iam stack has no authorizer function. The
+# Lambda's handler names the module attribute: it is the registered authorizer.
+authorizer: Any = IAMAuthorizer()
+if _settings.auth != auth.AUTH_IAM:
+    authorizer = bearer_token_authorizer = app.authorizer(ttl_seconds=0)(bearer_token_authorizer)  # type: ignore[assignment]
 
 
 def _runtime() -> Runtime:

@@ -68,10 +68,16 @@ SCENARIOS: list[tuple[str, list[str], int]] = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+def free_ports(count: int) -> list[int]:
+    """`count` distinct ports free on 127.0.0.1 (a local stack's API, AWS endpoint and token issuer)."""
+    ports: list[int] = []
+    while len(ports) < count:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = int(probe.getsockname()[1])
+        if port not in ports:
+            ports.append(port)
+    return ports
 
 
 def _environment() -> dict[str, str]:
@@ -86,12 +92,7 @@ def local_stack(speed: float, directory: Path) -> Iterator[Path]:
     """`jobpoll local up` in the background until the block ends; yields its state file."""
     state_file = directory / "local.json"
     log_path = directory / "local-up.log"
-    ports: list[int] = []
-    while len(ports) < 3:
-        port = _free_port()
-        if port not in ports:
-            ports.append(port)
-    api_port, aws_port, issuer_port = ports
+    api_port, aws_port, issuer_port = free_ports(3)
     command = [sys.executable, "-m", "jobpoll.cli", "local", "up", "--speed", f"{speed:g}"]
     command += ["--api-port", str(api_port), "--aws-port", str(aws_port), "--issuer-port", str(issuer_port)]
     command += ["--state-file", str(state_file)]

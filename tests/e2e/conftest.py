@@ -21,10 +21,10 @@ from e2e_support import (
     alive,
     children_of,
     cli_environment,
-    free_port,
     jobpoll_command,
 )
 
+from jobpoll.demo import free_ports
 from jobpoll.issuer import TENANT_SCOPES
 from jobpoll.local import local_issuer
 from jobpoll.paths import ROOT
@@ -64,12 +64,7 @@ def running_local_stack(directory: Path) -> Iterator[LocalStack]:
 
     Its http profile `self` is the stack's own API, with a token of the stack's issuer (its key made here,
     where the stack keeps it): an `http` job in style `jobpoll` drives another job on the same stack."""
-    ports: list[int] = []
-    while len(ports) < 3:
-        port = free_port()
-        if port not in ports:
-            ports.append(port)
-    api_port, aws_port, issuer_port = ports
+    api_port, aws_port, issuer_port = free_ports(3)
     state_file = directory / "local.json"
     token = local_issuer(state_file, issuer_port).token("e2e", TENANT_SCOPES)
     profiles = directory / "http-profiles.json"

@@ -121,3 +121,9 @@ def test_the_jwt_stack_deploys_into_the_emulation_with_its_issuer(
     assert environment["JOBPOLL_AUTH"] == "jwt"
     assert environment["JOBPOLL_JWT_ISSUER"] == "https://issuer.example.test"
     assert environment["JOBPOLL_JWT_AUDIENCE"] == "jobpoll"
+
+
+def test_an_iam_stack_has_no_authorizer_function(packaged: Package) -> None:
+    template = packaged.template()
+    assert not [name for name in template["Resources"] if name.startswith(AUTHORIZER)]
+    assert template["Globals"]["Function"]["Environment"]["Variables"]["JOBPOLL_AUTH"] == "iam"
