@@ -256,3 +256,18 @@ def test_over_its_jobs_in_flight_a_caller_gets_429_until_one_finishes(module_emu
     assert api.post(RUNNING_JOB, owner="bob").status_code == 202
     assert api.delete(f"/jobs/{first}").status_code == 200
     assert api.post(RUNNING_JOB).status_code == 202
+
+
+def test_the_openapi_document_declares_the_issuer_and_each_operations_scope(api: Api) -> None:
+    document = json.loads(api.client.http.get("/openapi.json").body)
+
+    (scheme,) = document["components"]["securitySchemes"].values()
+    assert scheme == {
+        "type": "openIdConnect",
+        "openIdConnectUrl": f"{ISSUER_URL}/.well-known/openid-configuration",
+        "description": scheme["description"],
+    }
+    (name,) = document["components"]["securitySchemes"]
+    assert document["paths"]["/jobs"]["post"]["security"] == [{name: ["jobs:submit"]}]
+    assert document["paths"]["/jobs/{job_id}"]["delete"]["security"] == [{name: ["jobs:cancel"]}]
+    assert document["paths"]["/openapi.json"]["get"]["security"] == []
