@@ -51,16 +51,27 @@ class Package:
 
 
 SETTING = "jobpoll:Setting"
+# `{"jobpoll:ByAuth": {"jwt cognito": X}}`: X in those auth modes; in any other the entry is left out.
+BY_AUTH = "jobpoll:ByAuth"
+_LEFT_OUT = object()
 
 
 def _with_settings(value: Any, settings: Any) -> Any:
-    """`value` with every `{"jobpoll:Setting": name}` replaced by that attribute of `settings`."""
+    """`value` with every `{"jobpoll:Setting": name}` replaced by that attribute of `settings`, and every
+    `{"jobpoll:ByAuth": ...}` by its value for the settings' auth mode (an entry without one is dropped)."""
     if isinstance(value, dict):
         if set(value) == {SETTING}:
             return getattr(settings, value[SETTING])
-        return {key: _with_settings(inner, settings) for key, inner in value.items()}
+        if set(value) == {BY_AUTH}:
+            for modes, chosen in value[BY_AUTH].items():
+                if settings.auth in modes.split():
+                    return _with_settings(chosen, settings)
+            return _LEFT_OUT
+        rendered = {key: _with_settings(inner, settings) for key, inner in value.items()}
+        return {key: inner for key, inner in rendered.items() if inner is not _LEFT_OUT}
     if isinstance(value, list):
-        return [_with_settings(item, settings) for item in value]
+        rendered_items = [_with_settings(item, settings) for item in value]
+        return [item for item in rendered_items if item is not _LEFT_OUT]
     return value
 
 
@@ -73,15 +84,7 @@ def render_merge_template(infra_template: Path = INFRA_TEMPLATE, settings: Any =
 
         settings = Settings.from_env()
     template: dict[str, Any] = _with_settings(json.loads(infra_template.read_text()), settings)
-    resources = template.get("Resources", {})
-    for name, resource in list(resources.items()):
-        # What only some auth modes have (the bearer-token authorizer's function and role).
-        modes = resource.get("Metadata", {}).get("jobpoll", {}).pop("AuthModes", None)
-        if modes is not None and settings.auth not in modes:
-            del resources[name]
-        elif resource.get("Metadata") == {"jobpoll": {}}:
-            del resource["Metadata"]
-    for resource in resources.values():
+    for resource in template.get("Resources", {}).values():
         source = resource.get("Metadata", {}).get("jobpoll", {}).get("DefinitionFile")
         if source is None:
             continue

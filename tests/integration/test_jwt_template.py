@@ -127,3 +127,32 @@ def test_an_iam_stack_has_no_authorizer_function(packaged: Package) -> None:
     template = packaged.template()
     assert not [name for name in template["Resources"] if name.startswith(AUTHORIZER)]
     assert template["Globals"]["Function"]["Environment"]["Variables"]["JOBPOLL_AUTH"] == "iam"
+
+
+@pytest.fixture(scope="module")
+def packaged_cognito(tmp_path_factory: pytest.TempPathFactory) -> Package:
+    return chalice_package("dev", Path(tmp_path_factory.mktemp("package-cognito")), REGION, auth="cognito")
+
+
+def test_the_cognito_template_creates_a_user_pool_unless_given_one_and_is_cfn_lint_clean(
+    packaged_cognito: Package, packaged_jwt: Package
+) -> None:
+    template = packaged_cognito.template()
+    assert _lint(template) == []
+    assert (
+        _lint(cloudformation_template(packaged_cognito, REGION, "jobpoll-artifacts-1-us-east-1", "b.zip"))
+        == []
+    )
+    pool = ("UserPool", "UserPoolResourceServer", "UserPoolDomain", "UserPoolClient")
+    assert all(template["Resources"][name]["Condition"] == "CreateUserPool" for name in pool)
+    scopes = template["Resources"]["UserPoolResourceServer"]["Properties"]["Scopes"]
+    assert {scope["ScopeName"] for scope in scopes} == {
+        "jobs:submit",
+        "jobs:read",
+        "jobs:cancel",
+        "jobs:operator",
+    }
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert variables["JOBPOLL_AUTH"] == "cognito"
+    assert variables["JOBPOLL_JWT_ISSUER"]["Fn::If"][0] == "CreateUserPool"
+    assert not [name for name in packaged_jwt.template()["Resources"] if name.startswith("UserPool")]
