@@ -7,6 +7,7 @@ Tests and the local emulation install their own runtime with `set_runtime()`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import threading
 import time
@@ -17,10 +18,7 @@ from typing import Any
 
 from .callbacks import Notifier, Resolver, Sender, system_resolver, urllib_sender
 from .clock import Clock, SystemClock
-from .providers import AnyProvider
-from .providers.simulated import SimulatedProvider
-from .providers.simulated_engine import SimulatedEngine
-from .providers.streaming import SimulatedStreamingProvider
+from .providers import AnyProvider, registry
 from .settings import Settings
 from .store import JobStore
 
@@ -83,11 +81,9 @@ def build_runtime(
         dynamodb = dynamodb or boto3.client("dynamodb")
         sfn = sfn or boto3.client("stepfunctions")
         sqs = sqs or boto3.client("sqs")
-    providers: dict[str, AnyProvider] = {
-        "simulated": SimulatedProvider(clock),
-        "simulated-engine": SimulatedEngine(clock),
-        "simulated-stream": SimulatedStreamingProvider(clock),
-    }
+    providers: dict[str, AnyProvider] = registry.build(
+        registry.load(), clock=clock, settings=settings, client=_lazy_client
+    )
     return Runtime(
         settings=settings,
         clock=clock,
@@ -98,6 +94,14 @@ def build_runtime(
         sleep=parts.pop("sleep", None) or getattr(clock, "sleep", None) or time.sleep,
         **parts,
     )
+
+
+@functools.cache
+def _lazy_client(service: str) -> Any:
+    """A boto3 client for a provider's AWS service, made on first use, one per service and process."""
+    import boto3
+
+    return boto3.client(service)
 
 
 def with_callback_secret(settings: Settings, ssm: Any = None) -> Settings:

@@ -14,7 +14,7 @@ import json
 import math
 import uuid
 from datetime import timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 from ..clock import Clock, from_epoch_ms, to_epoch_ms, to_iso
 from ..errors import InvalidJobInput, ProviderError
@@ -27,9 +27,37 @@ _KNOWN_FIELDS = {"delay", "fail", "result", "report_eta"}
 
 
 class SimulatedProvider:
+    """A simulated service: the work completes `delay` seconds after it was submitted, or fails if told to."""
+
     name = "simulated"
+    kind = "poll"
     # The simulated service can be asked to call back when the work is done (the caller delivers it).
     can_notify = True
+    input_schema: ClassVar[dict[str, Any]] = {
+        "type": "object",
+        "required": ["delay"],
+        "additionalProperties": False,
+        "properties": {
+            "delay": {
+                "type": "number",
+                "minimum": 0,
+                "maximum": MAX_DELAY_SECONDS,
+                "description": "Seconds until the work completes",
+            },
+            "fail": {"type": "boolean", "default": False, "description": "The work fails (SimulatedFailure)"},
+            "result": {"description": "What the work returns (any JSON)"},
+            "report_eta": {
+                "type": "boolean",
+                "default": False,
+                "description": "Each poll tells how long the work has left (adaptive polling follows it)",
+            },
+        },
+    }
+    examples: ClassVar[list[dict[str, Any]]] = [
+        {"delay": 20},
+        {"delay": 5, "fail": True},
+        {"delay": 30, "report_eta": True, "result": "done"},
+    ]
 
     def __init__(self, clock: Clock) -> None:
         self._clock = clock

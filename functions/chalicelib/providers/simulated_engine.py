@@ -8,7 +8,7 @@ answers `schedule_poll_task`; each poll task checks the work and answers either 
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 from ..clock import Clock
 from ..engine import schedule_poll_task, task_result
@@ -20,7 +20,24 @@ DEFAULT_POLL_SECONDS = 10
 
 
 class SimulatedEngine:
+    """The simulated service as an engine: one function answers every task, polling every `poll_seconds`."""
+
     name = "simulated-engine"
+    kind = "engine"
+    can_notify = False
+    input_schema: ClassVar[dict[str, Any]] = {
+        **SimulatedProvider.input_schema,
+        "properties": {
+            **SimulatedProvider.input_schema["properties"],
+            "poll_seconds": {
+                "type": "integer",
+                "minimum": 1,
+                "default": DEFAULT_POLL_SECONDS,
+                "description": "Seconds between the engine's polls",
+            },
+        },
+    }
+    examples: ClassVar[list[dict[str, Any]]] = [{"delay": 25, "poll_seconds": 10}, {"delay": 5, "fail": True}]
 
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
@@ -30,6 +47,8 @@ class SimulatedEngine:
         if not isinstance(request, dict):
             return self._work.validate(request)  # refuses it with the simulated provider's words
         poll_seconds = request.get("poll_seconds", DEFAULT_POLL_SECONDS)
+        if isinstance(poll_seconds, float) and poll_seconds.is_integer():
+            poll_seconds = int(poll_seconds)  # JSON's 10.0 is a whole number too
         if isinstance(poll_seconds, bool) or not isinstance(poll_seconds, int) or poll_seconds < 1:
             raise InvalidJobInput("'poll_seconds' must be a whole number of seconds, at least 1")
         work = self._work.validate({k: v for k, v in request.items() if k != "poll_seconds"})

@@ -8,7 +8,7 @@ reaches the store), and returns the whole text. `fail_after: N` fails the work a
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, ClassVar
 
 from ..clock import Clock
 from ..errors import InvalidJobInput, ProviderError
@@ -22,12 +22,39 @@ _WORDS = _TEXT.split()
 MAX_TOKENS = 100_000
 
 
+def _whole(value: Any) -> Any:
+    """JSON's 10.0 is a whole number too (JSON Schema's "integer" allows it)."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 class StreamingFailure(ProviderError):
     """The simulated stream was told to fail."""
 
 
 class SimulatedStreamingProvider:
+    """A simulated worker whose output grows word by word at a steady rate, like a model streaming tokens."""
+
     name = "simulated-stream"
+    kind = "worker"
+    can_notify = False
+    input_schema: ClassVar[dict[str, Any]] = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "tokens": {"type": "integer", "minimum": 1, "maximum": MAX_TOKENS, "default": 100},
+            "tokens_per_second": {"type": "number", "exclusiveMinimum": 0, "maximum": 10_000, "default": 20},
+            "fail_after": {
+                "type": ["integer", "null"],
+                "minimum": 0,
+                "default": None,
+                "description": "Fail (StreamingFailure) after this many tokens",
+            },
+        },
+    }
+    examples: ClassVar[list[dict[str, Any]]] = [
+        {"tokens": 200, "tokens_per_second": 20},
+        {"tokens": 10, "fail_after": 5},
+    ]
 
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
@@ -40,7 +67,9 @@ class SimulatedStreamingProvider:
         unknown = sorted(set(request) - {"tokens", "tokens_per_second", "fail_after"})
         if unknown:
             raise InvalidJobInput(f"unknown simulated-stream input field(s): {', '.join(unknown)}")
-        tokens = request.get("tokens", 100)
+        tokens, fail_after = (
+            _whole(request.get(key, default)) for key, default in (("tokens", 100), ("fail_after", None))
+        )
         if isinstance(tokens, bool) or not isinstance(tokens, int) or not 1 <= tokens <= MAX_TOKENS:
             raise InvalidJobInput(f"'tokens' must be a whole number from 1 to {MAX_TOKENS}")
         rate = request.get("tokens_per_second", 20)
@@ -48,7 +77,6 @@ class SimulatedStreamingProvider:
             raise InvalidJobInput(
                 f"'tokens_per_second' must be above 0 and at most 10000, got {json.dumps(rate)}"
             )
-        fail_after = request.get("fail_after")
         if fail_after is not None and (
             isinstance(fail_after, bool) or not isinstance(fail_after, int) or fail_after < 0
         ):
