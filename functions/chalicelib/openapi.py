@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .job import JobStatus, PollMode
 from .jobs_api import DEFAULT_PAGE_SIZE, MAX_IDEMPOTENCY_KEY_LENGTH, MAX_PAGE_SIZE
 from .problems import PROBLEM_CONTENT_TYPE
+from .service import DEFAULT_PROVIDER
 
 _TIME = {"type": "string", "format": "date-time"}
 _NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
@@ -39,6 +41,20 @@ _COMMON_ERRORS = {
     "405": _problem("Method not allowed"),
     "410": _problem("The job expired, or its result was deleted"),
     "default": _problem("Any other error"),
+}
+
+# What a job request may carry beside `provider` and `input`.
+_REQUEST_FIELDS: dict[str, Any] = {
+    "wait_seconds": {"type": "integer", "minimum": 1},
+    "max_tries": {"type": "integer", "minimum": 1},
+    "poll_mode": {"type": "string", "enum": [mode.value for mode in PollMode]},
+    "max_wait_seconds": {"type": "integer", "minimum": 1},
+    "deadline_seconds": {"type": "integer", "minimum": 1},
+    "continue_after": {"type": "integer", "minimum": 1},
+    "notify": {"type": "boolean"},
+    "notify_timeout_seconds": {"type": "integer", "minimum": 1},
+    "heartbeat_seconds": {"type": ["integer", "null"], "minimum": 1},
+    "callback_url": {"type": "string", "format": "uri", "maxLength": 2048},
 }
 
 SCHEMAS: dict[str, Any] = {
@@ -120,27 +136,27 @@ SCHEMAS: dict[str, Any] = {
             },
         },
     },
-    "JobRequest": {
+    "Provider": {
         "type": "object",
-        "required": ["input"],
-        "additionalProperties": False,
+        "required": ["name", "kind", "can_notify", "description", "input_schema", "examples"],
         "properties": {
-            "provider": {"type": "string", "default": "simulated"},
-            "input": {
-                "type": "object",
-                "description": "The provider's input; simulated: {delay, fail?, result?}",
+            "name": {"type": "string"},
+            "kind": {
+                "type": "string",
+                "enum": ["poll", "engine", "worker"],
+                "description": "poll: submit, poll, cancel; engine: one function answers every task; "
+                "worker: run on a queue worker, its output growing as it runs",
             },
-            "wait_seconds": {"type": "integer", "minimum": 1},
-            "max_tries": {"type": "integer", "minimum": 1},
-            "poll_mode": {"type": "string", "enum": [mode.value for mode in PollMode]},
-            "max_wait_seconds": {"type": "integer", "minimum": 1},
-            "deadline_seconds": {"type": "integer", "minimum": 1},
-            "continue_after": {"type": "integer", "minimum": 1},
-            "notify": {"type": "boolean"},
-            "notify_timeout_seconds": {"type": "integer", "minimum": 1},
-            "heartbeat_seconds": {"type": ["integer", "null"], "minimum": 1},
-            "callback_url": {"type": "string", "format": "uri", "maxLength": 2048},
+            "can_notify": {"type": "boolean", "description": "Whether `notify: true` is allowed"},
+            "description": {"type": "string"},
+            "input_schema": {"type": "object", "description": "JSON Schema of the job's `input`"},
+            "examples": {"type": "array", "minItems": 1, "items": {"type": "object"}},
         },
+    },
+    "ProviderList": {
+        "type": "object",
+        "required": ["providers"],
+        "properties": {"providers": {"type": "array", "items": _ref("Provider")}},
     },
     "JobList": {
         "type": "object",
@@ -153,8 +169,33 @@ SCHEMAS: dict[str, Any] = {
 }
 
 
-def document() -> dict[str, Any]:
-    """The OpenAPI 3.1 description of every route, schema and error response."""
+def job_request_schema(providers: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """`POST /jobs`: a choice by `provider`, each with that provider's input schema (as `GET /providers`
+    describes them). Only the default provider may be left out."""
+    choices = []
+    for provider in providers:
+        name = provider["name"]
+        properties = {
+            "provider": {"const": name},
+            "input": {**provider["input_schema"], "examples": provider["examples"]},
+            **_REQUEST_FIELDS,
+        }
+        if not provider["can_notify"]:
+            properties["notify"] = {"const": False, "description": f"{name} cannot notify"}
+        choices.append(
+            {
+                "title": name,
+                "type": "object",
+                "required": ["input"] if name == DEFAULT_PROVIDER else ["provider", "input"],
+                "additionalProperties": False,
+                "properties": properties,
+            }
+        )
+    return {"oneOf": choices}
+
+
+def document(providers: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The OpenAPI 3.1 description of every route, schema and error response, for these providers."""
     return {
         "openapi": "3.1.0",
         "info": {
@@ -281,6 +322,38 @@ def document() -> dict[str, Any]:
                     },
                 },
             },
+            "/providers": {
+                "get": {
+                    "operationId": "listProviders",
+                    "summary": "The providers a job can name, with their input schemas and examples",
+                    "responses": {
+                        "200": {
+                            "description": "Every provider",
+                            "content": {"application/json": {"schema": _ref("ProviderList")}},
+                        },
+                        "401": _COMMON_ERRORS["401"],
+                        "default": _COMMON_ERRORS["default"],
+                    },
+                }
+            },
+            "/providers/{name}": {
+                "parameters": [
+                    {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}},
+                ],
+                "get": {
+                    "operationId": "getProvider",
+                    "summary": "One provider",
+                    "responses": {
+                        "200": {
+                            "description": "The provider",
+                            "content": {"application/json": {"schema": _ref("Provider")}},
+                        },
+                        "401": _COMMON_ERRORS["401"],
+                        "404": _problem("No such provider"),
+                        "default": _COMMON_ERRORS["default"],
+                    },
+                },
+            },
             "/openapi.json": {
                 "get": {
                     "operationId": "getOpenApi",
@@ -293,7 +366,7 @@ def document() -> dict[str, Any]:
             },
         },
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": {**SCHEMAS, "JobRequest": job_request_schema(providers)},
             "securitySchemes": {
                 "sigv4": {
                     "type": "apiKey",

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..errors import ProviderNotFound
 from .base import Engine, WorkerProvider
 
 REGISTRY_FILE = Path(__file__).resolve().parents[1] / "providers.json"
@@ -216,6 +217,10 @@ def build(specs: tuple[ProviderSpec, ...], **parts: Any) -> dict[str, Any]:
     return providers
 
 
-def describe(provider: Any) -> dict[str, Any]:
-    """What discovery shows of a provider instance (from its class's declaration)."""
-    return spec_for(provider.name, type(provider)).describe()
+def describe(providers: Mapping[str, Any], name: str | None = None) -> list[dict[str, Any]]:
+    """What discovery shows of the runtime's providers (from their classes' declarations), sorted by name;
+    with `name`, of that one only (ProviderNotFound if there is none)."""
+    if name is not None and name not in providers:
+        raise ProviderNotFound(f"no provider {name[:80]!r}")
+    names = [name] if name is not None else sorted(providers)
+    return [spec_for(each, type(providers[each])).describe() for each in names]
