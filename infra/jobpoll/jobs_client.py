@@ -134,6 +134,14 @@ class JobsClient:
     def result(self, job_id: str) -> Any:
         return self.request("GET", f"/jobs/{_quote(job_id)}/result").body
 
+    def providers(self) -> list[dict[str, Any]]:
+        """Every provider a job can name (GET /providers)."""
+        return list(self.request("GET", "/providers").body["providers"])
+
+    def provider(self, name: str) -> dict[str, Any]:
+        """One provider: kind, whether it can notify, input schema and examples (GET /providers/NAME)."""
+        return dict(self.request("GET", f"/providers/{_quote(name)}").body)
+
     def wait(
         self, job_id: str, on_update: Callable[[dict[str, Any]], None], timeout: float | None = None
     ) -> dict[str, Any]:

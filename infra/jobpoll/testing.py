@@ -39,8 +39,9 @@ if TYPE_CHECKING:  # the emulation (moto, boto3) loads when a fixture first need
 
 ensure_functions_importable()
 
-# Enough tries for any example to end: waits are virtual, so a long job costs polls, not time.
-DEFAULT_REQUEST_FIELDS: dict[str, Any] = {"wait_seconds": 10, "max_tries": 200}
+# Enough for an example to end (polls every 10 s for up to 10 minutes), few enough that one which never
+# ends fails fast: waits are virtual, but each poll costs real time.
+DEFAULT_REQUEST_FIELDS: dict[str, Any] = {"wait_seconds": 10, "max_tries": 60, "deadline_seconds": 600}
 MAX_DIRECT_STEPS = 10_000
 _WRONG_VALUES: tuple[tuple[str, Any], ...] = (
     ("object", {"wrong": True}),
