@@ -201,16 +201,12 @@ def run_provider_job(jobpoll_emulation: Emulation) -> JobRunner:
 
 def check_declaration(provider_class: type, kind: str | None = None) -> None:
     """The class declares a kind, can_notify, an input schema (valid JSON Schema) and examples that fit it."""
-    from jsonschema import Draft202012Validator
+    from .package import schema_problems
 
     spec = _checked_spec(provider_class)
     if kind is not None:
         assert spec.kind == kind, f"{spec.name} declares kind {spec.kind}, checked as a {kind} provider"
-    Draft202012Validator.check_schema(dict(spec.input_schema))
-    validator = Draft202012Validator(dict(spec.input_schema))
-    for example in spec.examples:
-        problems = [error.message for error in validator.iter_errors(example)]
-        assert not problems, f"{spec.name}: example {example} does not fit its input schema: {problems}"
+    assert not schema_problems(spec), schema_problems(spec)
 
 
 def check_examples_accepted(provider: Any) -> None:

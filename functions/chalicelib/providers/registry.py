@@ -151,11 +151,11 @@ def spec_for(name: str, cls: type, target: str = "") -> ProviderSpec:
         raise broken(f"kind must be one of {', '.join(KINDS)}, got {json.dumps(kind)}")
     missing = [method for method in METHODS[kind] if not callable(getattr(cls, method, None))]
     if missing:
-        raise broken(f"a {kind} provider needs method(s) {', '.join(missing)}")
+        raise broken(f"{_article(kind)} {kind} provider needs method(s) {', '.join(missing)}")
     other = [method for method in ("handle", "run") if method not in METHODS[kind] and hasattr(cls, method)]
     if other:
         # The service tells the kinds apart by these methods: one of another kind's would confuse it.
-        raise broken(f"a {kind} provider must not have method(s) {', '.join(other)}")
+        raise broken(f"{_article(kind)} {kind} provider must not have method(s) {', '.join(other)}")
     can_notify = getattr(cls, "can_notify", None)
     if not isinstance(can_notify, bool):
         raise broken("can_notify must be true or false")
@@ -183,6 +183,10 @@ def spec_for(name: str, cls: type, target: str = "") -> ProviderSpec:
         examples=tuple(examples),
         description=doc.split("\n\n")[0].replace("\n", " "),
     )
+
+
+def _article(kind: str) -> str:
+    return "an" if kind == "engine" else "a"
 
 
 def _check_constructor(cls: type, broken: Callable[[str], ProviderRegistryError]) -> None:
