@@ -8,6 +8,7 @@ import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -32,11 +33,11 @@ def project(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def load_module(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
+def load_module(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """load_module(path, module) imports a scaffolded file as chalicelib.providers.<module> (until the test
     ends), as the registry would import it in its project."""
 
-    def load(path: Path, module: str) -> object:
+    def load(path: Path, module: str) -> Any:
         name = f"chalicelib.providers.{module}"
         spec = importlib.util.spec_from_file_location(name, path)
         assert spec is not None and spec.loader is not None
@@ -52,8 +53,8 @@ def load_module(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
     ("kind", "class_name"),
     [("poll", "AcmeWidgetProvider"), ("engine", "AcmeWidgetEngine"), ("worker", "AcmeWidgetWorker")],
 )
-def test_each_kind_is_written_registered_and_passes_the_contract(
-    project: Path, load_module: object, kind: str, class_name: str, module_emulation: Emulation
+def test_each_kind_is_written_with_its_kit_test_and_registered(
+    project: Path, kind: str, class_name: str
 ) -> None:
     written = new_provider("acme-widget", kind, root=project)
 
@@ -64,10 +65,21 @@ def test_each_kind_is_written_registered_and_passes_the_contract(
     assert list(entries)[:3] == ["simulated", "simulated-engine", "simulated-stream"]
     test_source = test_file.read_text()
     assert f"from chalicelib.providers.acme_widget import {class_name}" in test_source
+    assert f"provider_class = {class_name}" in test_source
     compile(test_source, str(test_file), "exec")
 
-    provider_class = getattr(load_module(module_file, "acme_widget"), class_name)  # type: ignore[operator]
-    check_contract(provider_class, module_emulation)
+
+# The poll kind's example runs its own kit tests in tests/e2e/test_write_a_provider.py (the README's steps).
+@pytest.mark.parametrize(
+    ("kind", "class_name"), [("engine", "AcmeWidgetEngine"), ("worker", "AcmeWidgetWorker")]
+)
+def test_the_engine_and_worker_examples_pass_the_contract(
+    project: Path, load_module: Any, kind: str, class_name: str, module_emulation: Emulation
+) -> None:
+    _, module_file, _ = provider_paths(project, "acme_widget")
+    new_provider("acme-widget", kind, root=project)
+
+    check_contract(getattr(load_module(module_file, "acme_widget"), class_name), module_emulation)
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,148 @@
+"""README "Write a provider", its commands run as a user runs them, in a copy of the project (nothing is
+ever scaffolded into this checkout): new provider, its tests, the local stack listing it and running a job."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from e2e_support import STARTUP_TIMEOUT, STOP_TIMEOUT, alive, children_of, cli_environment, free_port
+
+from jobpoll.paths import ROOT
+
+STEP_TIMEOUT = 120
+
+
+def readme_steps() -> list[str]:
+    """The commands of the README's "Write a provider" block, without their comments."""
+    section = ROOT.joinpath("README.md").read_text().split("## Write a provider", 1)[1]
+    block = re.search(r"```bash\n(.*?)```", section, re.DOTALL)
+    assert block is not None, "the section has no bash block"
+    return [line.split("  #")[0].strip() for line in block.group(1).splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the project's code (no tests, no state): what a fresh clone has to scaffold into."""
+    copy = tmp_path_factory.mktemp("project")
+    ignore = shutil.ignore_patterns("__pycache__", ".chalice/deployments", ".chalice/deployed")
+    for part in ("functions", "infra", "statemachine"):
+        shutil.copytree(ROOT / part, copy / part, ignore=ignore)
+    shutil.copy(ROOT / "pyproject.toml", copy / "pyproject.toml")
+    return copy
+
+
+def environment(project: Path) -> dict[str, str]:
+    """The copy's `jobpoll` package first on the path, as a clone installed in editable mode has it."""
+    return {**cli_environment(), "PYTHONPATH": f"{project / 'infra'}", "TZ": "UTC"}
+
+
+def command(step: str) -> list[str]:
+    """A README step as this environment runs it (its `jobpoll` and `python`)."""
+    words = shlex.split(step.rstrip("&").strip())
+    if words[0] == "jobpoll":
+        return [sys.executable, "-m", "jobpoll.cli", *words[1:]]
+    if words[0] == "python":
+        return [sys.executable, *words[1:]]
+    raise AssertionError(f"unexpected README step {step!r}")
+
+
+def run(step: str, project: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        command(step),
+        cwd=project,
+        env=environment(project),
+        capture_output=True,
+        text=True,
+        timeout=STEP_TIMEOUT,
+        check=False,
+    )
+
+
+@contextlib.contextmanager
+def local_up(project: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """The README's `jobpoll local up ... &` in the copy, on free ports; stopped (and reaped) afterwards."""
+    (step,) = [s for s in readme_steps() if s.startswith("jobpoll local up")]
+    api_port, aws_port = free_port(), free_port()
+    while aws_port == api_port:
+        aws_port = free_port()
+    argv = [*command(step), "--speed", "50", "--api-port", str(api_port), "--aws-port", str(aws_port)]
+    state_file = project / ".jobpoll" / "local.json"
+    log = project / "local-up.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            argv,
+            cwd=project,
+            env=environment(project),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    descendants: set[int] = set()
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while not state_file.exists():
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"jobpoll local up did not start:\n{log.read_text()}")
+            time.sleep(0.1)
+        descendants = children_of(process.pid)
+        yield process
+    finally:
+        descendants |= children_of(process.pid)
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        for pid in descendants:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_the_readme_steps_scaffold_test_list_and_run_a_new_provider(project: Path) -> None:
+    steps = readme_steps()
+    assert [step.split()[:3] for step in steps] == [
+        ["jobpoll", "new", "provider"],
+        ["python", "-m", "pytest"],
+        ["jobpoll", "local", "up"],
+        ["jobpoll", "providers", "describe"],
+        ["jobpoll", "jobs", "submit"],
+    ]
+
+    scaffolded = run(steps[0], project)
+    assert scaffolded.returncode == 0, scaffolded.stderr
+    assert "wrote functions/chalicelib/providers/acme.py" in scaffolded.stdout
+    again = run(steps[0], project)
+    assert again.returncode == 1
+    assert again.stderr.strip() == (
+        "jobpoll: provider 'acme' exists already (chalicelib.providers.acme:AcmeProvider)"
+    )
+
+    tested = run(steps[1] + " -n 0 -p no:cacheprovider", project)  # one test file: no worker processes
+    assert tested.returncode == 0, tested.stdout[-3000:]
+    passed = re.search(r"(\d+) passed", tested.stdout)
+    assert passed is not None and int(passed.group(1)) >= 8, tested.stdout[-500:]
+
+    with local_up(project):
+        described = run(steps[3] + " --json", project)
+        assert described.returncode == 0, described.stderr
+        provider = json.loads(described.stdout)
+        assert (provider["name"], provider["kind"]) == ("acme", "poll")
+        assert provider["input_schema"]["required"] == ["seconds"]
+
+        submitted = run(steps[4], project)
+        assert submitted.returncode == 0, submitted.stdout + submitted.stderr
+        assert "COMPLETE" in submitted.stdout
