@@ -412,6 +412,9 @@ class _UnavailableEngine(_Unavailable):
         return dict(self._provider.handle(task))
 
 
+_OUTAGES: dict[str, type[_Unavailable]] = {"poll": _UnavailablePoll, "engine": _UnavailableEngine}
+
+
 def check_transient_failure_retried(run: JobRunner, unavailable: Any, provider_input: Any) -> None:
     """A poll that raises ProviderUnavailable is retried by the state machine, and the job still ends."""
     outcome = run(unavailable, provider_input)
@@ -441,15 +444,14 @@ def check_contract(provider_class: type, emulation: Emulation) -> None:
     if kind == "poll":
         check_poll_results(direct, example, clock)
         check_cancel_idempotent(direct, example, clock)
-        flaky: Any = _UnavailablePoll(build_provider(provider_class, emulation))
-        check_transient_failure_retried(run, flaky, example)
     elif kind == "engine":
         check_engine_messages(direct, example, clock)
-        check_transient_failure_retried(
-            run, _UnavailableEngine(build_provider(provider_class, emulation)), example
-        )
     else:
         check_worker_reports(direct, example)
+    if kind in _OUTAGES:
+        check_transient_failure_retried(
+            run, _OUTAGES[kind](build_provider(provider_class, emulation)), example
+        )
 
 
 # ---- The contract, as test classes ---------------------------------------------------------------------
@@ -499,7 +501,20 @@ class ProviderContract:
         check_job_ends(run_provider_job, provider, self.job_input)
 
 
-class PollProviderContract(ProviderContract):
+class _PolledContract(ProviderContract):
+    """What a provider the state machine polls (a poll provider or an engine) shares."""
+
+    def test_a_transient_failure_is_retried_by_the_state_machine(
+        self, run_provider_job: JobRunner, provider: Any
+    ) -> None:
+        check_transient_failure_retried(run_provider_job, self.unavailable(provider), self.job_input)
+
+    def unavailable(self, provider: Any) -> Any:
+        """The provider while its service is briefly down (override to break the real service instead)."""
+        return _OUTAGES[self.kind](provider)
+
+
+class PollProviderContract(_PolledContract):
     kind = "poll"
 
     def test_progress_stays_within_0_and_1_and_the_result_is_json(
@@ -510,32 +525,14 @@ class PollProviderContract(ProviderContract):
     def test_cancel_is_idempotent(self, direct_provider: Any, direct_clock: Any) -> None:
         check_cancel_idempotent(direct_provider, self.job_input, direct_clock)
 
-    def test_a_transient_failure_is_retried_by_the_state_machine(
-        self, run_provider_job: JobRunner, provider: Any
-    ) -> None:
-        check_transient_failure_retried(run_provider_job, self.unavailable(provider), self.job_input)
 
-    def unavailable(self, provider: Any) -> Any:
-        """The provider while its service is briefly down (override to break the real service instead)."""
-        return _UnavailablePoll(provider)
-
-
-class EngineContract(ProviderContract):
+class EngineContract(_PolledContract):
     kind = "engine"
 
     def test_every_message_parses_with_progress_within_0_and_1(
         self, direct_provider: Any, direct_clock: Any
     ) -> None:
         check_engine_messages(direct_provider, self.job_input, direct_clock)
-
-    def test_a_transient_failure_is_retried_by_the_state_machine(
-        self, run_provider_job: JobRunner, provider: Any
-    ) -> None:
-        check_transient_failure_retried(run_provider_job, self.unavailable(provider), self.job_input)
-
-    def unavailable(self, provider: Any) -> Any:
-        """The engine while its service is briefly down (override to break the real service instead)."""
-        return _UnavailableEngine(provider)
 
 
 class WorkerContract(ProviderContract):
