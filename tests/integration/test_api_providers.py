@@ -24,10 +24,19 @@ def api(module_emulation: Emulation) -> Api:
     return make_api(module_emulation)
 
 
+def _documented(api: Api, name: str) -> Draft202012Validator:
+    """A validator for the OpenAPI document's component schema `name`."""
+    document = api.client.http.get("/openapi.json").json_body
+    return Draft202012Validator(
+        {**document["components"]["schemas"][name], "components": document["components"]}
+    )
+
+
 def test_get_providers_lists_each_with_its_kind_schema_and_examples(api: Api) -> None:
     response = api.get("/providers")
 
     assert response.status_code == 200
+    _documented(api, "ProviderList").validate(response.json_body)
     listed = {provider["name"]: provider for provider in response.json_body["providers"]}
     assert {name: listed[name]["kind"] for name in BUILT_IN} == BUILT_IN
     assert listed["simulated"]["can_notify"] is True
@@ -42,6 +51,7 @@ def test_get_providers_lists_each_with_its_kind_schema_and_examples(api: Api) ->
 def test_get_one_provider_and_an_unknown_one(api: Api) -> None:
     one = api.get("/providers/simulated-engine")
     assert one.status_code == 200
+    _documented(api, "Provider").validate(one.json_body)
     assert one.json_body["name"] == "simulated-engine"
     assert "poll_seconds" in one.json_body["input_schema"]["properties"]
 
@@ -56,9 +66,7 @@ def test_discovery_needs_a_caller(api: Api) -> None:
 
 
 def _job_request_validator(api: Api) -> Draft202012Validator:
-    document = api.client.http.get("/openapi.json").json_body
-    schema = {**document["components"]["schemas"]["JobRequest"], "components": document["components"]}
-    return Draft202012Validator(schema)
+    return _documented(api, "JobRequest")
 
 
 def test_the_openapi_document_offers_one_choice_per_provider_with_its_input_schema(api: Api) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zipfile
 from typing import Any
 
 from cfnlint.api import lint
@@ -202,3 +203,15 @@ def test_callbacks_are_delivered_by_their_own_function_that_the_finishers_may_on
     for name in ("GetJobStatus", "NotifyJob", "RunQueuedJob", "APIHandler"):
         variables = transformed["Resources"][name]["Properties"]["Environment"]["Variables"]
         assert variables["JOBPOLL_CALLBACK_FUNCTION"] == deliver["FunctionName"], name
+
+
+def test_the_bundle_ships_the_provider_registry_and_every_provider_it_lists(packaged: Package) -> None:
+    from chalicelib.providers.registry import REGISTRY_FILE, read_entries
+
+    with zipfile.ZipFile(packaged.deployment_zip) as bundle:
+        names = set(bundle.namelist())
+        assert "chalicelib/providers.json" in names
+        shipped = json.loads(bundle.read("chalicelib/providers.json"))["providers"]
+    assert shipped == read_entries(REGISTRY_FILE)
+    for target in shipped.values():
+        assert target.partition(":")[0].replace(".", "/") + ".py" in names
