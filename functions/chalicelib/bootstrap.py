@@ -81,8 +81,10 @@ def build_runtime(
         dynamodb = dynamodb or boto3.client("dynamodb")
         sfn = sfn or boto3.client("stepfunctions")
         sqs = sqs or boto3.client("sqs")
+    # Providers' own AWS clients: `client` (service name -> client) where given, else boto3's defaults.
+    client = parts.pop("client", None) or _lazy_client
     providers: dict[str, AnyProvider] = registry.build(
-        registry.load(), clock=clock, settings=settings, client=_lazy_client
+        registry.load(), clock=clock, settings=settings, client=client
     )
     return Runtime(
         settings=settings,
