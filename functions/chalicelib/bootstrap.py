@@ -7,7 +7,6 @@ Tests and the local emulation install their own runtime with `set_runtime()`.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import threading
 import time
@@ -81,10 +80,13 @@ def build_runtime(
         dynamodb = dynamodb or boto3.client("dynamodb")
         sfn = sfn or boto3.client("stepfunctions")
         sqs = sqs or boto3.client("sqs")
-    # Providers' own AWS clients: `client` (service name -> client) where given, else boto3's defaults.
-    client = parts.pop("client", None) or _lazy_client
+    # Providers' own AWS clients: `clients` (service name -> client) where given, else boto3's defaults.
     providers: dict[str, AnyProvider] = registry.build(
-        registry.load(), clock=clock, settings=settings, client=client
+        registry.load(),
+        clock=clock,
+        settings=settings,
+        resolve=parts.get("resolve", system_resolver),
+        clients=parts.pop("clients", None) or _boto3_client,
     )
     return Runtime(
         settings=settings,
@@ -98,9 +100,7 @@ def build_runtime(
     )
 
 
-@functools.cache
-def _lazy_client(service: str) -> Any:
-    """A boto3 client for a provider's AWS service, made on first use, one per service and process."""
+def _boto3_client(service: str) -> Any:
     import boto3
 
     return boto3.client(service)

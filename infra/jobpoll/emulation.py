@@ -272,7 +272,7 @@ class Emulation:
                 self.client("stepfunctions"),
                 self.client("sqs"),
                 sender=loopback_only_sender,
-                client=self.client,
+                clients=self.client,
             )
             set_runtime(self.runtime)
             self._stack.callback(set_runtime, None)

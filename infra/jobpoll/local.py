@@ -167,7 +167,7 @@ def install_handler_runtime(target: Target, stack_name: str, clock: Any) -> dict
             dynamodb=target.client("dynamodb"),
             sfn=target.client("stepfunctions"),
             sqs=target.client("sqs"),
-            client=target.client,
+            clients=target.client,
         )
     )
     return environment

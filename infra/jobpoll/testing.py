@@ -65,7 +65,8 @@ def build_provider(provider_class: type, emulation: Emulation, clock: Any = None
         (_checked_spec(provider_class),),
         clock=clock or emulation.clock,
         settings=emulation.settings,
-        client=emulation.client,
+        clients=emulation.client,
+        resolve=emulation.runtime.resolve,
     ).values()
     return provider
 

@@ -74,9 +74,26 @@ def test_build_gives_a_constructor_only_the_parts_it_names(write_provider: Any) 
     specs = registry.load(write_provider(GOOD))
     clock, settings = VirtualClock(), Settings()
 
-    provider = registry.build(specs, clock=clock, settings=settings, client=lambda name: None)["acme"]
+    provider = registry.build(specs, clock=clock, settings=settings, clients=lambda name: None)["acme"]
 
     assert (provider.clock, provider.settings) == (clock, settings)
+
+
+def test_a_provider_of_an_aws_service_gets_its_client_made_on_first_use(write_provider: Any) -> None:
+    source = broken(GOOD, "def __init__(self, clock, settings=None):", "def __init__(self, client):")
+    source = broken(source, "self.clock, self.settings = clock, settings", "self.client = client")
+    source = broken(source, 'kind = "poll"', 'kind = "poll"\n    aws_service = "athena"')
+    made: list[str] = []
+
+    def clients(service: str) -> Any:
+        made.append(service)
+        return type("Client", (), {"get_query_execution": lambda self: "answered"})()
+
+    provider = registry.build(registry.load(write_provider(source)), clients=clients)["acme"]
+
+    assert made == []
+    assert provider.client.get_query_execution() == "answered"
+    assert made == ["athena"]
 
 
 @pytest.mark.parametrize(
@@ -95,6 +112,7 @@ def test_build_gives_a_constructor_only_the_parts_it_names(write_provider: Any) 
         (broken(GOOD, 'examples = [{"seconds": 5}]', "examples = []"), "examples must list at least one"),
         (broken(GOOD, 'examples = [{"seconds": 5}]', "examples = [5]"), "each example must be a JSON object"),
         (broken(GOOD, "settings=None", "settings, region"), "its constructor needs 'region'"),
+        (broken(GOOD, "settings=None", "client"), "name the AWS service in aws_service"),
     ],
 )
 def test_a_broken_provider_is_one_line_naming_it(write_provider: Any, source: str, reason: str) -> None:

@@ -11,8 +11,9 @@ first job):
     input_schema = {...}          # JSON Schema of the job's input (type object)
     examples = [{...}]            # at least one input the provider accepts
 
-The registry builds each class with the runtime parts its constructor names: `clock`, `settings`, and
-`client` (a function from an AWS service name to a boto3 client, made on first call).
+The registry builds each class with the runtime parts its constructor names: `clock`, `settings`,
+`resolve` (host name -> addresses, for an SSRF guard), `clients` (AWS service name -> boto3 client) and
+`client` (the boto3 client of the AWS service the class names in `aws_service`, made on first use).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import importlib
 import inspect
 import json
 import re
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +41,7 @@ METHODS = {
     "worker": ("validate", "run"),
 }
 # What the registry can give a provider's constructor, by parameter name.
-CONSTRUCTOR_PARTS = ("clock", "settings", "client")
+CONSTRUCTOR_PARTS = ("clock", "settings", "resolve", "clients", "client")
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 MAX_NAME_LENGTH = 40
 _TARGET_PATTERN = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
@@ -202,6 +204,24 @@ def _check_constructor(cls: type, broken: Callable[[str], ProviderRegistryError]
                 f"its constructor needs {parameter.name!r}; the registry gives only "
                 f"{', '.join(CONSTRUCTOR_PARTS)}"
             )
+        if parameter.name == "client" and not isinstance(getattr(cls, "aws_service", None), str):
+            raise broken("its constructor takes 'client': name the AWS service in aws_service, e.g. 'athena'")
+
+
+class LazyClient:
+    """A boto3 client made on first use: most cold starts never call most providers' services."""
+
+    def __init__(self, service: str, clients: Callable[[str], Any]) -> None:
+        self.service = service
+        self._clients = clients
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        with self._lock:
+            if self._client is None:
+                self._client = self._clients(self.service)
+        return getattr(self._client, name)
 
 
 @functools.cache
@@ -213,11 +233,15 @@ def load(path: Path = REGISTRY_FILE) -> tuple[ProviderSpec, ...]:
 
 
 def build(specs: tuple[ProviderSpec, ...], **parts: Any) -> dict[str, Any]:
-    """An instance of each provider, given the runtime parts its constructor names (see CONSTRUCTOR_PARTS)."""
+    """An instance of each provider, given the runtime parts its constructor names (CONSTRUCTOR_PARTS);
+    `clients` (service name -> boto3 client) also makes each `client`."""
     providers = {}
     for spec in specs:
         wanted = inspect.signature(spec.cls).parameters
-        providers[spec.name] = spec.cls(**{key: value for key, value in parts.items() if key in wanted})
+        given = {key: value for key, value in parts.items() if key in wanted}
+        if "client" in wanted:
+            given["client"] = LazyClient(spec.cls.aws_service, parts["clients"])  # type: ignore[attr-defined]
+        providers[spec.name] = spec.cls(**given)
     return providers
 
 
