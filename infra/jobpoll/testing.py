@@ -25,7 +25,6 @@ from __future__ import annotations
 import itertools
 import json
 import time
-import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -121,7 +120,7 @@ class JobRunner:
         submitted = jobs_api.submit_job(
             fields,
             owner="jobpoll-testing",
-            idempotency_key=f"kit-{uuid.uuid4().hex}",
+            idempotency_key=None,
             store=runtime.store,
             providers=runtime.providers,
             sfn=runtime.sfn,

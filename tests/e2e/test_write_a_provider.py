@@ -110,6 +110,10 @@ def test_the_readme_steps_scaffold_test_list_and_run_a_new_provider(project: Pat
         assert (provider["name"], provider["kind"]) == ("acme", "poll")
         assert provider["input_schema"]["required"] == ["seconds"]
 
+        listed = run("jobpoll providers list", project)
+        assert listed.returncode == 0, listed.stderr
+        assert re.search(r"^acme +poll +no +\{", listed.stdout, re.MULTILINE), listed.stdout
+
         submitted = run(steps[4], project)
         assert submitted.returncode == 0, submitted.stdout + submitted.stderr
         assert "COMPLETE" in submitted.stdout
