@@ -199,7 +199,7 @@ def _job_response(runtime: Runtime, job: Job, status: int, headers: dict[str, st
     if not job.status.is_terminal:
         headers = {
             **(headers or {}),
-            "Retry-After": str(jobs_api.retry_after(job, now, runtime.providers, runtime.settings)),
+            "Retry-After": str(jobs_api.retry_after(job, runtime.clock, runtime.providers, runtime.settings)),
         }
     return _json(view, status, headers)
 

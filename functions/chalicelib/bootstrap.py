@@ -16,7 +16,7 @@ from functools import cached_property
 from typing import Any
 
 from .callbacks import Notifier, Resolver, Sender, system_resolver, urllib_sender
-from .clock import Clock, SystemClock
+from .clock import Clock, clock_from_settings
 from .providers import AnyProvider, registry
 from .settings import Settings
 from .store import JobStore
@@ -73,7 +73,7 @@ def build_runtime(
 ) -> Runtime:
     """A runtime from the given parts; missing ones come from the environment and boto3's defaults."""
     settings = with_callback_secret(settings or Settings.from_env(), parts.pop("ssm", None))
-    clock = clock or SystemClock()
+    clock = clock or clock_from_settings(settings)
     if dynamodb is None or sfn is None or sqs is None:
         import boto3
 

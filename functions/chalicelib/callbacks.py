@@ -196,7 +196,8 @@ def deliver(
         headers = {
             "Content-Type": "application/json",
             "User-Agent": USER_AGENT,
-            SIGNATURE_HEADER: sign(config.secret, int(now.timestamp()), body),
+            # Real time: the receiver checks it against its own clock (the local stack's may run faster).
+            SIGNATURE_HEADER: sign(config.secret, int(clock.to_real(now).timestamp()), body),
         }
         try:
             last_status = sender(url, body, headers, config.timeout_seconds)

@@ -11,6 +11,7 @@ import binascii
 import contextlib
 import hashlib
 import json
+import math
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .callbacks import Resolver, check_callback_target
-from .clock import Clock
+from .clock import Clock, real_seconds
 from .errors import (
     ExecutionStartFailed,
     IdempotencyKeyReused,
@@ -161,11 +162,16 @@ def _runs_on_queue(provider: str, providers: Providers) -> bool:
     return isinstance(providers.get(provider), WorkerProvider)
 
 
-def retry_after(job: Job, now: datetime, providers: Providers, settings: Settings) -> int:
-    """The Retry-After for an unfinished job: until its next poll, or every 2 s for a queue-mode job."""
+def retry_after(job: Job, clock: Clock, providers: Providers, settings: Settings) -> int:
+    """The Retry-After for an unfinished job: until its next poll, or every 2 s for a queue-mode job.
+
+    In real seconds, at least 1: it tells a real client how long to wait, whatever the clock's speed.
+    """
     if _runs_on_queue(job.provider, providers):
-        return settings.queue_retry_after_seconds
-    return retry_after_seconds(job, now, settings.default_retry_after_seconds)
+        seconds = settings.queue_retry_after_seconds
+    else:
+        seconds = retry_after_seconds(job, clock.now(), settings.default_retry_after_seconds)
+    return max(1, math.ceil(real_seconds(clock, seconds)))
 
 
 def _enqueue(job: Job, *, sqs: Any, store: JobStore, clock: Clock, settings: Settings) -> None:

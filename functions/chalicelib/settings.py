@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hmac
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 DEFAULT_WAIT_SECONDS = 10
 DEFAULT_MAX_TRIES = 3
@@ -74,6 +75,16 @@ class Settings:
     default_retry_after_seconds: int = 1
     # Queue-mode jobs report progress about once a second: clients look every 2 s.
     queue_retry_after_seconds: int = 2
+    # The local stack's `--speed` (local mode only): time runs `clock_speed` times faster than real time
+    # since `clock_origin` (ISO-8601 UTC), the same for the API under `chalice local` and the emulation.
+    clock_speed: float = 1.0
+    clock_origin: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.clock_speed > 0:
+            raise ValueError(f"JOBPOLL_CLOCK_SPEED must be positive, got {self.clock_speed!r}")
+        if self.clock_speed != 1 and not self.local_mode:
+            raise ValueError("JOBPOLL_CLOCK_SPEED applies only with JOBPOLL_MODE=local")
 
     @property
     def local_mode(self) -> bool:
@@ -93,14 +104,20 @@ class Settings:
         env = os.environ if environ is None else environ
         defaults = cls()
 
-        def integer(name: str, default: int) -> int:
+        def parsed(name: str, default: Any, kind: Callable[[str], Any], what: str) -> Any:
             raw = env.get(name)
             if raw is None or raw == "":
                 return default
             try:
-                return int(raw)
+                return kind(raw)
             except ValueError:
-                raise ValueError(f"{name} must be an integer, got {raw!r}") from None
+                raise ValueError(f"{name} must be {what}, got {raw!r}") from None
+
+        def integer(name: str, default: int) -> int:
+            return int(parsed(name, default, int, "an integer"))
+
+        def number(name: str, default: float) -> float:
+            return float(parsed(name, default, float, "a number"))
 
         mode = env.get("JOBPOLL_MODE", defaults.mode).strip().lower() or defaults.mode
         if mode not in (LOCAL_MODE, DEPLOYED_MODE):
@@ -143,4 +160,6 @@ class Settings:
             default_retry_after_seconds=integer(
                 "JOBPOLL_DEFAULT_RETRY_AFTER_SECONDS", defaults.default_retry_after_seconds
             ),
+            clock_speed=number("JOBPOLL_CLOCK_SPEED", defaults.clock_speed),
+            clock_origin=env.get("JOBPOLL_CLOCK_ORIGIN", defaults.clock_origin),
         )

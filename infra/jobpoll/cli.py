@@ -201,8 +201,11 @@ def cmd_jobs_wait(args: argparse.Namespace) -> int:
 
 
 def _wait(args: argparse.Namespace, jobs: Any, job_id: str) -> int:
-    show = (lambda _: None) if args.json else render.JobProgress()
-    job = jobs.wait(job_id, show, args.timeout)
+    if args.json:
+        job = jobs.wait(job_id, lambda _: None, args.timeout)
+    else:
+        progress = render.JobProgress()
+        job = jobs.wait(job_id, progress, args.timeout, on_pause=progress.waiting)
     if args.json:
         print(render.to_json(job))
     else:

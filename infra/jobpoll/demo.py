@@ -47,7 +47,7 @@ SCENARIOS: list[tuple[str, list[str], int]] = [
             "--provider",
             "simulated-stream",
             "--input",
-            '{"tokens": 40, "tokens_per_second": 4}',
+            '{"tokens": 80, "tokens_per_second": 4}',  # 20 s: a few looks a Retry-After apart
             "--wait",
         ],
         0,

@@ -19,7 +19,7 @@ import subprocess
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -152,14 +152,27 @@ def function_environment(target: Target, stack_name: str, logical_id: str) -> di
     return {name: str(value) for name, value in variables.items()}
 
 
-def install_handler_runtime(target: Target, stack_name: str, clock: Any) -> dict[str, str]:
+def local_environment(clock: ScaledClock) -> dict[str, str]:
+    """What makes the functions' settings the local stack's: local mode (bearer tokens, loopback
+    callbacks) and the emulation's clock, which the API under `chalice local` rebuilds from these."""
+    return {
+        "JOBPOLL_MODE": "local",
+        "JOBPOLL_CLOCK_SPEED": str(clock.speed),
+        "JOBPOLL_CLOCK_ORIGIN": clock.origin.isoformat(),
+    }
+
+
+def install_handler_runtime(
+    target: Target, stack_name: str, clock: Any, overrides: Mapping[str, str] | None = None
+) -> dict[str, str]:
     """Point the in-process handlers at the emulation: settings from the deployed function's environment
-    (so the template's wiring is what runs), every AWS client at the endpoint, time on `clock`."""
+    (so the template's wiring is what runs) with `overrides`, every AWS client at the endpoint, time on
+    `clock`. Returns the environment the settings came from."""
     ensure_functions_importable()
     from chalicelib.bootstrap import build_runtime, set_runtime
     from chalicelib.settings import Settings
 
-    environment = function_environment(target, stack_name, POLL_LOOP_FUNCTION)
+    environment = {**function_environment(target, stack_name, POLL_LOOP_FUNCTION), **(overrides or {})}
     set_runtime(
         build_runtime(
             Settings.from_env(environment),
@@ -167,10 +180,21 @@ def install_handler_runtime(target: Target, stack_name: str, clock: Any) -> dict
             dynamodb=target.client("dynamodb"),
             sfn=target.client("stepfunctions"),
             sqs=target.client("sqs"),
+            ssm=target.client("ssm"),
+            lambda_client=target.client("lambda"),
             clients=target.client,
         )
     )
     return environment
+
+
+def store_callback_secret(target: Target, stack_name: str) -> tuple[str, str]:
+    """The key that signs callbacks (JOBPOLL_CALLBACK_SECRET, or a new one) as the stack's SecureString
+    parameter, as on AWS; returns (parameter name, key)."""
+    secret = os.environ.get("JOBPOLL_CALLBACK_SECRET") or secrets.token_hex(32)
+    name = f"/{stack_name}/callback-key"
+    target.client("ssm").put_parameter(Name=name, Value=secret, Type="SecureString", Overwrite=True)
+    return name, secret
 
 
 class HandlersAfterRuntime:
@@ -247,14 +271,14 @@ def _prepare_process_environment(options: LocalOptions) -> None:
 
 
 def _summary(options: LocalOptions, deployed: Deployed) -> list[str]:
-    speed = "real time" if options.speed == 1 else f"waits run {options.speed:g}x faster"
+    speed = "real time" if options.speed == 1 else f"{options.speed:g}x real time (API, handlers and waits)"
     return [
         f"API:            {options.api_url}",
         f"AWS endpoint:   {options.aws_endpoint_url}  (region {options.region})",
         f"State machine:  {deployed.state_machine_arn}",
         f"Job table:      {deployed.outputs.get('JobsTableName')}",
         f"Speed:          {speed}",
-        f"State file:     {options.state_file}",
+        f"State file:     {options.state_file}  (API token, callback signing key: callback_secret)",
         "Try: aws stepfunctions list-executions --endpoint-url "
         f"{options.aws_endpoint_url} --state-machine-arn {deployed.state_machine_arn}",
         "Ctrl-C stops everything.",
@@ -280,8 +304,15 @@ def up(options: LocalOptions, progress: Progress = print) -> None:
             _configure_moto(options.aws_endpoint_url)
             target = Target(region=options.region, endpoint_url=options.aws_endpoint_url)
             stack_name = default_stack_name(STAGE)
-            deployed = deploy(STAGE, target, stack_name=stack_name, progress=progress)
-            function_env = install_handler_runtime(target, stack_name, clock)
+            callback_parameter, callback_secret = store_callback_secret(target, stack_name)
+            deployed = deploy(
+                STAGE,
+                target,
+                stack_name=stack_name,
+                parameters={"CallbackSecretParameter": callback_parameter},
+                progress=progress,
+            )
+            function_env = install_handler_runtime(target, stack_name, clock, local_environment(clock))
             handlers.ready.set()
             mappings = take_over_mappings(target.client("lambda"), target.client("sqs"))
             delivery = QueueDelivery(target.client, mappings, clock, options.region).start()
@@ -292,8 +323,7 @@ def up(options: LocalOptions, progress: Progress = print) -> None:
                 **function_env,
                 "AWS_ENDPOINT_URL": options.aws_endpoint_url,
                 "JOBPOLL_STATE_MACHINE_ARN": deployed.state_machine_arn or "",
-                # The API's local mode: bearer tokens instead of SigV4 (chalice local checks no IAM).
-                "JOBPOLL_MODE": "local",
+                # Local mode (in function_env): bearer tokens instead of SigV4 (chalice local checks no IAM).
                 "JOBPOLL_LOCAL_TOKENS": tokens,
             }
             chalice = start_chalice_local(options, api_env)
@@ -308,6 +338,9 @@ def up(options: LocalOptions, progress: Progress = print) -> None:
                 outputs=deployed.outputs,
                 pid=os.getpid(),
                 api_token=tokens.split(",")[0].partition(":")[2],
+                callback_secret=callback_secret,
+                clock_speed=clock.speed,
+                clock_origin=clock.origin.isoformat(),
             ).write(options.state_file)
             for line in _summary(options, deployed):
                 progress(line)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import sys
 from collections.abc import Callable, Sequence
@@ -70,21 +71,19 @@ class JobProgress:
         self.live = self.stream.isatty() if live is None else live
         self._last: tuple[Any, ...] | None = None
         self._output = ""
+        self._job: dict[str, Any] = {}
 
     def __call__(self, job: dict[str, Any]) -> None:
+        self._job = job
         status = job.get("status", "?")
         progress = job.get("progress") or 0.0
-        attempts = f"attempts {job.get('attempts', 0)}/{job.get('max_attempts', '?')}"
         partial = job.get("partial_output") or ""
-        head = f"{bar(progress)}  {status:<8} {attempts}"
+        head = self._head(job)
         if self.live:
-            width = shutil.get_terminal_size((100, 20)).columns
-            tail = partial.replace("\n", " ")[-max(0, width - len(head) - 4) :] if partial else ""
-            line = head + (f"  {tail}" if tail else "")
-            self.stream.write("\r\033[K" + line[: width - 1])
+            self._draw(head, partial.replace("\n", " "))
             if status in ("COMPLETE", "FAILED", "CANCELED"):
                 self.stream.write("\n")
-            self.stream.flush()
+                self.stream.flush()
             return
         state = (status, round(progress, 1), job.get("attempts"), len(partial))
         if state == self._last:
@@ -93,6 +92,24 @@ class JobProgress:
         new = partial[len(self._output) :] if partial.startswith(self._output) else partial
         self._output = partial
         self.stream.write(head + (f"  + {new.strip()!r}" if new.strip() else "") + "\n")
+        self.stream.flush()
+
+    def waiting(self, seconds_left: float) -> None:
+        """Between looks at the job: on a terminal, redraw the line with when the next look comes."""
+        if self.live and self._job:
+            head = f"{self._head(self._job)}  next look in {math.ceil(seconds_left)} s"
+            self._draw(head, (self._job.get("partial_output") or "").replace("\n", " "))
+
+    @staticmethod
+    def _head(job: dict[str, Any]) -> str:
+        attempts = f"attempts {job.get('attempts', 0)}/{job.get('max_attempts', '?')}"
+        return f"{bar(job.get('progress') or 0.0)}  {job.get('status', '?'):<8} {attempts}"
+
+    def _draw(self, head: str, tail: str) -> None:
+        width = shutil.get_terminal_size((100, 20)).columns
+        tail = tail[-max(0, width - len(head) - 4) :] if tail else ""
+        line = head + (f"  {tail}" if tail else "")
+        self.stream.write("\r\033[K" + line[: width - 1])
         self.stream.flush()
 
 

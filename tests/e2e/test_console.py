@@ -64,6 +64,10 @@ def test_start_follow_prints_each_transition_with_tries_and_exits_0_on_success(c
     assert "< GetJobStatus  COMPLETE  try 2/3" in out
     assert out.strip().splitlines()[-1].startswith("=> SUCCEEDED: execution seed")
     assert "job COMPLETE after 2 tries" in out
+    # The stack's time, as the job saw it: the poll that found it done came 20 s or more after the start.
+    assert out.splitlines()[0].endswith("times at 100x real time)")
+    found_done = re.search(r"\+\s*([\d.]+)s  < GetJobStatus  COMPLETE", out)
+    assert found_done is not None and float(found_done.group(1)) >= 20, out
 
 
 def test_follow_exits_non_zero_when_the_tries_run_out(console: Console) -> None:
@@ -156,7 +160,8 @@ def test_jobs_wait_shows_a_streaming_jobs_output_grow(console: Console) -> None:
         "--provider",
         "simulated-stream",
         "--input",
-        '{"tokens": 150, "tokens_per_second": 1.5}',
+        # 200 s at --speed 100: 2 real seconds, so that a look a Retry-After (1 s) later still sees it run.
+        '{"tokens": 300, "tokens_per_second": 1.5}',
         "--wait",
     )
     assert code == 0, out

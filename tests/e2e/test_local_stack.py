@@ -6,15 +6,20 @@ The tests run in file order on one local stack; the last one stops it.
 
 from __future__ import annotations
 
+import http.server
 import json
+import queue
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from typing import Any
 
 from e2e_support import LocalStack, alive, cli_environment, jobpoll_command, port_is_free
 
+from chalicelib.callbacks import SIGNATURE_HEADER, verify_signature
+from chalicelib.clock import from_iso
 from jobpoll.paths import ROOT
 
 COMMAND_TIMEOUT = 60.0
@@ -51,6 +56,9 @@ def test_local_up_writes_what_a_client_needs(local_stack: LocalStack) -> None:
     assert state["outputs"]["StateMachineArn"].endswith(":stateMachine:jobpoll-local-poller")
     assert state["outputs"]["JobsTableName"] == "jobpoll-local-jobs"
     assert len(state["api_token"]) >= 16
+    assert len(state["callback_secret"]) >= 32  # made afresh: callbacks work with no configuration
+    assert local_stack.state_file.stat().st_mode & 0o077 == 0  # secrets: the owner's alone
+    assert "callback_secret" in local_stack.log.read_text()  # `local up` says where the key is
 
 
 def test_chalice_local_answers_on_the_api_port(local_stack: LocalStack) -> None:
@@ -103,7 +111,8 @@ def _get_job(api_url: str, token: str, job_id: str) -> dict[str, Any]:
     request = urllib.request.Request(f"{api_url}/jobs/{job_id}", headers={"Authorization": f"Bearer {token}"})
     try:
         with urllib.request.build_opener(NoRedirect).open(request, timeout=10) as response:
-            return {"http": response.status, **json.loads(response.read())}
+            retry_after = response.headers.get("Retry-After")
+            return {"http": response.status, "retry_after": retry_after, **json.loads(response.read())}
     except urllib.error.HTTPError as error:  # 303 to the result once complete
         return {"http": error.code, **json.loads(error.read() or b"{}")}
 
@@ -158,6 +167,65 @@ def test_jobpoll_deploy_and_destroy_run_against_the_emulation(local_stack: Local
     again = jobpoll("destroy", "--stage", "e2e", "--endpoint-url", endpoint)
     assert again.returncode == 1
     assert again.stderr.strip() == "jobpoll: there is no stack named jobpoll-e2e"
+
+
+def test_under_speed_the_api_and_the_poll_loop_read_one_clock(local_stack: LocalStack) -> None:
+    """At --speed 100, a 10 s wait is `Retry-After: 1` (real seconds), and a 40 s job's created_at (the
+    API's clock) and completed_at (the handlers') are its run time apart on one clock (they were a real
+    time apart from an emulated one: the time since the stack started, x 99)."""
+    api_url, token = local_stack.state["api_url"], local_stack.state["api_token"]
+    began = time.monotonic()
+    job_id = _post_job(api_url, token, {"input": {"delay": 40}, "wait_seconds": 10, "max_tries": 10})
+    polled = []
+    deadline = time.monotonic() + 30
+    while (answer := _get_job(api_url, token, job_id))["http"] == 202:
+        if answer["next_poll_at"] is not None:
+            polled.append(int(answer["retry_after"]))
+        assert time.monotonic() < deadline, "the job never finished"
+        time.sleep(0.02)
+    assert answer["http"] == 303
+    assert polled, "no answer while the poll loop waited"
+    assert max(polled) <= 2
+    request = urllib.request.Request(
+        f"{api_url}/jobs/{job_id}/result", headers={"Authorization": f"Bearer {token}"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        result = json.loads(response.read())
+    took = (from_iso(result["completed_at"]) - from_iso(answer["created_at"])).total_seconds()
+    # Both were stamped while this test looked on: at most that real time x the speed apart.
+    assert 40 <= took <= (time.monotonic() - began) * local_stack.state["clock_speed"] + 1
+
+
+class CallbackReceiver(http.server.BaseHTTPRequestHandler):
+    received: queue.Queue[tuple[str, bytes]] = queue.Queue()
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.received.put((self.headers.get(SIGNATURE_HEADER, ""), body))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_a_fresh_local_stack_delivers_a_signed_callback_to_loopback(local_stack: LocalStack) -> None:
+    receiver = http.server.HTTPServer(("127.0.0.1", 0), CallbackReceiver)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{receiver.server_address[1]}/done"
+        job_id = _post_job(
+            local_stack.state["api_url"],
+            local_stack.state["api_token"],
+            {"input": {"delay": 5}, "callback_url": url},
+        )
+        signature, body = CallbackReceiver.received.get(timeout=30)
+    finally:
+        receiver.shutdown()
+        receiver.server_close()
+    assert verify_signature(local_stack.state["callback_secret"], signature, body, time.time())
+    delivered = json.loads(body)
+    assert (delivered["id"], delivered["status"]) == (job_id, "COMPLETE")
 
 
 def test_sigterm_stops_everything_local_up_started(local_stack: LocalStack) -> None:
