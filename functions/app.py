@@ -42,6 +42,10 @@ def _runtime() -> Runtime:
     return runtime
 
 
+def _seconds_left(context: Any) -> float:
+    return float(context.get_remaining_time_in_millis()) / 1000
+
+
 def _execution(event: dict[str, Any]) -> tuple[str, str | None]:
     return str(event.get("execution_name", "")), event.get("execution_id")
 
@@ -147,6 +151,7 @@ def run_queued_job(event: SQSEvent) -> dict[str, Any]:
                 clock=runtime.clock,
                 settings=runtime.settings,
                 on_finished=runtime.notifier.job_finished,
+                time_left=functools.partial(_seconds_left, event.context),
             )
         except LeaseHeld as exc:
             retry_later.append({"itemIdentifier": message["messageId"]})

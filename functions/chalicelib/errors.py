@@ -115,3 +115,8 @@ class LeaseHeld(JobPollError):
 
 class LeaseLost(JobPollError):
     """The worker's lease on the job expired and another worker took it over: this one stops."""
+
+
+class QueueJobTimedOut(JobPollError):
+    """A queue-mode job ran past the longest a worker runs one (`queue_job_max_seconds`): the worker stops it
+    and fails the job, before Lambda's timeout would kill the worker."""

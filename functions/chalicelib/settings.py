@@ -14,6 +14,12 @@ DEFAULT_JOB_TTL_SECONDS = 7 * 24 * 3600
 DEFAULT_DEADLINE_SECONDS = 24 * 3600
 # A poll adds about 13 history events; Standard executions stop at 25,000.
 DEFAULT_CONTINUE_AFTER = 1000
+# Queue mode: the longest job a worker runs (seed 003: "ten seconds to a few minutes"). The worker's Lambda
+# timeout, its lease and the work queue's visibility timeout all follow from it (Settings below).
+DEFAULT_QUEUE_JOB_MAX_SECONDS = 600
+LAMBDA_MAX_TIMEOUT_SECONDS = 900
+# AWS advises a source queue's visibility timeout of at least six times the function's timeout.
+VISIBILITY_TIMEOUTS_PER_WORKER_TIMEOUT = 6
 LOCAL_MODE = "local"
 DEPLOYED_MODE = "deployed"
 
@@ -46,7 +52,8 @@ class Settings:
     work_queue_name: str = "jobpoll-work"
     work_queue_url: str = ""
     dead_letter_queue_name: str = "jobpoll-work-dlq"
-    lease_seconds: int = 60
+    # The longest queue-mode job: the worker fails a job still running after this (QueueJobTimedOut).
+    queue_job_max_seconds: int = DEFAULT_QUEUE_JOB_MAX_SECONDS
     # The worker's event source mapping (read when `chalice package` imports app.py).
     worker_batch_size: int = 1
     worker_max_concurrency: int = 0  # 0: Lambda's default; else 2-1000
@@ -85,6 +92,29 @@ class Settings:
             raise ValueError(f"JOBPOLL_CLOCK_SPEED must be positive, got {self.clock_speed!r}")
         if self.clock_speed != 1 and not self.local_mode:
             raise ValueError("JOBPOLL_CLOCK_SPEED applies only with JOBPOLL_MODE=local")
+        if self.queue_job_max_seconds < 1 or self.worker_timeout_seconds > LAMBDA_MAX_TIMEOUT_SECONDS:
+            longest = LAMBDA_MAX_TIMEOUT_SECONDS - LAMBDA_MAX_TIMEOUT_SECONDS // 11
+            raise ValueError(
+                f"JOBPOLL_QUEUE_JOB_MAX_SECONDS must be from 1 to {longest} (the worker's Lambda timeout, "
+                f"{LAMBDA_MAX_TIMEOUT_SECONDS} s at most, adds a tenth), got {self.queue_job_max_seconds}"
+            )
+
+    @property
+    def worker_timeout_seconds(self) -> int:
+        """RunQueuedJob's Lambda timeout: the longest job plus a tenth (at least 2 s) for the worker's own
+        writes after it stops the job."""
+        return self.queue_job_max_seconds + max(2, self.queue_job_max_seconds // 10)
+
+    @property
+    def lease_seconds(self) -> int:
+        """A worker's lease on its job, renewed at each report: as long as the worker can live, so no other
+        delivery takes a job over from a live worker."""
+        return self.worker_timeout_seconds
+
+    @property
+    def work_queue_visibility_timeout_seconds(self) -> int:
+        """The work queue's visibility timeout: a message of a dead worker returns after its lease lapsed."""
+        return VISIBILITY_TIMEOUTS_PER_WORKER_TIMEOUT * self.worker_timeout_seconds
 
     @property
     def local_mode(self) -> bool:
@@ -138,7 +168,7 @@ class Settings:
             work_queue_name=env.get("JOBPOLL_WORK_QUEUE", defaults.work_queue_name),
             work_queue_url=env.get("JOBPOLL_WORK_QUEUE_URL", defaults.work_queue_url),
             dead_letter_queue_name=env.get("JOBPOLL_DEAD_LETTER_QUEUE", defaults.dead_letter_queue_name),
-            lease_seconds=integer("JOBPOLL_LEASE_SECONDS", defaults.lease_seconds),
+            queue_job_max_seconds=integer("JOBPOLL_QUEUE_JOB_MAX_SECONDS", defaults.queue_job_max_seconds),
             worker_batch_size=integer("JOBPOLL_WORKER_BATCH_SIZE", defaults.worker_batch_size),
             worker_max_concurrency=integer("JOBPOLL_WORKER_MAX_CONCURRENCY", defaults.worker_max_concurrency),
             log_level=env.get("JOBPOLL_LOG_LEVEL", defaults.log_level).upper(),

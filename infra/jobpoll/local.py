@@ -29,6 +29,7 @@ from .clocks import ScaledClock
 from .deploy import Deployed, default_stack_name, deploy
 from .emulation import MOTO_CONFIG, resolve_handler
 from .errors import JobpollError, PortInUse
+from .moto_patches import HandlerClock
 from .package import chalice_executable
 from .paths import FUNCTIONS_DIR, LOCAL_STATE, ensure_functions_importable
 from .queues import QueueDelivery, take_over_mappings
@@ -167,7 +168,8 @@ def install_handler_runtime(
 ) -> dict[str, str]:
     """Point the in-process handlers at the emulation: settings from the deployed function's environment
     (so the template's wiring is what runs) with `overrides`, every AWS client at the endpoint, time on
-    `clock`. Returns the environment the settings came from."""
+    `clock` (which ends an invocation at its function's Timeout). Returns the environment the settings
+    came from."""
     ensure_functions_importable()
     from chalicelib.bootstrap import build_runtime, set_runtime
     from chalicelib.settings import Settings
@@ -176,7 +178,7 @@ def install_handler_runtime(
     set_runtime(
         build_runtime(
             Settings.from_env(environment),
-            clock,
+            HandlerClock(clock),
             dynamodb=target.client("dynamodb"),
             sfn=target.client("stepfunctions"),
             sqs=target.client("sqs"),

@@ -9,6 +9,8 @@ from typing import Any
 from cfnlint.api import lint
 from cfnlint.config import ManualArgs
 
+from chalicelib.settings import Settings
+from jobpoll.emulation import DEAD_LETTER_QUEUE, WORK_QUEUE, Emulation
 from jobpoll.package import Package
 
 REGIONS = ["us-east-1"]
@@ -203,6 +205,57 @@ def test_callbacks_are_delivered_by_their_own_function_that_the_finishers_may_on
     for name in ("GetJobStatus", "NotifyJob", "RunQueuedJob", "APIHandler"):
         variables = transformed["Resources"][name]["Properties"]["Environment"]["Variables"]
         assert variables["JOBPOLL_CALLBACK_FUNCTION"] == deliver["FunctionName"], name
+
+
+def test_the_queue_workers_limits_in_the_packaged_template_follow_from_one_setting(
+    transformed: dict[str, Any],
+) -> None:
+    settings = Settings()  # what packaging read: nothing set, the defaults
+    worker = transformed["Resources"]["RunQueuedJob"]["Properties"]
+    queue = transformed["Resources"]["WorkQueue"]["Properties"]
+    assert (
+        worker["Environment"]["Variables"]["JOBPOLL_QUEUE_JOB_MAX_SECONDS"] == settings.queue_job_max_seconds
+    )
+    assert worker["Timeout"] == settings.worker_timeout_seconds <= 900  # Lambda's longest
+    assert queue["VisibilityTimeout"] == 6 * worker["Timeout"] <= 12 * 3600  # AWS's advice; SQS's longest
+    assert settings.queue_job_max_seconds < worker["Timeout"]  # the worker stops a job before Lambda would
+    assert (
+        settings.lease_seconds <= queue["VisibilityTimeout"]
+    )  # a redelivery finds a dead worker's lease lapsed
+    assert settings.queue_job_max_seconds >= 90  # a job of a minute and a half fits (the measure)
+
+
+def test_the_emulation_creates_its_resources_with_the_packaged_templates_settings(
+    transformed: dict[str, Any], emulation: Emulation
+) -> None:
+    resources = transformed["Resources"]
+    lambda_client = emulation.client("lambda")
+    for name, arn in emulation.deployment.function_arns.items():
+        timeout = lambda_client.get_function_configuration(FunctionName=arn)["Timeout"]
+        assert timeout == resources[name]["Properties"]["Timeout"], name
+    sqs = emulation.client("sqs")
+    assert set(emulation.deployment.queues) == {
+        name for name, resource in resources.items() if resource["Type"] == "AWS::SQS::Queue"
+    }
+    for name, (url, _) in emulation.deployment.queues.items():
+        attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+        declared = resources[name]["Properties"]
+        for key in ("VisibilityTimeout", "MessageRetentionPeriod"):
+            if key in declared:
+                assert attributes[key] == str(declared[key]), (name, key)
+    redrive = json.loads(
+        sqs.get_queue_attributes(
+            QueueUrl=emulation.deployment.queue_url(WORK_QUEUE), AttributeNames=["RedrivePolicy"]
+        )["Attributes"]["RedrivePolicy"]
+    )
+    assert redrive["maxReceiveCount"] == transformed["Parameters"]["MaxReceiveCount"]["Default"] == 5
+    assert redrive["deadLetterTargetArn"] == emulation.deployment.queues[DEAD_LETTER_QUEUE][1]
+    table = emulation.client("dynamodb").describe_table(TableName=emulation.deployment.table_name)["Table"]
+    declared_table = resources["JobsTable"]["Properties"]
+    assert table["KeySchema"] == declared_table["KeySchema"]
+    assert [i["IndexName"] for i in table["GlobalSecondaryIndexes"]] == [
+        i["IndexName"] for i in declared_table["GlobalSecondaryIndexes"]
+    ]
 
 
 def test_the_bundle_ships_the_provider_registry_and_every_provider_it_lists(packaged: Package) -> None:

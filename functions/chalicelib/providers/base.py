@@ -80,6 +80,7 @@ class WorkerProvider(Protocol):
     def run(self, request: dict[str, Any], report: Report) -> Any:
         """Do the work; call `report(output so far, progress 0..1)` as it grows; return the full result.
 
-        `report` raises JobCanceled (or LeaseLost) when the work should stop: let it propagate.
+        `report` raises JobCanceled, LeaseLost or QueueJobTimedOut when the work should stop: let it
+        propagate.
         """
         ...
