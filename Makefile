@@ -2,7 +2,7 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test lint check bench local
+.PHONY: demo test flake-check lint check bench local
 $(PY):
 	python3 -m venv $(VENV) && $(VENV)/bin/pip install -q -e '.[dev]'
 
@@ -11,6 +11,9 @@ demo: $(PY)
 
 test: $(PY)
 	$(PY) -m pytest -q
+
+flake-check: $(PY)  # the tests 5 times: each run's time, and which tests failed in which run
+	.ci/flake-check 5
 
 lint: $(PY)
 	$(VENV)/bin/ruff check functions infra tests benchmarks

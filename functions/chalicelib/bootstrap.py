@@ -7,6 +7,7 @@ Tests and the local emulation install their own runtime with `set_runtime()`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import threading
 import time
@@ -18,6 +19,7 @@ from typing import Any
 from .callbacks import Notifier, Resolver, Sender, system_resolver, urllib_sender
 from .clock import Clock, clock_from_settings
 from .providers import AnyProvider, registry
+from .providers.http import Profile, Profiles, parse_profiles
 from .settings import Settings
 from .store import JobStore
 
@@ -72,7 +74,8 @@ def build_runtime(
     **parts: Any,
 ) -> Runtime:
     """A runtime from the given parts; missing ones come from the environment and boto3's defaults."""
-    settings = with_callback_secret(settings or Settings.from_env(), parts.pop("ssm", None))
+    ssm = parts.pop("ssm", None)
+    settings = with_callback_secret(settings or Settings.from_env(), ssm)
     clock = clock or clock_from_settings(settings)
     if dynamodb is None or sfn is None or sqs is None:
         import boto3
@@ -80,13 +83,16 @@ def build_runtime(
         dynamodb = dynamodb or boto3.client("dynamodb")
         sfn = sfn or boto3.client("stepfunctions")
         sqs = sqs or boto3.client("sqs")
-    # Providers' own AWS clients: `clients` (service name -> client) where given, else boto3's defaults.
+    # Providers get the parts their constructors name (providers/registry.py); AWS clients come from
+    # `clients` (service name -> client) where given, else boto3's defaults.
     providers: dict[str, AnyProvider] = registry.build(
         registry.load(),
         clock=clock,
         settings=settings,
         resolve=parts.get("resolve", system_resolver),
         clients=parts.pop("clients", None) or _boto3_client,
+        profiles=http_profiles_loader(settings, ssm),
+        allow_loopback=settings.local_mode,
     )
     return Runtime(
         settings=settings,
@@ -113,12 +119,31 @@ def with_callback_secret(settings: Settings, ssm: Any = None) -> Settings:
     """
     if settings.callback_secret or not settings.callback_secret_parameter:
         return settings
+    return dataclasses.replace(
+        settings, callback_secret=read_secure_parameter(settings.callback_secret_parameter, ssm)
+    )
+
+
+def http_profiles_loader(settings: Settings, ssm: Any = None) -> Profiles:
+    """The http provider's profiles, read on first use and kept (once per cold start): the settings' JSON,
+    else the SSM SecureString parameter they name. Functions that never run an http job never read it."""
+
+    @functools.cache
+    def load() -> Mapping[str, Profile]:
+        if settings.http_profiles or not settings.http_profiles_parameter:
+            return parse_profiles(settings.http_profiles)
+        return parse_profiles(read_secure_parameter(settings.http_profiles_parameter, ssm))
+
+    return load
+
+
+def read_secure_parameter(name: str, ssm: Any = None) -> str:
+    """The decrypted value of an SSM SecureString parameter (an SSM client is made when none is given)."""
     if ssm is None:
         import boto3
 
         ssm = boto3.client("ssm")
-    parameter = ssm.get_parameter(Name=settings.callback_secret_parameter, WithDecryption=True)
-    return dataclasses.replace(settings, callback_secret=parameter["Parameter"]["Value"])
+    return str(ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"])
 
 
 _lock = threading.Lock()

@@ -49,6 +49,18 @@ class ProviderUnavailable(ProviderError):
     """A transient provider failure: retry later."""
 
 
+class ProviderRefused(ProviderError):
+    """The service refused a request with a client error (a 4xx other than 429): retrying will not help."""
+
+
+class UnsafeProviderUrl(ProviderError):
+    """A URL outside the provider profile's base_url, or one whose host jobpoll may not reach (SSRF)."""
+
+
+class ProviderResponseTooLarge(ProviderError):
+    """The service answered with a body larger than the provider reads."""
+
+
 class MaxTriesExceeded(JobPollError):
     """The job was still running after the last allowed poll."""
 

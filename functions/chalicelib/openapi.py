@@ -1,14 +1,23 @@
-"""The API's OpenAPI 3.1 document, written by hand (a test checks real responses against it)."""
+"""The API's OpenAPI 3.1 document (`GET /openapi.json`).
+
+The job request is described from what validates it: the poll fields' schema (policy.py), each provider's
+`input_schema` (beside its `validate`), the callback URL's (callbacks.py), the page token's pattern
+(jobs_api.py). A schema-driven fuzzer finds no request the document allows that the API refuses
+(tests/integration/test_api_fuzz.py), and a test checks real responses against it.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
-from .job import JobStatus, PollMode
-from .jobs_api import DEFAULT_PAGE_SIZE, MAX_IDEMPOTENCY_KEY_LENGTH, MAX_PAGE_SIZE
+from .callbacks import callback_url_schema
+from .job import JobStatus
+from .jobs_api import DEFAULT_PAGE_SIZE, MAX_IDEMPOTENCY_KEY_LENGTH, MAX_PAGE_SIZE, PAGE_TOKEN_PATTERN
+from .policy import poll_field_schemas
 from .problems import PROBLEM_CONTENT_TYPE
-from .service import DEFAULT_PROVIDER
+from .service import DEFAULT_PROVIDER, JOB_ID_PATTERN, Providers
+from .settings import Settings
 
 _TIME = {"type": "string", "format": "date-time"}
 _NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
@@ -32,29 +41,14 @@ _JOB_ID = {
     "name": "job_id",
     "in": "path",
     "required": True,
-    "schema": {"type": "string"},
-    "description": "The job id (1-80 letters, digits, '-' or '_')",
+    "schema": {"type": "string", "pattern": JOB_ID_PATTERN.pattern},
+    "description": "The job id (1-64 letters, digits, '-' or '_')",
 }
 _COMMON_ERRORS = {
     "401": _problem("No or unknown caller identity"),
     "404": _problem("No such job for this caller (another caller's job is not revealed)"),
-    "405": _problem("Method not allowed"),
     "410": _problem("The job expired, or its result was deleted"),
     "default": _problem("Any other error"),
-}
-
-# What a job request may carry beside `provider` and `input`.
-_REQUEST_FIELDS: dict[str, Any] = {
-    "wait_seconds": {"type": "integer", "minimum": 1},
-    "max_tries": {"type": "integer", "minimum": 1},
-    "poll_mode": {"type": "string", "enum": [mode.value for mode in PollMode]},
-    "max_wait_seconds": {"type": "integer", "minimum": 1},
-    "deadline_seconds": {"type": "integer", "minimum": 1},
-    "continue_after": {"type": "integer", "minimum": 1},
-    "notify": {"type": "boolean"},
-    "notify_timeout_seconds": {"type": "integer", "minimum": 1},
-    "heartbeat_seconds": {"type": ["integer", "null"], "minimum": 1},
-    "callback_url": {"type": "string", "format": "uri", "maxLength": 2048},
 }
 
 SCHEMAS: dict[str, Any] = {
@@ -111,6 +105,10 @@ SCHEMAS: dict[str, Any] = {
             "id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,80}$"},
             "status": {"type": "string", "enum": [status.value for status in JobStatus]},
             "provider": {"type": "string"},
+            "provider_status": {
+                "type": ["string", "null"],
+                "description": "The service's own status of the work, as last seen (e.g. IN_PROGRESS)",
+            },
             "input": {"type": "object"},
             "progress": {"type": "number", "minimum": 0, "maximum": 1},
             "attempts": {"type": "integer", "minimum": 0, "description": "Polls of the provider so far"},
@@ -169,33 +167,40 @@ SCHEMAS: dict[str, Any] = {
 }
 
 
-def job_request_schema(providers: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """`POST /jobs`: a choice by `provider`, each with that provider's input schema (as `GET /providers`
-    describes them). Only the default provider may be left out."""
-    choices = []
-    for provider in providers:
-        name = provider["name"]
-        properties = {
+def _input_schema(provider: Any) -> dict[str, Any]:
+    """The provider's input schema, with its examples (a provider declares both: providers/registry.py)."""
+    schema = dict(getattr(provider, "input_schema", {"type": "object"}))
+    examples = getattr(provider, "examples", None)
+    return {**schema, "examples": list(examples)} if examples else schema
+
+
+def job_request_schema(providers: Providers, settings: Settings) -> dict[str, Any]:
+    """A job request, one variant per provider: its input, the poll fields, the callback URL."""
+    variants = []
+    for name, provider in sorted(providers.items()):
+        properties: dict[str, Any] = {
             "provider": {"const": name},
-            "input": {**provider["input_schema"], "examples": provider["examples"]},
-            **_REQUEST_FIELDS,
+            "input": _input_schema(provider),
+            **poll_field_schemas(settings),
+            "callback_url": callback_url_schema(allow_loopback=settings.local_mode),
         }
-        if not provider["can_notify"]:
+        if not getattr(provider, "can_notify", False):
             properties["notify"] = {"const": False, "description": f"{name} cannot notify"}
-        choices.append(
+        variants.append(
             {
                 "title": name,
                 "type": "object",
-                "required": ["input"] if name == DEFAULT_PROVIDER else ["provider", "input"],
                 "additionalProperties": False,
+                "required": ["input"] if name == DEFAULT_PROVIDER else ["provider", "input"],
                 "properties": properties,
             }
         )
-    return {"oneOf": choices}
+    return {"description": f"A job for one provider (default {DEFAULT_PROVIDER!r})", "anyOf": variants}
 
 
-def document(providers: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """The OpenAPI 3.1 description of every route, schema and error response, for these providers."""
+def document(providers: Providers, settings: Settings) -> dict[str, Any]:
+    """The OpenAPI 3.1 description of every route, schema and error response."""
+    schemas: Mapping[str, Any] = {**SCHEMAS, "JobRequest": job_request_schema(providers, settings)}
     return {
         "openapi": "3.1.0",
         "info": {
@@ -217,7 +222,12 @@ def document(providers: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
                             "name": "Idempotency-Key",
                             "in": "header",
                             "required": False,
-                            "schema": {"type": "string", "maxLength": MAX_IDEMPOTENCY_KEY_LENGTH},
+                            "schema": {
+                                "type": "string",
+                                "maxLength": MAX_IDEMPOTENCY_KEY_LENGTH,
+                                # Printable ASCII, no space at either end (HTTP trims it).
+                                "pattern": "^[!-~]([ -~]*[!-~])?$",
+                            },
                             "description": "Same key + same body: the same job, nothing started again",
                         }
                     ],
@@ -233,6 +243,7 @@ def document(providers: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
                         },
                         "400": _problem("Malformed JSON or an invalid job request"),
                         "401": _COMMON_ERRORS["401"],
+                        "410": _problem("The job this Idempotency-Key created has expired"),
                         "413": _problem("Body too large"),
                         "415": _problem("Not application/json"),
                         "422": _problem("Idempotency-Key reused with a different body"),
@@ -259,7 +270,12 @@ def document(providers: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
                                 "default": DEFAULT_PAGE_SIZE,
                             },
                         },
-                        {"name": "next", "in": "query", "schema": {"type": "string"}},
+                        {
+                            "name": "next",
+                            "in": "query",
+                            "schema": {"type": "string", "pattern": PAGE_TOKEN_PATTERN.pattern},
+                            "description": "The `next` of the previous page",
+                        },
                     ],
                     "responses": {
                         "200": {
@@ -366,7 +382,7 @@ def document(providers: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             },
         },
         "components": {
-            "schemas": {**SCHEMAS, "JobRequest": job_request_schema(providers)},
+            "schemas": schemas,
             "securitySchemes": {
                 "sigv4": {
                     "type": "apiKey",

@@ -23,12 +23,21 @@ from .clock import Clock, to_iso
 from .errors import (
     IllegalTransition,
     InvalidJobInput,
+    JobAlreadyFinished,
     JobPollError,
     ProviderError,
 )
 from .job import Job, JobError, JobStatus, PollSettings
 from .policy import POLL_FIELDS, clamp_to_deadline, poll_settings_from, poll_time
-from .providers import AnyProvider, Engine, PollResult, WorkerProvider, WorkState, get_provider
+from .providers import (
+    AnyProvider,
+    Engine,
+    NotifiesByEvent,
+    PollResult,
+    WorkerProvider,
+    WorkState,
+    get_provider,
+)
 from .settings import Settings
 from .store import JobStore
 
@@ -82,12 +91,15 @@ def parse_job_request(event: Any, providers: Providers, settings: Settings) -> J
         raw_input = event["input"]
     else:
         raw_input = {k: v for k, v in event.items() if k not in _REQUEST_KEYS}
-    poll = poll_settings_from(event, settings)
+    is_engine = isinstance(provider, Engine)
+    poll = poll_settings_from(event, settings, engine=is_engine)
     if poll.notify and not getattr(provider, "can_notify", False):
         raise InvalidJobInput(f"provider {provider_name!r} cannot notify: leave out 'notify'")
     return JobRequest(
         provider=provider_name,
-        provider_input=provider.validate(raw_input),
+        provider_input=engine.validate_input(provider.validate, raw_input)
+        if is_engine
+        else provider.validate(raw_input),
         poll=poll,
         job_id=job_id,
         callback_url=parse_callback_url(event["callback_url"])
@@ -284,6 +296,8 @@ def _past_deadline(job: Job, now: datetime, tries: int) -> Job | None:
 
 
 def _after_poll(job: Job, result: PollResult, now: datetime, counts_as_try: bool = True) -> Job:
+    if result.provider_status is not None:
+        job = job.amend(now, provider_status=result.provider_status)
     tries = job.try_count + 1 if counts_as_try else job.try_count
     progress = job.progress if result.progress is None else max(0.0, min(1.0, result.progress))
     if result.state is WorkState.SUCCEEDED:
@@ -446,7 +460,11 @@ def record_failure(
 
 
 def await_notification(event: Mapping[str, Any], *, store: JobStore, clock: Clock) -> dict[str, Any]:
-    """Record the task token of the execution that now waits for the provider's notification."""
+    """Record the task token of the execution that now waits for the provider's notification.
+
+    A notification that came before the wait began (a fast service) finished the job already: that raises
+    JobAlreadyFinished, and the state machine reads the outcome at once instead of waiting.
+    """
     job_id, token = event.get("job_id"), event.get("task_token")
     if not isinstance(job_id, str) or not isinstance(token, str) or not token:
         raise InvalidJobInput("awaiting a notification needs 'job_id' and 'task_token'")
@@ -454,7 +472,13 @@ def await_notification(event: Mapping[str, Any], *, store: JobStore, clock: Cloc
     def waiting(current: Job) -> Job:
         return current.transition(current.status, clock.now(), notify_token=token)
 
-    job = store.update(job_id, waiting)
+    try:
+        job = store.update(job_id, waiting)
+    except IllegalTransition:
+        status = store.get(job_id).status.value
+        raise JobAlreadyFinished(
+            f"job {job_id} finished ({status}) before its wait for a notification"
+        ) from None
     return {"job_id": job.job_id, "status": job.status.value, "awaiting_notification": True}
 
 
@@ -496,6 +520,57 @@ def notify_job(
             if exc.response.get("Error", {}).get("Code") not in _STALE_TOKEN_ERRORS:
                 raise
     return {"job_id": job_id, "status": job.status.value, "delivered": delivered}
+
+
+def take_notification(
+    event: Any,
+    *,
+    store: JobStore,
+    providers: Providers,
+    sfn: Any,
+    clock: Clock,
+    on_finished: Callable[[Job], Any] | None = None,
+) -> dict[str, Any]:
+    """NotifyJob: a provider's direct notification (`parse_notification`), or its service's state-change
+    event from EventBridge (`job_for_event`); stored and delivered by `notify_job`."""
+    if isinstance(event, dict) and "source" in event and "detail-type" in event:
+        found = job_for_event(event, store=store, providers=providers)
+        if isinstance(found, dict):
+            return found
+        job_id, result = found
+    else:
+        job_id, result = parse_notification(event)
+    return notify_job(job_id, result, store=store, sfn=sfn, clock=clock, on_finished=on_finished)
+
+
+def job_for_event(
+    event: dict[str, Any], *, store: JobStore, providers: Providers
+) -> tuple[str, PollResult] | dict[str, Any]:
+    """The job a service's state-change event is about (the work id index) and its work's state, read once
+    from the service (the event says that something changed; the service has the result).
+
+    Events about work no job has (another stack's, say), and about jobs that poll rather than wait for a
+    notification, change nothing: the outcome to report is returned instead.
+    """
+    source, detail_type = event.get("source"), event.get("detail-type")
+    provider = next(
+        (
+            p
+            for p in providers.values()
+            if isinstance(p, NotifiesByEvent)
+            and (p.event_source, p.event_detail_type) == (source, detail_type)
+        ),
+        None,
+    )
+    if provider is None:
+        raise InvalidJobInput(f"no provider takes {detail_type!r} events from {source!r}")
+    work_id = provider.work_id_of_event(event)
+    job = store.find_by_work_id(work_id) if work_id else None
+    if work_id is None or job is None or job.provider != provider.name:
+        return {"job_id": None, "work_id": work_id, "delivered": False}
+    if not job.poll.notify or job.status.is_terminal:
+        return {"job_id": job.job_id, "status": job.status.value, "delivered": False}
+    return job.job_id, provider.poll(work_id)
 
 
 def parse_notification(event: Any) -> tuple[str, PollResult]:

@@ -72,6 +72,10 @@ class Settings:
     # Or: the name of an SSM SecureString parameter holding it, read once per cold start (deployed stages).
     callback_secret_parameter: str = ""
     callback_max_attempts: int = 5
+    # The http provider's profiles (base URLs and the headers that carry credentials), JSON: given directly
+    # (local stages), or the name of an SSM SecureString parameter holding it, read on first use.
+    http_profiles: str = field(default="", repr=False)
+    http_profiles_parameter: str = ""
     # The function that delivers callbacks (invoked asynchronously, so no poll or API request waits on a
     # receiver); empty: deliver in the finishing process itself.
     callback_function: str = ""
@@ -177,6 +181,10 @@ class Settings:
             callback_secret=env.get("JOBPOLL_CALLBACK_SECRET", defaults.callback_secret),
             callback_secret_parameter=env.get(
                 "JOBPOLL_CALLBACK_SECRET_PARAMETER", defaults.callback_secret_parameter
+            ),
+            http_profiles=env.get("JOBPOLL_HTTP_PROFILES", defaults.http_profiles),
+            http_profiles_parameter=env.get(
+                "JOBPOLL_HTTP_PROFILES_PARAMETER", defaults.http_profiles_parameter
             ),
             callback_max_attempts=integer("JOBPOLL_CALLBACK_MAX_ATTEMPTS", defaults.callback_max_attempts),
             callback_function=env.get("JOBPOLL_CALLBACK_FUNCTION", defaults.callback_function),

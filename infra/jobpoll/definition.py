@@ -27,6 +27,17 @@ def table_properties(template: Mapping[str, Any] | None = None) -> dict[str, Any
     return properties
 
 
+def event_rules() -> dict[str, tuple[str, dict[str, Any]]]:
+    """The EventBridge rules infra/template.json gives functions: rule name -> (function, event pattern)."""
+    template = json.loads(INFRA_TEMPLATE.read_text())
+    rules = {}
+    for function, resource in template["Resources"].items():
+        for name, source in (resource.get("Properties", {}).get("Events") or {}).items():
+            if source.get("Type") == "EventBridgeRule":
+                rules[name] = (function, source["Properties"]["Pattern"])
+    return rules
+
+
 def _transitions(state: Mapping[str, Any]) -> list[str]:
     targets = [state[key] for key in ("Next", "Default") if key in state]
     targets += [choice["Next"] for choice in state.get("Choices", []) if "Next" in choice]

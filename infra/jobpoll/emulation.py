@@ -27,7 +27,7 @@ from typing import Any
 import boto3
 
 from .clocks import VirtualClock
-from .definition import table_properties
+from .definition import event_rules, table_properties
 from .executions import continued_in
 from .moto_patches import (
     EmulationClock,
@@ -40,6 +40,7 @@ from .moto_patches import (
 from .package import render_merge_template
 from .paths import ensure_functions_importable
 from .queues import EventSourceMapping, QueueDelivery
+from .simulated_service import SimulatedServiceEvents
 
 MOTO_CONFIG = {
     "stepfunctions": {"execute_state_machine": True},
@@ -259,6 +260,12 @@ def deploy(
             queue_arn = resolve(source["Properties"]["Queue"])
             (queue_url,) = [url for url, known in deployment.queues.values() if known == queue_arn]
             deployment.mappings.append(EventSourceMapping(queue_url, queue_arn, arn, batch_size))
+    events = clients("events")
+    for rule, (function, pattern) in event_rules().items():
+        events.put_rule(Name=f"{prefix}-{rule}", EventPattern=json.dumps(pattern))
+        events.put_targets(
+            Rule=f"{prefix}-{rule}", Targets=[{"Id": function, "Arn": function_arns[function]}]
+        )
     return deployment
 
 
@@ -307,12 +314,15 @@ class Emulation:
         region: str = REGION,
         queue_delivery: bool = False,
         queue_job_max_seconds: int | None = None,
+        simulated_events: bool = False,
     ) -> None:
         self.clock: EmulationClock = clock or VirtualClock()
         self.region = region
         self.queue_job_max_seconds = queue_job_max_seconds
         self.queue_delivery: QueueDelivery | None = None
         self._deliver_queues = queue_delivery
+        self._simulated_events = simulated_events
+        self.simulated_service: SimulatedServiceEvents | None = None
         self.invocations: list[Invocation] = []
         self.listeners: list[Callable[[Invocation], None]] = [self.invocations.append]
         self.faults = FaultPlan()
@@ -358,6 +368,12 @@ class Emulation:
             )
             set_runtime(self.runtime)
             self._stack.callback(set_runtime, None)
+            if self._simulated_events:
+                self.simulated_service = SimulatedServiceEvents(
+                    functools.partial(self.client, "events"), self.clock
+                )
+                self.listeners.append(self.simulated_service)
+                self._stack.callback(self.simulated_service.stop)
             if self._deliver_queues:
                 self.queue_delivery = QueueDelivery(
                     self.client, self.deployment.mappings, self.clock, self.region

@@ -9,6 +9,7 @@ process group) against that endpoint. Everything stops on Ctrl-C or SIGTERM.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -16,11 +17,12 @@ import secrets
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -30,7 +32,6 @@ from .deploy import Deployed, default_stack_name, deploy
 from .emulation import MOTO_CONFIG, resolve_handler
 from .errors import JobpollError, PortInUse
 from .moto_patches import HandlerClock
-from .package import chalice_executable
 from .paths import FUNCTIONS_DIR, LOCAL_STATE, ensure_functions_importable
 from .queues import QueueDelivery, take_over_mappings
 from .target import LocalState, Target
@@ -52,6 +53,8 @@ class LocalOptions:
     speed: float = 1.0
     region: str = "us-east-1"
     state_file: Path = LOCAL_STATE
+    # The http provider's profiles (JSON, checked), handed to the handlers and the API as local settings.
+    http_profiles: str = field(default="", repr=False)
 
     @property
     def aws_endpoint_url(self) -> str:
@@ -130,16 +133,31 @@ def _stop_on_signals() -> Iterator[None]:
             signal.signal(sig, old)
 
 
+# Transcribe jobs and Athena queries move one state on per describe (moto's default jumps to the end), so a
+# job on the local stack shows each of the service's states.
+SERVICE_PROGRESSION = {
+    "transcribe::transcriptionjob": {"progression": "manual", "times": 1},
+    "athena::execution": {"progression": "manual", "times": 1},
+}
+
+
 def _configure_moto(endpoint_url: str) -> None:
-    """Turn on state machine execution and in-process Lambda in the moto server."""
-    request = urllib.request.Request(
-        f"{endpoint_url}/moto-api/config",
-        data=json.dumps(MOTO_CONFIG).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        response.read()
+    """Turn on state machine execution and in-process Lambda in the moto server; set how the emulated job
+    services move on."""
+    settings: list[tuple[str, Any]] = [("config", MOTO_CONFIG)]
+    settings += [
+        ("state-manager/set-transition", {"model_name": model, "transition": transition})
+        for model, transition in SERVICE_PROGRESSION.items()
+    ]
+    for path, body in settings:
+        request = urllib.request.Request(
+            f"{endpoint_url}/moto-api/{path}",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            response.read()
 
 
 def function_environment(target: Target, stack_name: str, logical_id: str) -> dict[str, str]:
@@ -153,14 +171,31 @@ def function_environment(target: Target, stack_name: str, logical_id: str) -> di
     return {name: str(value) for name, value in variables.items()}
 
 
-def local_environment(clock: ScaledClock) -> dict[str, str]:
-    """What makes the functions' settings the local stack's: local mode (bearer tokens, loopback
-    callbacks) and the emulation's clock, which the API under `chalice local` rebuilds from these."""
-    return {
+def read_http_profiles(path: Path) -> str:
+    """The http profiles file's text, checked as the provider will read it; JobpollError in one line."""
+    ensure_functions_importable()
+    from chalicelib.providers.http import parse_profiles
+
+    try:
+        text = path.read_text()
+        parse_profiles(text)
+    except (OSError, UnicodeError, ValueError) as exc:
+        raise JobpollError(f"--http-profiles {path}: {exc}") from None
+    return text
+
+
+def local_environment(clock: ScaledClock, http_profiles: str = "") -> dict[str, str]:
+    """What makes the functions' settings the local stack's: local mode (bearer tokens; callbacks and
+    `http` jobs may reach loopback, where the services a developer runs live), the emulation's clock, which
+    the API under `chalice local` rebuilds from these, and the http profiles."""
+    environment = {
         "JOBPOLL_MODE": "local",
         "JOBPOLL_CLOCK_SPEED": str(clock.speed),
         "JOBPOLL_CLOCK_ORIGIN": clock.origin.isoformat(),
     }
+    if http_profiles:
+        environment["JOBPOLL_HTTP_PROFILES"] = http_profiles
+    return environment
 
 
 def install_handler_runtime(
@@ -214,18 +249,19 @@ class HandlersAfterRuntime:
 
 
 def start_chalice_local(options: LocalOptions, environment: dict[str, str]) -> subprocess.Popen[bytes]:
-    """`chalice local` on 127.0.0.1:api_port in its own process group (see `wait_until_serving`)."""
+    """`chalice local` (jobpoll.local_api: every method reaches the app) on 127.0.0.1:api_port in its own
+    process group (see `wait_until_serving`)."""
     return subprocess.Popen(
         [
-            chalice_executable(),
-            "local",
+            sys.executable,
+            "-m",
+            "jobpoll.local_api",
             "--host",
             HOST,
             "--port",
             str(options.api_port),
             "--stage",
             STAGE,
-            "--no-autoreload",
         ],
         cwd=FUNCTIONS_DIR,
         env=environment,
@@ -289,7 +325,8 @@ def _summary(options: LocalOptions, deployed: Deployed) -> list[str]:
 
 def up(options: LocalOptions, progress: Progress = print) -> None:
     """Run the local stack in the foreground until SIGINT/SIGTERM; cleans up whatever it started."""
-    from .moto_patches import emulation_patches
+    from .moto_patches import Invocation, emulation_patches
+    from .simulated_service import SimulatedServiceEvents
 
     if options.api_port == options.aws_port:
         raise JobpollError(f"--api-port and --aws-port are both {options.api_port}")
@@ -300,11 +337,16 @@ def up(options: LocalOptions, progress: Progress = print) -> None:
             _prepare_process_environment(options)
             clock = ScaledClock(options.speed)
             handlers = HandlersAfterRuntime()
-            cleanup.enter_context(emulation_patches(clock, handlers))
+            listeners: list[Callable[[Invocation], None]] = []
+            cleanup.enter_context(emulation_patches(clock, handlers, listeners=listeners))
             server = MotoServer(options.aws_port)
             cleanup.callback(server.stop)
             _configure_moto(options.aws_endpoint_url)
             target = Target(region=options.region, endpoint_url=options.aws_endpoint_url)
+            # The simulated service announces finished work on the bus, as Transcribe or Athena do.
+            simulated_service = SimulatedServiceEvents(functools.partial(target.client, "events"), clock)
+            listeners.append(simulated_service)
+            cleanup.callback(simulated_service.stop)
             stack_name = default_stack_name(STAGE)
             callback_parameter, callback_secret = store_callback_secret(target, stack_name)
             deployed = deploy(
@@ -314,7 +356,9 @@ def up(options: LocalOptions, progress: Progress = print) -> None:
                 parameters={"CallbackSecretParameter": callback_parameter},
                 progress=progress,
             )
-            function_env = install_handler_runtime(target, stack_name, clock, local_environment(clock))
+            function_env = install_handler_runtime(
+                target, stack_name, clock, local_environment(clock, options.http_profiles)
+            )
             handlers.ready.set()
             mappings = take_over_mappings(target.client("lambda"), target.client("sqs"))
             delivery = QueueDelivery(target.client, mappings, clock, options.region).start()

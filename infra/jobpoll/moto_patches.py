@@ -28,6 +28,14 @@ Why each exists:
   thread's write; DynamoDB applies a conditional write atomically. `atomic_dynamodb_writes()` serialises
   moto's item writes, so two writers racing on one job behave as on AWS (one wins, the other's condition
   fails).
+- EventBridge: moto delivers a matched event to log groups, queues, buses and API destinations only; a Lambda
+  target raises NotImplementedError in `Rule.send_to_targets`. We deliver Lambda targets as EventBridge does:
+  an asynchronous invocation (the Event invocation type) with the event as AWS shapes it (`time` in ISO 8601),
+  and leave the other targets to moto.
+- Transcribe and Athena: moto never fails a job, and its GetTranscriptionJob and GetQueryExecution leave out
+  why a job failed. As on AWS, a transcription job whose media is not in (moto's) S3, and a query whose
+  output bucket does not exist, are accepted and then FAILED with the service's reason; the describes answer
+  `FailureReason` and `Status.StateChangeReason`, as AWS does.
 - Speed: moto's interpreter builds a new JSONPath parser (PLY tables) for every path it evaluates and a new
   boto3 Lambda client for every Task; both are cached here (same results, ~2x faster executions), so an hour
   of polling runs in well under a second.
@@ -44,6 +52,7 @@ Why each exists:
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import inspect
 import json
@@ -52,15 +61,18 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any, Protocol
 from unittest import mock
 
+from moto.athena.models import AthenaBackend
+from moto.athena.responses import AthenaResponse
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.cloudformation.models import ChangeSet, Stack
 from moto.core.exceptions import JsonRESTError
 from moto.core.models import botocore_stubber
 from moto.dynamodb.models import DynamoDBBackend
+from moto.events.models import Rule as EventRule
 from moto.settings import moto_server_port
 from moto.sqs import models as sqs_models
 from moto.stepfunctions.models import StateMachine
@@ -79,6 +91,7 @@ from moto.stepfunctions.parser.asl.eval.callback.callback import CallbackEndpoin
 from moto.stepfunctions.parser.asl.utils import json_path
 from moto.stepfunctions.responses import get_backend as stepfunctions_backend
 from moto.stepfunctions.utils import cfn_to_api_tags
+from moto.transcribe.models import FakeTranscriptionJob, TranscribeBackend
 
 SUPPORTED_MOTO = ("5.2.3", "5.3")
 
@@ -139,6 +152,11 @@ _TARGETS: list[tuple[Any, str, tuple[str, ...] | None]] = [
     (json_path, "parse", ("path", "debug")),
     (result_path, "parse", ("string",)),
     (lambda_eval_utils, "boto_client_for", ("region", "service", "state_credentials")),
+    (EventRule, "send_to_targets", ("self", "original_event", "transform_input")),
+    (FakeTranscriptionJob, "response_object", ("self", "response_type")),
+    (TranscribeBackend, "start_transcription_job", None),
+    (AthenaBackend, "start_query_execution", None),
+    (AthenaResponse, "get_query_execution", ("self",)),
     (ChangeSet, "apply", ("self",)),
     (Stack, "_create_output_map", ("self",)),
     (Stack, "_parse_template", ("self",)),
@@ -162,6 +180,7 @@ _TARGETS: list[tuple[Any, str, tuple[str, ...] | None]] = [
 
 _MOTO_CFN_CREATE_STATE_MACHINE = getattr(StateMachine, "create_from_cloudformation_json", None)
 _MOTO_APPLY_CHANGE_SET = getattr(ChangeSet, "apply", None)
+_MOTO_SEND_TO_TARGETS = getattr(EventRule, "send_to_targets", None)
 
 
 def check_patch_targets() -> None:
@@ -186,6 +205,9 @@ def check_patch_targets() -> None:
         # moto's own versions, as imported (the check also runs while our replacements are installed)
         "StateMachine.create_from_cloudformation_json": (_MOTO_CFN_CREATE_STATE_MACHINE, "DefinitionString"),
         "ChangeSet.apply": (_MOTO_APPLY_CHANGE_SET, "resource_map.update"),
+        # the Lambda delivery matches the rule's pattern and reads its targets the same way
+        "Rule.send_to_targets": (_MOTO_SEND_TO_TARGETS, "self.event_pattern.matches_event"),
+        "Rule.send_to_targets targets": (_MOTO_SEND_TO_TARGETS, "for target in self.targets"),
     }
     for label, (function, needle) in sources.items():
         if function is not None and needle not in inspect.getsource(function):
@@ -391,6 +413,103 @@ def _in_process_invoke(
         return payload.encode()
 
     return invoke
+
+
+def _lambda_targets_delivered(original: Callable[..., None]) -> Callable[..., None]:
+    def send_to_targets(self: EventRule, original_event: Any, transform_input: bool = True) -> None:
+        from moto.awslambda.utils import get_backend as lambda_backend
+
+        if not self.event_pattern.matches_event(original_event):
+            return
+        to_lambda = [t for t in self.targets if t["Arn"].split(":")[2:3] == ["lambda"]]
+        if len(to_lambda) < len(self.targets):
+            rest = copy.copy(self)
+            rest.targets = [t for t in self.targets if t not in to_lambda]
+            original(rest, original_event, transform_input)
+        event = {k: v for k, v in original_event.items() if k != "ingestion-time"}
+        if isinstance(event.get("time"), int | float):
+            event["time"] = datetime.fromtimestamp(event["time"], UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        for target in to_lambda:
+            _, _, _, region, account, *_ = target["Arn"].split(":")
+            lambda_backend(account, region).invoke(
+                target["Arn"], None, json.dumps(event), {"X-Amz-Invocation-Type": "Event"}, {}
+            )
+
+    return send_to_targets
+
+
+def _transcription_failure_reason(original: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+    def response_object(self: FakeTranscriptionJob, response_type: str) -> dict[str, Any]:
+        response = original(self, response_type)
+        if response_type == "GET" and self.status == "FAILED" and self.failure_reason:
+            response["TranscriptionJob"]["FailureReason"] = self.failure_reason
+        return response
+
+    return response_object
+
+
+def _s3_has(account_id: str, bucket: str, key: str | None = None) -> bool:
+    """Whether moto's S3 holds the bucket (and the key)."""
+    from moto.s3.models import s3_backends
+
+    backend = s3_backends[account_id]["aws"]
+    try:
+        backend.get_bucket(bucket)
+    except Exception:  # moto's MissingBucket
+        return False
+    return key is None or backend.get_object(bucket, key) is not None
+
+
+def _s3_location(uri: str) -> tuple[str, str] | None:
+    if not uri.startswith("s3://"):
+        return None
+    bucket, _, key = uri[len("s3://") :].partition("/")
+    return bucket, key
+
+
+_UNREADABLE_MEDIA = (
+    "The S3 URI that you provided can't be accessed. Make sure you have read permission and try your "
+    "request again."
+)
+
+
+def _transcription_fails_without_media(original: Callable[..., dict[str, Any]]) -> Callable[..., Any]:
+    def start_transcription_job(self: TranscribeBackend, transcription_job_name: str, **kwargs: Any) -> Any:
+        response = original(self, transcription_job_name=transcription_job_name, **kwargs)
+        location = _s3_location(str((kwargs.get("media") or {}).get("MediaFileUri", "")))
+        if location is not None and not _s3_has(self.account_id, *location):
+            job = self.transcriptions[transcription_job_name]
+            job.status = "FAILED"
+            job.failure_reason = _UNREADABLE_MEDIA  # type: ignore[assignment]
+        return response
+
+    return start_transcription_job
+
+
+def _query_fails_without_output_bucket(original: Callable[..., str]) -> Callable[..., str]:
+    def start_query_execution(self: AthenaBackend, *args: Any, **kwargs: Any) -> str:
+        execution_id = original(self, *args, **kwargs)
+        execution = self.executions[execution_id]
+        location = _s3_location(str((execution.config or {}).get("OutputLocation", "")))
+        if location is not None and not _s3_has(self.account_id, location[0]):
+            execution.status = "FAILED"
+            reason = f"Unable to verify/create output bucket {location[0]}"
+            execution.state_change_reason = reason  # type: ignore[attr-defined]
+        return execution_id
+
+    return start_query_execution
+
+
+def _query_state_change_reason(original: Callable[..., str]) -> Callable[..., str]:
+    def get_query_execution(self: AthenaResponse) -> str:
+        body = json.loads(original(self))
+        execution = self.athena_backend.executions[body["QueryExecution"]["QueryExecutionId"]]
+        reason = getattr(execution, "state_change_reason", None)
+        if reason:
+            body["QueryExecution"]["Status"]["StateChangeReason"] = reason
+        return json.dumps(body)
+
+    return get_query_execution
 
 
 def _clocked_wait_interval(clock: EmulationClock) -> Callable[..., None]:
@@ -616,6 +735,35 @@ def cloudformation_patches() -> Iterator[None]:
         yield
 
 
+@contextlib.contextmanager
+def service_patches() -> Iterator[None]:
+    """EventBridge delivers to Lambda targets; Transcribe and Athena fail work as AWS does, and say why."""
+    with (
+        mock.patch.object(EventRule, "send_to_targets", _lambda_targets_delivered(EventRule.send_to_targets)),
+        mock.patch.object(
+            FakeTranscriptionJob,
+            "response_object",
+            _transcription_failure_reason(FakeTranscriptionJob.response_object),
+        ),
+        mock.patch.object(
+            AthenaResponse,
+            "get_query_execution",
+            _query_state_change_reason(AthenaResponse.get_query_execution),
+        ),
+        mock.patch.object(
+            TranscribeBackend,
+            "start_transcription_job",
+            _transcription_fails_without_media(TranscribeBackend.start_transcription_job),
+        ),
+        mock.patch.object(
+            AthenaBackend,
+            "start_query_execution",
+            _query_fails_without_output_bucket(AthenaBackend.start_query_execution),
+        ),
+    ):
+        yield
+
+
 _DYNAMODB_WRITES = ("put_item", "update_item", "delete_item", "transact_write_items")
 _dynamodb_write_lock = threading.RLock()
 
@@ -660,7 +808,9 @@ def emulation_patches(
         with (
             atomic_dynamodb_writes(),
             mock.patch.object(
-                LambdaSimpleBackend, "invoke", _in_process_invoke(resolve, plan, listeners or [])
+                LambdaSimpleBackend,
+                "invoke",
+                _in_process_invoke(resolve, plan, listeners if listeners is not None else []),
             ),
             mock.patch.object(WaitFunction, "_wait_interval", _clocked_wait_interval(clock)),
             mock.patch.object(Timestamp, "_get_wait_seconds", _clocked_timestamp_seconds(clock)),
@@ -691,6 +841,7 @@ def emulation_patches(
                 "boto_client_for",
                 _cached_task_client(lambda_eval_utils.boto_client_for),
             ),
+            service_patches(),
             cloudformation_patches(),
         ):
             yield plan

@@ -85,7 +85,7 @@ class JobProgress:
                 self.stream.write("\n")
                 self.stream.flush()
             return
-        state = (status, round(progress, 1), job.get("attempts"), len(partial))
+        state = (status, round(progress, 1), job.get("attempts"), len(partial), job.get("provider_status"))
         if state == self._last:
             return
         self._last = state
@@ -103,7 +103,10 @@ class JobProgress:
     @staticmethod
     def _head(job: dict[str, Any]) -> str:
         attempts = f"attempts {job.get('attempts', 0)}/{job.get('max_attempts', '?')}"
-        return f"{bar(job.get('progress') or 0.0)}  {job.get('status', '?'):<8} {attempts}"
+        head = f"{bar(job.get('progress') or 0.0)}  {job.get('status', '?'):<8} {attempts}"
+        if job.get("provider_status"):  # the service's own word for it, e.g. Transcribe's IN_PROGRESS
+            head += f"  ({job['provider_status']})"
+        return head
 
     def _draw(self, head: str, tail: str) -> None:
         width = shutil.get_terminal_size((100, 20)).columns
@@ -135,8 +138,8 @@ _JOB_COLUMNS: list[Column] = [
     ("CREATED (UTC)", lambda j: j.get("created_at")),
 ]
 _JOB_FIELDS = (
-    "id", "status", "provider", "input", "progress", "attempts", "max_attempts", "created_at", "updated_at",
-    "next_poll_at", "error", "result_available", "partial_output",
+    "id", "status", "provider_status", "provider", "input", "progress", "attempts", "max_attempts",
+    "created_at", "updated_at", "next_poll_at", "error", "result_available", "partial_output",
 )  # fmt: skip
 _PROVIDER_COLUMNS: list[Column] = [
     ("NAME", lambda p: p["name"]),

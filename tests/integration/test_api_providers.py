@@ -3,17 +3,13 @@ provider, each with the input schema the provider declares. One emulation for th
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import pytest
 from api_harness import Api, make_api
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from chalicelib.providers import registry
-from chalicelib.service import parse_job_request
 from jobpoll.emulation import Emulation
 
 BUILT_IN = {"simulated": "poll", "simulated-engine": "engine", "simulated-stream": "worker"}
@@ -71,7 +67,7 @@ def _job_request_validator(api: Api) -> Draft202012Validator:
 
 def test_the_openapi_document_offers_one_choice_per_provider_with_its_input_schema(api: Api) -> None:
     document = api.client.http.get("/openapi.json").json_body
-    choices = document["components"]["schemas"]["JobRequest"]["oneOf"]
+    choices = document["components"]["schemas"]["JobRequest"]["anyOf"]
     by_name = {choice["properties"]["provider"]["const"]: choice for choice in choices}
 
     assert set(by_name) == set(api.runtime.providers)
@@ -109,67 +105,3 @@ def test_each_example_the_document_shows_is_a_request_the_api_accepts(
 def test_a_body_the_document_refuses_the_api_refuses_too(api: Api, body: dict[str, Any]) -> None:
     assert not _job_request_validator(api).is_valid(body)
     assert api.post(body).status_code == 400
-
-
-# ---- What the document allows, the API accepts -------------------------------------------------------
-
-_ANY_JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
-    lambda children: (
-        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3)
-    ),
-    max_leaves=6,
-)
-
-
-def _values(rule: dict[str, Any]) -> st.SearchStrategy[Any]:
-    """Values a property's schema allows (the keywords the providers' schemas use)."""
-    types = rule.get("type")
-    if types is None:
-        return _ANY_JSON
-    choices = []
-    for kind in [types] if isinstance(types, str) else types:
-        low = rule.get("minimum", rule.get("exclusiveMinimum"))
-        high = rule.get("maximum", rule.get("exclusiveMaximum"))
-        if kind == "integer":
-            choices.append(st.integers(low, high) | st.integers(low, high).map(float))
-        elif kind == "number":
-            exclusive = "exclusiveMinimum" in rule
-            floats = st.floats(low, high, exclude_min=exclusive, allow_nan=False)
-            whole = st.integers(low + 1 if exclusive else low, high)
-            choices.append(floats | whole)
-        elif kind == "boolean":
-            choices.append(st.booleans())
-        elif kind == "string":
-            choices.append(st.text(max_size=rule.get("maxLength", 40)))
-        elif kind == "null":
-            choices.append(st.none())
-    return st.one_of(choices)
-
-
-def _inputs(schema: Mapping[str, Any]) -> st.SearchStrategy[dict[str, Any]]:
-    properties = schema["properties"]
-    required = set(schema.get("required", []))
-    return st.fixed_dictionaries(
-        {name: _values(rule) for name, rule in properties.items() if name in required},
-        optional={name: _values(rule) for name, rule in properties.items() if name not in required},
-    )
-
-
-def _bodies() -> st.SearchStrategy[dict[str, Any]]:
-    return st.one_of(
-        [
-            _inputs(spec.input_schema).map(lambda given, name=spec.name: {"provider": name, "input": given})
-            for spec in registry.load()
-        ]
-    )
-
-
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(body=_bodies())
-def test_an_input_the_document_allows_is_never_refused_for_its_shape(api: Api, body: dict[str, Any]) -> None:
-    _job_request_validator(api).validate(body)
-
-    request = parse_job_request(body, api.runtime.providers, api.runtime.settings)  # what POST /jobs runs
-
-    assert request.provider == body["provider"]

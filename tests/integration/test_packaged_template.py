@@ -27,6 +27,15 @@ def _statements(template: dict[str, Any], role: str) -> list[dict[str, Any]]:
     return [s for p in policies for s in p["PolicyDocument"]["Statement"]]
 
 
+def _parameter_reads(template: dict[str, Any], role: str, condition: str) -> list[dict[str, Any]]:
+    """The role's ssm:GetParameter statements on the parameter that `condition` says is configured."""
+    return [
+        s
+        for s in _statements(template, role)
+        if s["Action"] == "ssm:GetParameter" and s["Resource"]["Fn::If"][0] == condition
+    ]
+
+
 def _actions(statements: list[dict[str, Any]]) -> set[str]:
     found: set[str] = set()
     for statement in statements:
@@ -78,6 +87,7 @@ def test_the_poll_loop_role_reads_and_writes_job_items_and_nothing_else(transfor
         "logs:PutLogEvents",
         "xray:PutTraceSegments",
         "xray:PutTelemetryRecords",
+        *PROVIDER_JOB_ACTIONS,  # start, read and cancel the AWS job services' work, below
     }
     (dynamodb,) = [s for s in statements if s["Action"][0].startswith("dynamodb:")]
     assert dynamodb["Resource"] == {"Fn::GetAtt": ["JobsTable", "Arn"]}
@@ -94,13 +104,28 @@ def test_functions_that_finish_jobs_may_read_the_callback_signing_key_and_no_oth
         "FailDeadLetteredJobRole",
         "DefaultRole",
     ):
-        (read,) = [s for s in _statements(transformed, role) if s["Action"] == "ssm:GetParameter"]
+        (read,) = _parameter_reads(transformed, role, "HasCallbackSecret")
         configured, unset = read["Resource"]["Fn::If"][1:]
         assert configured["Fn::Sub"].endswith(":parameter${CallbackSecretParameter}")
         assert unset["Fn::Sub"].endswith(":parameter/${AWS::StackName}/no-callback-secret")
     for name in ("GetJobStatus", "NotifyJob", "RunQueuedJob", "APIHandler"):
         variables = transformed["Resources"][name]["Properties"]["Environment"]["Variables"]
         assert variables["JOBPOLL_CALLBACK_SECRET_PARAMETER"] == {"Ref": "CallbackSecretParameter"}, name
+
+
+def test_only_the_functions_that_call_http_services_may_read_the_http_profiles(
+    transformed: dict[str, Any],
+) -> None:
+    for role in ("PollLoopFunctionRole", "DefaultRole"):  # submit and poll; validate and cancel (the API)
+        (read,) = _parameter_reads(transformed, role, "HasHttpProfiles")
+        configured, unset = read["Resource"]["Fn::If"][1:]
+        assert configured["Fn::Sub"].endswith(":parameter${HttpProfilesParameter}")
+        assert unset["Fn::Sub"].endswith(":parameter/${AWS::StackName}/no-http-profiles")
+    for role in ("NotifyJobRole", "RunQueuedJobRole", "FailDeadLetteredJobRole"):
+        assert _parameter_reads(transformed, role, "HasHttpProfiles") == []
+    for name in ("StartJob", "GetJobStatus", "RecordJobFailure", "APIHandler"):
+        variables = transformed["Resources"][name]["Properties"]["Environment"]["Variables"]
+        assert variables["JOBPOLL_HTTP_PROFILES_PARAMETER"] == {"Ref": "HttpProfilesParameter"}, name
 
 
 def test_the_state_machine_may_invoke_exactly_the_poll_loop_functions(transformed: dict[str, Any]) -> None:
@@ -138,7 +163,72 @@ def test_the_table_is_on_demand_with_ttl_recovery_and_the_owner_index(transforme
     assert table["BillingMode"] == "PAY_PER_REQUEST"
     assert table["TimeToLiveSpecification"] == {"AttributeName": "ttl", "Enabled": True}
     assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
-    assert [index["IndexName"] for index in table["GlobalSecondaryIndexes"]] == ["by-owner"]
+    assert [index["IndexName"] for index in table["GlobalSecondaryIndexes"]] == ["by-owner", "by-work-id"]
+    (work,) = [index for index in table["GlobalSecondaryIndexes"] if index["IndexName"] == "by-work-id"]
+    assert work["Projection"] == {"ProjectionType": "KEYS_ONLY"}  # the event's job id, nothing more
+
+
+PROVIDER_JOB_ACTIONS = {
+    "transcribe:StartTranscriptionJob",
+    "transcribe:GetTranscriptionJob",
+    "transcribe:DeleteTranscriptionJob",
+    "athena:StartQueryExecution",
+    "athena:GetQueryExecution",
+    "athena:StopQueryExecution",
+}
+
+
+def test_each_role_gets_only_the_provider_actions_its_functions_call(transformed: dict[str, Any]) -> None:
+    def provider_statements(role: str) -> list[dict[str, Any]]:
+        return [s for s in _statements(transformed, role) if set(_actions([s])) & PROVIDER_JOB_ACTIONS]
+
+    expected = {
+        "PollLoopFunctionRole": PROVIDER_JOB_ACTIONS,  # submit, poll, cancel on a recorded failure
+        "DefaultRole": {"transcribe:DeleteTranscriptionJob", "athena:StopQueryExecution"},  # DELETE /jobs
+        "NotifyJobRole": {"transcribe:GetTranscriptionJob", "athena:GetQueryExecution"},  # the event's job
+        "RunQueuedJobRole": set(),
+        "FailDeadLetteredJobRole": set(),
+    }
+    for role, actions in expected.items():
+        statements = provider_statements(role)
+        assert _actions(statements) == actions, role
+        for statement in statements:
+            for resource in (
+                statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+            ):
+                arn = resource["Fn::Sub"]
+                assert arn.endswith(("transcription-job/jobpoll-*", "workgroup/*")), (role, arn)
+
+
+def test_service_state_change_events_reach_notify_job(transformed: dict[str, Any]) -> None:
+    rules = [r["Properties"] for r in transformed["Resources"].values() if r["Type"] == "AWS::Events::Rule"]
+    sources = {(rule["EventPattern"]["source"][0], rule["EventPattern"]["detail-type"][0]) for rule in rules}
+    from chalicelib.bootstrap import build_runtime
+    from chalicelib.providers import NotifiesByEvent
+
+    runtime = build_runtime(dynamodb=object(), sfn=object(), sqs=object())
+    announced = {
+        (p.event_source, p.event_detail_type)
+        for p in runtime.providers.values()
+        if isinstance(p, NotifiesByEvent)
+    }
+    assert (
+        sources
+        == announced
+        == {
+            ("aws.transcribe", "Transcribe Job State Change"),
+            ("aws.athena", "Athena Query State Change"),
+            ("jobpoll.simulated", "Simulated Work State Change"),
+        }
+    )
+    for rule in rules:
+        assert [t["Arn"] for t in rule["Targets"]] == [{"Fn::GetAtt": ["NotifyJob", "Arn"]}]
+    permissions = [
+        r["Properties"] for r in transformed["Resources"].values() if r["Type"] == "AWS::Lambda::Permission"
+    ]
+    assert sum(p["Principal"] == "events.amazonaws.com" for p in permissions) == len(rules)
+    index = [s for s in _statements(transformed, "NotifyJobRole") if s["Action"] == "dynamodb:Query"]
+    assert [s["Resource"] for s in index] == [{"Fn::Sub": "${JobsTable.Arn}/index/by-work-id"}]
 
 
 def test_the_state_machine_may_start_only_executions_of_itself(transformed: dict[str, Any]) -> None:

@@ -143,9 +143,7 @@ def test_the_partial_output_kept_while_running_is_the_latest_part(emulation: Emu
 def test_the_submit_returns_before_the_work_is_done_and_a_worker_finishes_it(
     queued: Emulation,
 ) -> None:
-    started = time.perf_counter()
     job_id = submit(queued, "async", tokens=80, tokens_per_second=20)
-    assert time.perf_counter() - started < 1.0
     assert queued.runtime.store.get(job_id).status is JobStatus.QUEUED  # stored before any worker ran
 
     eventually(lambda: finished(queued, job_id), "the worker finishes the job")

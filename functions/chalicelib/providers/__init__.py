@@ -5,16 +5,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ..errors import InvalidJobInput
-from .base import Engine, PollResult, Provider, Report, WorkerProvider, WorkState
+from .base import Engine, NotifiesByEvent, PollResult, Provider, Report, WorkerProvider, WorkState, integral
 
 __all__ = [
     "Engine",
+    "NotifiesByEvent",
     "PollResult",
     "Provider",
     "Report",
     "WorkState",
     "WorkerProvider",
     "get_provider",
+    "integral",
 ]
 
 AnyProvider = Provider | Engine | WorkerProvider

@@ -12,8 +12,10 @@ first job):
     examples = [{...}]            # at least one input the provider accepts
 
 The registry builds each class with the runtime parts its constructor names: `clock`, `settings`,
-`resolve` (host name -> addresses, for an SSRF guard), `clients` (AWS service name -> boto3 client) and
-`client` (the boto3 client of the AWS service the class names in `aws_service`, made on first use).
+`resolve` (host name -> addresses, for an SSRF guard), `allow_loopback` (true in local mode only),
+`profiles` (the named endpoints and their secrets, read on first use), `clients` (AWS service name -> boto3
+client) and `client` (the boto3 client of the AWS service the class names in `aws_service`, made on first
+use).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ METHODS = {
     "worker": ("validate", "run"),
 }
 # What the registry can give a provider's constructor, by parameter name.
-CONSTRUCTOR_PARTS = ("clock", "settings", "resolve", "clients", "client")
+CONSTRUCTOR_PARTS = ("clock", "settings", "resolve", "allow_loopback", "profiles", "clients", "client")
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 MAX_NAME_LENGTH = 40
 _TARGET_PATTERN = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 from ..clock import Clock
 from ..errors import InvalidJobInput, ProviderError
-from .base import Report
+from .base import Report, integral, json_object
 
 _TEXT = (
     "the quick brown fox jumps over the lazy dog while the long running job keeps polling "
@@ -20,11 +20,6 @@ _TEXT = (
 )
 _WORDS = _TEXT.split()
 MAX_TOKENS = 100_000
-
-
-def _whole(value: Any) -> Any:
-    """JSON's 10.0 is a whole number too (JSON Schema's "integer" allows it)."""
-    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 class StreamingFailure(ProviderError):
@@ -37,39 +32,29 @@ class SimulatedStreamingProvider:
     name = "simulated-stream"
     kind = "worker"
     can_notify = False
-    input_schema: ClassVar[dict[str, Any]] = {
+    examples: ClassVar[list[dict[str, Any]]] = [
+        {"tokens": 200, "tokens_per_second": 20},
+        {"tokens": 10, "fail_after": 5},
+    ]
+    # What `validate` accepts, as the OpenAPI document shows it.
+    input_schema: dict[str, Any] = {  # noqa: RUF012 (read only)
         "type": "object",
         "additionalProperties": False,
         "properties": {
             "tokens": {"type": "integer", "minimum": 1, "maximum": MAX_TOKENS, "default": 100},
             "tokens_per_second": {"type": "number", "exclusiveMinimum": 0, "maximum": 10_000, "default": 20},
-            "fail_after": {
-                "type": ["integer", "null"],
-                "minimum": 0,
-                "default": None,
-                "description": "Fail (StreamingFailure) after this many tokens",
-            },
+            "fail_after": {"type": ["integer", "null"], "minimum": 0, "description": "Fail after N tokens"},
         },
     }
-    examples: ClassVar[list[dict[str, Any]]] = [
-        {"tokens": 200, "tokens_per_second": 20},
-        {"tokens": 10, "fail_after": 5},
-    ]
 
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
 
     def validate(self, request: Any) -> dict[str, Any]:
-        if not isinstance(request, dict):
-            raise InvalidJobInput(
-                f"simulated-stream input must be a JSON object, got {type(request).__name__}"
-            )
-        unknown = sorted(set(request) - {"tokens", "tokens_per_second", "fail_after"})
-        if unknown:
-            raise InvalidJobInput(f"unknown simulated-stream input field(s): {', '.join(unknown)}")
-        tokens, fail_after = (
-            _whole(request.get(key, default)) for key, default in (("tokens", 100), ("fail_after", None))
+        request = json_object(
+            request, {"tokens", "tokens_per_second", "fail_after"}, "simulated-stream input"
         )
+        tokens = integral(request.get("tokens", 100))
         if isinstance(tokens, bool) or not isinstance(tokens, int) or not 1 <= tokens <= MAX_TOKENS:
             raise InvalidJobInput(f"'tokens' must be a whole number from 1 to {MAX_TOKENS}")
         rate = request.get("tokens_per_second", 20)
@@ -77,6 +62,7 @@ class SimulatedStreamingProvider:
             raise InvalidJobInput(
                 f"'tokens_per_second' must be above 0 and at most 10000, got {json.dumps(rate)}"
             )
+        fail_after = integral(request.get("fail_after"))
         if fail_after is not None and (
             isinstance(fail_after, bool) or not isinstance(fail_after, int) or fail_after < 0
         ):
