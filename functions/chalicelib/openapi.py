@@ -167,20 +167,29 @@ SCHEMAS: dict[str, Any] = {
 }
 
 
-def _input_schema(provider: Any) -> dict[str, Any]:
-    """The provider's input schema, with its examples (a provider declares both: providers/registry.py)."""
-    schema = dict(getattr(provider, "input_schema", {"type": "object"}))
-    examples = getattr(provider, "examples", None)
-    return {**schema, "examples": list(examples)} if examples else schema
+def _input_schema(provider: Any) -> dict[str, Any] | None:
+    """The provider's input schema as this deployment accepts it (a provider whose input depends on its
+    configuration narrows it: `configured_input_schema`, None for none), with the examples it declares."""
+    configured = getattr(provider, "configured_input_schema", None)
+    schema = (
+        configured() if callable(configured) else dict(getattr(provider, "input_schema", {"type": "object"}))
+    )
+    if schema is None:
+        return None
+    examples = list(getattr(provider, "examples", []))
+    return {**schema, "examples": examples} if examples and not callable(configured) else schema
 
 
 def job_request_schema(providers: Providers, settings: Settings) -> dict[str, Any]:
     """A job request, one variant per provider: its input, the poll fields, the callback URL."""
     variants = []
     for name, provider in sorted(providers.items()):
+        input_schema = _input_schema(provider)
+        if input_schema is None:
+            continue  # nothing this deployment could accept for it
         properties: dict[str, Any] = {
             "provider": {"const": name},
-            "input": _input_schema(provider),
+            "input": input_schema,
             **poll_field_schemas(settings),
             "callback_url": callback_url_schema(allow_loopback=settings.local_mode),
         }

@@ -3,6 +3,7 @@ provider, each with the input schema the provider declares. One emulation for th
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -15,9 +16,13 @@ from jobpoll.emulation import Emulation
 BUILT_IN = {"simulated": "poll", "simulated-engine": "engine", "simulated-stream": "worker"}
 
 
+# The http provider's example names the profile `speech`: here a loopback port where nothing listens.
+HTTP_PROFILES = json.dumps({"speech": {"base_url": "http://127.0.0.1:9"}})
+
+
 @pytest.fixture(scope="module")
 def api(module_emulation: Emulation) -> Api:
-    return make_api(module_emulation)
+    return make_api(module_emulation, http_profiles=HTTP_PROFILES)
 
 
 def _documented(api: Api, name: str) -> Draft202012Validator:
@@ -73,7 +78,9 @@ def test_the_openapi_document_offers_one_choice_per_provider_with_its_input_sche
     assert set(by_name) == set(api.runtime.providers)
     for name, provider in api.runtime.providers.items():
         declared = registry.spec_for(name, type(provider)).input_schema
-        assert by_name[name]["properties"]["input"]["properties"] == declared["properties"]
+        assert set(by_name[name]["properties"]["input"]["properties"]) == set(declared["properties"])
+    # A provider whose input depends on the deployment offers what it accepts: http, its profiles.
+    assert by_name["http"]["properties"]["input"]["properties"]["profile"]["enum"] == ["speech"]
 
 
 def _examples() -> list[tuple[str, dict[str, Any]]]:

@@ -40,14 +40,30 @@ class AthenaProvider:
         "required": ["query"],
         "additionalProperties": False,
         "properties": {
-            "query": {"type": "string", "maxLength": 262144, "description": "the SQL statement to run"},
-            "database": {"type": "string", "maxLength": 255, "description": "the database it runs in"},
+            "query": {
+                "type": "string",
+                "pattern": "\\S",
+                "maxLength": 262144,
+                "description": "the SQL statement to run",
+            },
+            "database": {
+                "type": "string",
+                "pattern": "\\S",
+                "maxLength": 255,
+                "description": "the database it runs in",
+            },
             "catalog": {
                 "type": "string",
+                "pattern": "\\S",
                 "maxLength": 256,
                 "description": "the data catalog (AwsDataCatalog)",
             },
-            "workgroup": {"type": "string", "maxLength": 128, "description": "the workgroup (primary)"},
+            "workgroup": {
+                "type": "string",
+                "pattern": "\\S",
+                "maxLength": 128,
+                "description": "the workgroup (primary)",
+            },
             "output_location": {
                 "type": "string",
                 "pattern": "^s3://",

@@ -39,6 +39,7 @@ class TranscribeProvider:
     input_schema: ClassVar[dict[str, Any]] = {
         "type": "object",
         "required": ["media_uri"],
+        "dependentRequired": {"output_key": ["output_bucket"]},
         "additionalProperties": False,
         "properties": {
             "media_uri": {
@@ -49,6 +50,7 @@ class TranscribeProvider:
             },
             "language_code": {
                 "type": "string",
+                "pattern": "\\S",
                 "maxLength": 10,
                 "description": "e.g. en-US; leave out to have Transcribe identify the language",
             },
@@ -59,11 +61,13 @@ class TranscribeProvider:
             },
             "output_bucket": {
                 "type": "string",
+                "pattern": "\\S",
                 "maxLength": 64,
                 "description": "an S3 bucket for the transcript (else Transcribe's own, served by a URL)",
             },
             "output_key": {
                 "type": "string",
+                "pattern": "\\S",
                 "maxLength": 1024,
                 "description": "the transcript's key in output_bucket",
             },

@@ -209,7 +209,12 @@ class HttpProvider:
                 "additionalProperties": False,
                 "properties": {
                     "method": {"type": "string", "enum": list(METHODS), "default": "POST"},
-                    "path": {"type": "string", "pattern": "^/[^/]", "maxLength": MAX_PATH_LENGTH},
+                    # Printable ASCII without spaces or '#', not '//' at the start, no '.' or '..' segment.
+                    "path": {
+                        "type": "string",
+                        "pattern": '^/(?!/)(?!(?:[^/]*/)*[.][.]?(?:/|$))[!-"$-~]*$',
+                        "maxLength": MAX_PATH_LENGTH,
+                    },
                     "headers": {"type": "object", "additionalProperties": {"type": "string"}},
                     "body": {"description": "JSON sent as the request's body"},
                 },
@@ -243,6 +248,18 @@ class HttpProvider:
         self._allow_loopback = allow_loopback
         self._resolve = resolve
         self._max_response_bytes = max_response_bytes
+
+    def configured_input_schema(self) -> dict[str, Any] | None:
+        """The input schema as this deployment accepts it: `profile` one of the configured profiles (None
+        when there is none, so no http request is offered where none can be accepted)."""
+        try:
+            names = sorted(self._profiles())
+        except ValueError:
+            return None
+        if not names:
+            return None
+        properties = {**self.input_schema["properties"], "profile": {"type": "string", "enum": names}}
+        return {**self.input_schema, "properties": properties}
 
     # ---- the provider interface ---------------------------------------------------------------------
 
