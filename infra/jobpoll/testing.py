@@ -58,6 +58,7 @@ def _checked_spec(provider_class: type) -> Any:
 
 def build_provider(provider_class: type, emulation: Emulation, clock: Any = None) -> Any:
     """The provider as the registry builds it, from the emulation's parts (`clock` to drive it directly)."""
+    from chalicelib.bootstrap import http_profiles_loader
     from chalicelib.providers.registry import build
 
     (provider,) = build(
@@ -66,6 +67,8 @@ def build_provider(provider_class: type, emulation: Emulation, clock: Any = None
         settings=emulation.settings,
         clients=emulation.client,
         resolve=emulation.runtime.resolve,
+        profiles=http_profiles_loader(emulation.settings),
+        allow_loopback=emulation.settings.local_mode,
     ).values()
     return provider
 

@@ -268,7 +268,7 @@ class HttpProvider:
         profile = self._profile(request.get("profile"))
         merged = {**profile.defaults, **request}
         style = merged.get("style")
-        if style not in STYLES:
+        if not isinstance(style, str) or style not in STYLES:  # a dict or list would be unhashable
             raise InvalidJobInput(f"'style' must be one of {', '.join(STYLES)}, got {json.dumps(style)}")
         normalised: dict[str, Any] = {
             "profile": profile.name,
