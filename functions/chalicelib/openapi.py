@@ -147,7 +147,10 @@ SCHEMAS: dict[str, Any] = {
             },
             "can_notify": {"type": "boolean", "description": "Whether `notify: true` is allowed"},
             "description": {"type": "string"},
-            "input_schema": {"type": "object", "description": "JSON Schema of the job's `input`"},
+            "input_schema": {
+                "type": ["object", "null"],
+                "description": "JSON Schema of the job's `input` (null: none configured here can run)",
+            },
             "examples": {"type": "array", "minItems": 1, "items": {"type": "object"}},
         },
     },
@@ -167,26 +170,13 @@ SCHEMAS: dict[str, Any] = {
 }
 
 
-def _input_schema(provider: Any) -> dict[str, Any] | None:
-    """The provider's input schema as this deployment accepts it (a provider whose input depends on its
-    configuration narrows it: `configured_input_schema`, None for none), with the examples it declares."""
-    configured = getattr(provider, "configured_input_schema", None)
-    schema = (
-        configured() if callable(configured) else dict(getattr(provider, "input_schema", {"type": "object"}))
-    )
-    if schema is None:
-        return None
-    examples = list(getattr(provider, "examples", []))
-    return {**schema, "examples": examples} if examples and not callable(configured) else schema
-
-
 def job_request_schema(providers: Providers, settings: Settings) -> dict[str, Any]:
     """A job request, one variant per provider: its input, the poll fields, the callback URL."""
     variants = []
     for name, provider in sorted(providers.items()):
-        input_schema = _input_schema(provider)
-        if input_schema is None:
-            continue  # nothing this deployment could accept for it
+        input_schema = getattr(provider, "input_schema", {"type": "object"})
+        if input_schema is None:  # nothing it could run is configured (e.g. http without profiles)
+            continue
         properties: dict[str, Any] = {
             "provider": {"const": name},
             "input": input_schema,

@@ -8,7 +8,8 @@ first job):
     name = "acme"                 # the registry's key
     kind = "poll"                 # poll (submit/poll/cancel), engine (handle) or worker (run)
     can_notify = False            # whether the service can tell jobpoll the work is done (notify: true)
-    input_schema = {...}          # JSON Schema of the job's input (type object)
+    input_schema = {...}          # JSON Schema of the job's input (type object); or a property, when it
+                                  # depends on the deployment (None: nothing it could run is configured)
     examples = [{...}]            # at least one input the provider accepts
 
 The registry builds each class with the runtime parts its constructor names: `clock`, `settings`,
@@ -62,7 +63,7 @@ class ProviderSpec:
     cls: type
     kind: str
     can_notify: bool
-    input_schema: Mapping[str, Any]
+    input_schema: Mapping[str, Any] | None  # None: each instance says, for its deployment (a property)
     examples: tuple[Any, ...]
     description: str
 
@@ -73,7 +74,7 @@ class ProviderSpec:
             "kind": self.kind,
             "can_notify": self.can_notify,
             "description": self.description,
-            "input_schema": dict(self.input_schema),
+            "input_schema": None if self.input_schema is None else dict(self.input_schema),
             "examples": list(self.examples),
         }
 
@@ -164,8 +165,10 @@ def spec_for(name: str, cls: type, target: str = "") -> ProviderSpec:
     if not isinstance(can_notify, bool):
         raise broken("can_notify must be true or false")
     schema = getattr(cls, "input_schema", None)
-    if not isinstance(schema, Mapping) or schema.get("type") != "object":
-        raise broken('input_schema must be a JSON Schema of {"type": "object", ...}')
+    if isinstance(schema, property):
+        schema = None  # what the input may be depends on the deployment (e.g. http's profiles)
+    elif not isinstance(schema, Mapping) or schema.get("type") != "object":
+        raise broken('input_schema must be a JSON Schema of {"type": "object", ...} (or a property)')
     examples = getattr(cls, "examples", None)
     if not isinstance(examples, list | tuple) or not examples:
         raise broken("examples must list at least one input")
@@ -253,4 +256,8 @@ def describe(providers: Mapping[str, Any], name: str | None = None) -> list[dict
     if name is not None and name not in providers:
         raise ProviderNotFound(f"no provider {name[:80]!r}")
     names = [name] if name is not None else sorted(providers)
-    return [spec_for(each, type(providers[each])).describe() for each in names]
+    # The schema is the instance's: a provider whose input depends on the deployment narrows it (or has none).
+    return [
+        {**spec_for(each, type(providers[each])).describe(), "input_schema": providers[each].input_schema}
+        for each in names
+    ]
