@@ -115,7 +115,8 @@ class JobRunner:
         job_id = self.submit({"provider": provider.name, "input": provider_input, **request_fields})
         return self.wait(job_id, timeout)
 
-    def submit(self, body: dict[str, Any]) -> str:
+    def submit(self, body: dict[str, Any], idempotency_key: str | None = None) -> str:
+        """What `POST /jobs` does with `body` (poll settings the kit's defaults unless given); the job id."""
         from chalicelib import jobs_api
 
         runtime = self.emulation.runtime
@@ -123,7 +124,7 @@ class JobRunner:
         submitted = jobs_api.submit_job(
             fields,
             owner="jobpoll-testing",
-            idempotency_key=None,
+            idempotency_key=idempotency_key,
             store=runtime.store,
             providers=runtime.providers,
             sfn=runtime.sfn,
