@@ -21,7 +21,7 @@ from .clock import Clock, clock_from_settings
 from .providers import AnyProvider, registry
 from .providers.http import Profile, Profiles, parse_profiles
 from .settings import Settings
-from .store import JobStore
+from .store import DynamoDBJobStore, JobStore
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ def build_runtime(
     return Runtime(
         settings=settings,
         clock=clock,
-        store=JobStore(settings.table_name, dynamodb),
+        store=DynamoDBJobStore(settings.table_name, dynamodb),
         providers=providers,
         sfn=sfn,
         sqs=sqs,

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 
-class JobpollError(Exception):
+class ToolingError(Exception):
     """Something the user can fix: the message says what and, where it can, how."""
 
 
-class PackageError(JobpollError):
+class PackageError(ToolingError):
     """`chalice package` failed, or its output does not fit infra/template.json."""
 
 
-class DeployError(JobpollError):
+class DeployError(ToolingError):
     """CloudFormation refused or rolled back the stack."""
 
 
-class PortInUse(JobpollError):
+class PortInUse(ToolingError):
     """A port the local stack needs is bound already."""
 
     def __init__(self, port: int, purpose: str) -> None:

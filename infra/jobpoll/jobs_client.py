@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import JobpollError
+from .errors import ToolingError
 
 TERMINAL = frozenset({"COMPLETE", "FAILED", "CANCELED"})
 STATUSES = ("QUEUED", "PENDING", "RUNNING", "COMPLETE", "FAILED", "CANCELED")
@@ -50,7 +50,7 @@ def sigv4_signer(session: Any, region: str) -> Sign:
 
     credentials = session.get_credentials()
     if credentials is None:
-        raise JobpollError(
+        raise ToolingError(
             "AWS credentials not found: configure them (aws configure, AWS_PROFILE, or --profile)"
         )
 
@@ -102,10 +102,10 @@ class JobsClient:
             answer = Answer(error.code, dict(error.headers.items()), _body(error.read()))
             if error.code < 400:
                 return answer
-            raise JobpollError(_problem_line(answer)) from None
+            raise ToolingError(_problem_line(answer)) from None
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
-            raise JobpollError(f"cannot reach the API at {self.api_url}: {reason}{self._hint}") from None
+            raise ToolingError(f"cannot reach the API at {self.api_url}: {reason}{self._hint}") from None
 
     def submit(self, body: Any, idempotency_key: str | None = None) -> dict[str, Any]:
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
@@ -163,7 +163,7 @@ class JobsClient:
             if job.get("status") in TERMINAL:
                 return job
             if deadline is not None and time.monotonic() > deadline:
-                raise JobpollError(f"job {job_id} is still {job.get('status')} after {timeout:g} s")
+                raise ToolingError(f"job {job_id} is still {job.get('status')} after {timeout:g} s")
             left = _seconds(answer.headers.get("Retry-After"))
             if deadline is not None:
                 left = min(left, max(0.0, deadline - time.monotonic()))

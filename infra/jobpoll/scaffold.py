@@ -12,7 +12,7 @@ import keyword
 from pathlib import Path
 from string import Template
 
-from .errors import JobpollError
+from .errors import ToolingError
 from .paths import ROOT, ensure_functions_importable
 
 KINDS = ("poll", "engine", "worker")
@@ -33,30 +33,30 @@ def provider_paths(root: Path, module: str) -> tuple[Path, Path, Path]:
 def new_provider(name: str, kind: str = "poll", root: Path = ROOT) -> list[Path]:
     """Write the provider NAME of `kind` and its tests, and register it; returns the files written.
 
-    Refuses (JobpollError, one line) an invalid name, a name that is registered, or files that exist.
+    Refuses (ToolingError, one line) an invalid name, a name that is registered, or files that exist.
     """
     ensure_functions_importable()
     from chalicelib.providers.registry import ProviderRegistryError, check_name, read_entries
 
     if kind not in KINDS:
-        raise JobpollError(f"--kind must be one of {', '.join(KINDS)}, not {kind!r}")
+        raise ToolingError(f"--kind must be one of {', '.join(KINDS)}, not {kind!r}")
     try:
         check_name(name)
     except ProviderRegistryError as exc:
-        raise JobpollError(str(exc)) from None
+        raise ToolingError(str(exc)) from None
     module = name.replace("-", "_")
     if keyword.iskeyword(module):
-        raise JobpollError(f"invalid provider name {name!r}: it is a Python keyword")
+        raise ToolingError(f"invalid provider name {name!r}: it is a Python keyword")
     registry_file, module_file, test_file = provider_paths(root, module)
     try:
         entries = read_entries(registry_file)
     except ProviderRegistryError as exc:
-        raise JobpollError(str(exc)) from None
+        raise ToolingError(str(exc)) from None
     if name in entries:
-        raise JobpollError(f"provider {name!r} exists already ({entries[name]})")
+        raise ToolingError(f"provider {name!r} exists already ({entries[name]})")
     for path in (module_file, test_file):
         if path.exists():
-            raise JobpollError(f"{path.relative_to(root)} exists already: pick another name")
+            raise ToolingError(f"{path.relative_to(root)} exists already: pick another name")
 
     class_name = "".join(word.capitalize() for word in name.split("-")) + _CLASS_SUFFIX[kind]
     imports = ", ".join(sorted([_CONTRACT[kind], "JobRunner"]))

@@ -15,7 +15,7 @@ import pytest
 from chalicelib.providers import registry
 from jobpoll.cli import main
 from jobpoll.emulation import Emulation
-from jobpoll.errors import JobpollError
+from jobpoll.errors import ToolingError
 from jobpoll.paths import FUNCTIONS_DIR
 from jobpoll.scaffold import new_provider, provider_paths
 from jobpoll.testing import check_contract
@@ -97,7 +97,7 @@ def test_a_bad_or_taken_name_is_refused_and_nothing_is_written(project: Path, na
     before = sorted(project.rglob("*"))
     registry_text = (project / "functions" / "chalicelib" / "providers.json").read_text()
 
-    with pytest.raises(JobpollError, match=reason):
+    with pytest.raises(ToolingError, match=reason):
         new_provider(name, root=project)
 
     assert sorted(project.rglob("*")) == before
