@@ -19,10 +19,15 @@ from chalicelib.errors import JobAlreadyFinished, JobPollError, LeaseHeld, NotAu
 from chalicelib.gateway import base_url, caller_identity
 from chalicelib.job import Job, JobStatus
 from chalicelib.logs import log_event
+from chalicelib.providers import registry
 from chalicelib.settings import Settings
 from chalicelib.views import job_url, job_view, result_url
 
 app = Chalice(app_name="jobpoll")
+try:
+    registry.load()  # a provider that is broken fails here, when `chalice package` imports the app
+except registry.ProviderRegistryError as exc:
+    raise SystemExit(f"jobpoll: {exc}") from None
 # Read once at import: `chalice package` takes the queues' names from the decorators below.
 _settings = Settings.from_env()
 JSON = "application/json"
@@ -192,10 +197,12 @@ def _request() -> Any:
     return request
 
 
-def _caller(runtime: Runtime, scope: str) -> auth.Caller:
-    """The caller, if it holds `scope` (MissingScope otherwise) and is within its request rate."""
+def _caller(runtime: Runtime, scope: str | None = None) -> auth.Caller:
+    """The caller, if it holds `scope` (MissingScope otherwise; None: any caller) and is within its
+    request rate."""
     caller = caller_identity(_request().context, runtime.settings)
-    caller.require(scope)
+    if scope is not None:
+        caller.require(scope)
     runtime.limits.count_request(caller.owner)
     return caller
 
@@ -360,6 +367,22 @@ def delete_job(job_id: str) -> Response:
     if deleted.canceled:
         return _job_response(runtime, deleted.job, 200)
     return Response(body="", status_code=204, headers={})
+
+
+@app.route("/providers", methods=["GET"], authorizer=authorizer)
+@_problems
+def list_providers() -> Response:
+    runtime = _runtime()
+    _caller(runtime)
+    return _json({"providers": registry.describe(runtime.providers)}, 200)
+
+
+@app.route("/providers/{name}", methods=["GET"], authorizer=authorizer)
+@_problems
+def get_provider(name: str) -> Response:
+    runtime = _runtime()
+    _caller(runtime)
+    return _json(registry.describe(runtime.providers, name)[0], 200)
 
 
 @app.route("/openapi.json", methods=["GET"])

@@ -142,6 +142,31 @@ SCHEMAS: dict[str, Any] = {
             },
         },
     },
+    "Provider": {
+        "type": "object",
+        "required": ["name", "kind", "can_notify", "description", "input_schema", "examples"],
+        "properties": {
+            "name": {"type": "string"},
+            "kind": {
+                "type": "string",
+                "enum": ["poll", "engine", "worker"],
+                "description": "poll: submit, poll, cancel; engine: one function answers every task; "
+                "worker: run on a queue worker, its output growing as it runs",
+            },
+            "can_notify": {"type": "boolean", "description": "Whether `notify: true` is allowed"},
+            "description": {"type": "string"},
+            "input_schema": {
+                "type": ["object", "null"],
+                "description": "JSON Schema of the job's `input` (null: none configured here can run)",
+            },
+            "examples": {"type": "array", "minItems": 1, "items": {"type": "object"}},
+        },
+    },
+    "ProviderList": {
+        "type": "object",
+        "required": ["providers"],
+        "properties": {"providers": {"type": "array", "items": _ref("Provider")}},
+    },
     "JobList": {
         "type": "object",
         "required": ["jobs", "next"],
@@ -323,6 +348,40 @@ def document(providers: Providers, settings: Settings) -> dict[str, Any]:
                     },
                 },
             },
+            "/providers": {
+                "get": {
+                    "operationId": "listProviders",
+                    "summary": "The providers a job can name, with their input schemas and examples",
+                    "responses": {
+                        "200": {
+                            "description": "Every provider",
+                            "content": {"application/json": {"schema": _ref("ProviderList")}},
+                        },
+                        "401": _COMMON_ERRORS["401"],
+                        "429": _COMMON_ERRORS["429"],
+                        "default": _COMMON_ERRORS["default"],
+                    },
+                }
+            },
+            "/providers/{name}": {
+                "parameters": [
+                    {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}},
+                ],
+                "get": {
+                    "operationId": "getProvider",
+                    "summary": "One provider",
+                    "responses": {
+                        "200": {
+                            "description": "The provider",
+                            "content": {"application/json": {"schema": _ref("Provider")}},
+                        },
+                        "401": _COMMON_ERRORS["401"],
+                        "429": _COMMON_ERRORS["429"],
+                        "404": _problem("No such provider"),
+                        "default": _COMMON_ERRORS["default"],
+                    },
+                },
+            },
             "/openapi.json": {
                 "get": {
                     "operationId": "getOpenApi",
@@ -341,24 +400,25 @@ def document(providers: Providers, settings: Settings) -> dict[str, Any]:
     }
     for operations in described["paths"].values():
         for operation in operations.values():
-            scope = (
-                OPERATION_SCOPES.get(str(operation.get("operationId")))
-                if isinstance(operation, dict)
-                else None
-            )
-            if scope is not None:
-                operation["security"] = [{SECURITY_SCHEME: [scope] if settings.auth != AUTH_IAM else []}]
+            name = operation.get("operationId") if isinstance(operation, dict) else None
+            if name in OPERATION_SCOPES:
+                scope = OPERATION_SCOPES[name]
+                scopes = [scope] if scope is not None and settings.auth != AUTH_IAM else []
+                operation["security"] = [{SECURITY_SCHEME: scopes}]
     return described
 
 
 SECURITY_SCHEME = "caller"
-# The scope each operation needs (auth modes jwt and cognito; an IAM caller holds the three of a tenant).
-OPERATION_SCOPES = {
+# The scope each operation needs (auth modes jwt and cognito; an IAM caller holds the three of a tenant);
+# None: any caller.
+OPERATION_SCOPES: dict[str, str | None] = {
     "createJob": SCOPE_SUBMIT,
     "listJobs": SCOPE_READ,
     "getJob": SCOPE_READ,
     "getJobResult": SCOPE_READ,
     "deleteJob": SCOPE_CANCEL,
+    "listProviders": None,
+    "getProvider": None,
 }
 
 
