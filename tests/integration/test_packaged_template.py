@@ -268,13 +268,18 @@ def test_only_notify_job_may_complete_a_task_token(transformed: dict[str, Any]) 
 
 
 def test_the_api_role_reads_writes_and_lists_jobs_but_never_deletes_them(transformed: dict[str, Any]) -> None:
-    actions = _actions(_statements(transformed, "DefaultRole"))
+    statements = _statements(transformed, "DefaultRole")
+    actions = _actions([s for s in statements if "Condition" not in s])
     assert {a for a in actions if a.startswith("dynamodb:")} == {
         "dynamodb:GetItem",
         "dynamodb:PutItem",
         "dynamodb:Query",
     }
     assert "sqs:SendMessage" in actions
+    # The per-caller limits' counters: items keyed `limit#...` only, never a job.
+    (counters,) = [s for s in statements if "Condition" in s]
+    assert counters["Action"] == "dynamodb:UpdateItem"
+    assert counters["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["limit#*"]}}
 
 
 def test_callbacks_are_delivered_by_their_own_function_that_the_finishers_may_only_invoke(
