@@ -48,6 +48,17 @@ def event_rules() -> dict[str, tuple[str, dict[str, Any]]]:
     return rules
 
 
+def scheduled_rules() -> dict[str, tuple[str, str]]:
+    """The schedules infra/template.json gives functions: rule name -> (function, schedule expression)."""
+    template = json.loads(INFRA_TEMPLATE.read_text())
+    rules = {}
+    for function, resource in template["Resources"].items():
+        for name, source in (resource.get("Properties", {}).get("Events") or {}).items():
+            if source.get("Type") == "Schedule":
+                rules[name] = (function, source["Properties"]["Schedule"])
+    return rules
+
+
 def _transitions(state: Mapping[str, Any]) -> list[str]:
     targets = [state[key] for key in ("Next", "Default") if key in state]
     targets += [choice["Next"] for choice in state.get("Choices", []) if "Next" in choice]

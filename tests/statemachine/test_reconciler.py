@@ -1,0 +1,62 @@
+"""The reconciler on the emulation: its schedule is deployed from the template, and a job whose execution
+was lost continues in a new execution and completes."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from chalicelib.job import JobStatus
+from jobpoll.clocks import VirtualClock
+from jobpoll.emulation import Emulation
+
+
+@pytest.fixture
+def held_clock() -> VirtualClock:
+    """A virtual clock that moves only when the test says (waits block until then)."""
+    return VirtualClock(auto_advance=False)
+
+
+@pytest.fixture
+def held_emulation(held_clock: VirtualClock) -> Iterator[Emulation]:
+    with Emulation(clock=held_clock) as running:
+        yield running
+
+
+def wait_for_status(emulation: Emulation, job_id: str, status: JobStatus, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while (job := emulation.runtime.store.find(job_id)) is None or job.status is not status:
+        assert time.monotonic() < deadline, f"job {job_id} never became {status.value}"
+        time.sleep(0.01)
+
+
+def test_the_templates_schedule_is_deployed_for_the_reconciler(held_emulation: Emulation) -> None:
+    (schedule,) = held_emulation.schedules.schedules
+    assert schedule.period_seconds == 60
+    assert schedule.function_arn.endswith(":function:jobpoll-dev-Reconcile")
+
+
+def test_a_job_whose_execution_was_lost_resumes_in_a_new_execution_and_completes(
+    held_emulation: Emulation, held_clock: VirtualClock
+) -> None:
+    emulation = held_emulation
+    first = emulation.start({"delay": 300, "wait_seconds": 10, "max_tries": 100}, name="lost")
+    wait_for_status(emulation, "lost", JobStatus.PENDING)
+    emulation.sfn.stop_execution(executionArn=first)  # gone, as with an emulator that died
+    assert emulation.wait(first)["status"] == "ABORTED"
+    assert emulation.runtime.store.get("lost").status is JobStatus.PENDING
+
+    held_clock.advance(emulation.settings.reconcile_after_seconds + 1)
+    (outcome,) = emulation.schedules.run_once()
+    assert outcome["resumed"] == ["lost"]
+    (again,) = emulation.schedules.run_once()  # the job was just written: nothing to do
+    assert again["resumed"] == []
+
+    held_clock.auto_advance = True
+    resumed = first.replace(":lost", ":lost-r1")
+    assert emulation.wait(resumed)["status"] == "SUCCEEDED"
+    job = emulation.runtime.store.get("lost")
+    assert (job.status, job.resumes, job.execution_arn) == (JobStatus.COMPLETE, 1, resumed)
+    assert any("resumed in lost-r1" in note for note in job.notes)
