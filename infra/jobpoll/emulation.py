@@ -33,8 +33,8 @@ from .faults import FaultPlan, Invocation
 from .package import render_merge_template
 from .paths import ensure_functions_importable
 from .queues import EventSourceMapping, QueueDelivery
-from .schedules import ScheduleRunner, deployed_schedules
 from .sandbox import HandlerClock
+from .schedules import ScheduleRunner, deployed_schedules
 from .simulated_service import SimulatedServiceEvents
 
 MOTO_CONFIG = {

@@ -34,8 +34,8 @@ from .errors import PortInUse, ToolingError
 from .faults import Invocation
 from .paths import FUNCTIONS_DIR, LOCAL_STATE, ensure_functions_importable
 from .queues import QueueDelivery, take_over_mappings
-from .schedules import ScheduleRunner, deployed_schedules
 from .sandbox import HandlerClock
+from .schedules import ScheduleRunner, deployed_schedules
 from .target import LocalState, Target
 
 HOST = "127.0.0.1"
@@ -283,7 +283,7 @@ def start_chalice_local(options: LocalOptions, environment: dict[str, str]) -> s
         cwd=FUNCTIONS_DIR,
         env=environment,
         start_new_session=True,
-        preexec_fn=die_with_parent,  # noqa: PLW1509 - the child must not outlive a SIGKILLed parent
+        preexec_fn=die_with_parent,
     )
 
 

@@ -189,7 +189,12 @@ def test_the_reconciler_runs_every_minute_and_may_only_resume_or_fail_jobs(
         for statement in policy["PolicyDocument"]["Statement"]
         for action in ([statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"])
     }
-    assert {"dynamodb:Query", "states:StartExecution", "states:DescribeExecution", "sqs:SendMessage"} <= actions
+    assert {
+        "dynamodb:Query",
+        "states:StartExecution",
+        "states:DescribeExecution",
+        "sqs:SendMessage",
+    } <= actions
     assert not {"states:StopExecution", "dynamodb:DeleteItem", "dynamodb:Scan"} & actions
 
 

@@ -149,7 +149,9 @@ def test_a_job_is_found_by_its_providers_work_id(store: JobStore) -> None:
 
 
 def test_stale_unfinished_jobs_are_found_oldest_first_and_finished_ones_never(store: JobStore) -> None:
-    for number, status in enumerate([JobStatus.RUNNING, JobStatus.COMPLETE, JobStatus.QUEUED, JobStatus.CANCELED]):
+    for number, status in enumerate(
+        [JobStatus.RUNNING, JobStatus.COMPLETE, JobStatus.QUEUED, JobStatus.CANCELED]
+    ):
         at = NOW + timedelta(seconds=10 * (3 - number))
         store.create(make_job(f"job-{number}", status=status, created_at=at))
     recent = NOW + timedelta(seconds=100)

@@ -11,6 +11,7 @@ import pytest
 from chalicelib.job import JobStatus
 from jobpoll.clocks import VirtualClock
 from jobpoll.emulation import Emulation
+from jobpoll.executions import Executions
 
 
 @pytest.fixture
@@ -25,13 +26,6 @@ def held_emulation(held_clock: VirtualClock) -> Iterator[Emulation]:
         yield running
 
 
-def wait_for_status(emulation: Emulation, job_id: str, status: JobStatus, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while (job := emulation.runtime.store.find(job_id)) is None or job.status is not status:
-        assert time.monotonic() < deadline, f"job {job_id} never became {status.value}"
-        time.sleep(0.01)
-
-
 def test_the_templates_schedule_is_deployed_for_the_reconciler(held_emulation: Emulation) -> None:
     (schedule,) = held_emulation.schedules.schedules
     assert schedule.period_seconds == 60
@@ -43,7 +37,10 @@ def test_a_job_whose_execution_was_lost_resumes_in_a_new_execution_and_completes
 ) -> None:
     emulation = held_emulation
     first = emulation.start({"delay": 300, "wait_seconds": 10, "max_tries": 100}, name="lost")
-    wait_for_status(emulation, "lost", JobStatus.PENDING)
+    waiting = time.monotonic() + 30
+    while not any(e["type"] == "WaitStateEntered" for e in emulation.history(first)):
+        assert time.monotonic() < waiting, "the execution never reached its Wait"
+        time.sleep(0.01)
     emulation.sfn.stop_execution(executionArn=first)  # gone, as with an emulator that died
     assert emulation.wait(first)["status"] == "ABORTED"
     assert emulation.runtime.store.get("lost").status is JobStatus.PENDING
@@ -60,3 +57,8 @@ def test_a_job_whose_execution_was_lost_resumes_in_a_new_execution_and_completes
     job = emulation.runtime.store.get("lost")
     assert (job.status, job.resumes, job.execution_arn) == (JobStatus.COMPLETE, 1, resumed)
     assert any("resumed in lost-r1" in note for note in job.notes)
+
+    lines: list[str] = []
+    followed = Executions(emulation.sfn, emulation.deployment.state_machine_arn).follow("lost", lines.append)
+    assert [e["name"] for e in followed.executions] == ["lost", "lost-r1"] and followed.succeeded
+    assert "  execution lost (ABORTED); resumed in execution lost-r1" in lines

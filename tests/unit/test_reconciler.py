@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+from test_use_cases import FakeProvider, FakeWorker
 
 from chalicelib import reconciler, rules, service
 from chalicelib.errors import IllegalTransition
@@ -18,7 +19,6 @@ from chalicelib.providers import PollResult, WorkState
 from chalicelib.settings import Settings
 from factories import NOW, make_job
 from jobpoll.clocks import VirtualClock
-from test_use_cases import FakeProvider, FakeWorker
 
 MACHINE = "arn:aws:states:us-east-1:123456789012:stateMachine:poller"
 SETTINGS = Settings(
@@ -92,9 +92,7 @@ def run(
 
 
 def decide(job: Any, *, on_queue: bool = False, running: bool = False, now: Any = STALE) -> rules.Reconcile:
-    return rules.reconcile_action(
-        job, now, on_queue=on_queue, execution_running=running, max_resumes=2
-    )
+    return rules.reconcile_action(job, now, on_queue=on_queue, execution_running=running, max_resumes=2)
 
 
 def test_a_job_whose_execution_ended_is_resumed_and_one_whose_execution_runs_is_left() -> None:
@@ -153,7 +151,9 @@ def test_a_resume_keeps_the_try_count_and_deadline_and_says_so_on_the_job() -> N
 def test_a_stranded_poll_loop_continues_in_a_new_execution_from_the_record(
     store: InMemoryJobStore,
 ) -> None:
-    store.create(make_job(status=JobStatus.RUNNING, poll=POLL, work_id="w-1", try_count=4, execution_arn=arn("j1")))
+    store.create(
+        make_job(status=JobStatus.RUNNING, poll=POLL, work_id="w-1", try_count=4, execution_arn=arn("j1"))
+    )
     sfn = FakeStepFunctions(statuses={arn("j1"): "ABORTED"})
     outcome = run(store, sfn)
     assert (outcome["resume"], outcome["resumed"]) == (1, ["j1"])
