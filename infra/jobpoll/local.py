@@ -314,7 +314,7 @@ def stop_process_group(process: subprocess.Popen[bytes]) -> None:
             continue
 
 
-def _alive(pid: int, command_part: str) -> bool:
+def alive(pid: int, command_part: str) -> bool:
     """Whether process `pid` runs and its command line contains `command_part` (not a reused pid)."""
     try:
         command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
@@ -332,9 +332,9 @@ def clear_crashed_run(state_file: Path, progress: Progress = print) -> None:
         left = LocalState.read(state_file)
     except (ToolingError, TypeError, ValueError):
         left = None
-    if left is not None and left.pid != os.getpid() and _alive(left.pid, "jobpoll"):
+    if left is not None and left.pid != os.getpid() and alive(left.pid, "jobpoll"):
         raise ToolingError(f"a local stack is running already (pid {left.pid}): stop it first")
-    if left is not None and left.api_pid and _alive(left.api_pid, "jobpoll.local_api"):
+    if left is not None and left.api_pid and alive(left.api_pid, "jobpoll.local_api"):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(left.api_pid, signal.SIGKILL)
         progress(f"Stopped the API server (pid {left.api_pid}) a crashed run left behind")
