@@ -88,6 +88,19 @@ def run(
     )
 
 
+def start_resumed(store: InMemoryJobStore, provider: FakeProvider, started: dict[str, Any]) -> dict[str, Any]:
+    """What the resumed execution's StartJob does with its input."""
+    return service.start_job(
+        started["input"],
+        started["name"],
+        store=store,
+        providers={"simulated": provider},
+        clock=VirtualClock(start=STALE, auto_advance=False),
+        settings=SETTINGS,
+        execution_arn=arn(started["name"]),
+    )
+
+
 # ---- the rules ----
 
 
@@ -162,15 +175,7 @@ def test_a_stranded_poll_loop_continues_in_a_new_execution_from_the_record(
     assert started["input"]["continuation"]["job_id"] == "j1"
     # The new execution's StartJob picks the loop up where the record left it.
     provider = FakeProvider([PollResult(WorkState.SUCCEEDED, result="done")])
-    state = service.start_job(
-        started["input"],
-        "j1-r1",
-        store=store,
-        providers={"simulated": provider},
-        clock=VirtualClock(start=STALE, auto_advance=False),
-        settings=SETTINGS,
-        execution_arn=arn("j1-r1"),
-    )
+    state = start_resumed(store, provider, started)
     assert (state["try_count"], provider.submitted) == (4, 0)
     state = service.poll_job(
         state, store=store, providers={"simulated": provider}, clock=VirtualClock(start=STALE)
@@ -185,15 +190,7 @@ def test_a_job_never_started_is_submitted_by_its_resumed_execution(store: InMemo
     run(store, sfn)
     (started,) = sfn.started
     provider = FakeProvider()
-    state = service.start_job(
-        started["input"],
-        "j1-r1",
-        store=store,
-        providers={"simulated": provider},
-        clock=VirtualClock(start=STALE, auto_advance=False),
-        settings=SETTINGS,
-        execution_arn=arn("j1-r1"),
-    )
+    state = start_resumed(store, provider, started)
     assert (state["status"], provider.submitted) == ("PENDING", 1)
 
 

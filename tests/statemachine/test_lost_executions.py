@@ -4,9 +4,6 @@ was lost continues in a new execution and completes."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-
-import pytest
 
 from chalicelib.job import JobStatus
 from jobpoll.clocks import VirtualClock
@@ -14,28 +11,16 @@ from jobpoll.emulation import Emulation
 from jobpoll.executions import Executions
 
 
-@pytest.fixture
-def held_clock() -> VirtualClock:
-    """A virtual clock that moves only when the test says (waits block until then)."""
-    return VirtualClock(auto_advance=False)
-
-
-@pytest.fixture
-def held_emulation(held_clock: VirtualClock) -> Iterator[Emulation]:
-    with Emulation(clock=held_clock) as running:
-        yield running
-
-
-def test_the_templates_schedule_is_deployed_for_the_reconciler(held_emulation: Emulation) -> None:
-    (schedule,) = held_emulation.schedules.schedules
+def test_the_templates_schedule_is_deployed_for_the_reconciler(paused: Emulation) -> None:
+    (schedule,) = paused.schedules.schedules
     assert schedule.period_seconds == 60
     assert schedule.function_arn.endswith(":function:jobpoll-dev-Reconcile")
 
 
 def test_a_job_whose_execution_was_lost_resumes_in_a_new_execution_and_completes(
-    held_emulation: Emulation, held_clock: VirtualClock
+    paused: Emulation, manual_clock: VirtualClock
 ) -> None:
-    emulation = held_emulation
+    emulation = paused
     first = emulation.start({"delay": 300, "wait_seconds": 10, "max_tries": 100}, name="lost")
     waiting = time.monotonic() + 30
     while not any(e["type"] == "WaitStateEntered" for e in emulation.history(first)):
@@ -45,13 +30,13 @@ def test_a_job_whose_execution_was_lost_resumes_in_a_new_execution_and_completes
     assert emulation.wait(first)["status"] == "ABORTED"
     assert emulation.runtime.store.get("lost").status is JobStatus.PENDING
 
-    held_clock.advance(emulation.settings.reconcile_after_seconds + 1)
+    manual_clock.advance(emulation.settings.reconcile_after_seconds + 1)
     (outcome,) = emulation.schedules.run_once()
     assert outcome["resumed"] == ["lost"]
     (again,) = emulation.schedules.run_once()  # the job was just written: nothing to do
     assert again["resumed"] == []
 
-    held_clock.auto_advance = True
+    manual_clock.auto_advance = True
     resumed = first.replace(":lost", ":lost-r1")
     assert emulation.wait(resumed)["status"] == "SUCCEEDED"
     job = emulation.runtime.store.get("lost")
