@@ -27,6 +27,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from . import persistence
 from .clocks import ScaledClock
 from .deploy import Deployed, default_stack_name, deploy
 from .emulation import MOTO_CONFIG, resolve_handler
@@ -44,6 +45,7 @@ _FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "t
 _STARTUP_TIMEOUT = 30.0
 _STOP_TIMEOUT = 5.0
 POLL_LOOP_FUNCTION = "StartJob"
+JOB_KEY = "job_id"  # the job table's key (infra/template.json)
 
 Progress = Callable[[str], None]
 
@@ -57,6 +59,12 @@ class LocalOptions:
     state_file: Path = LOCAL_STATE
     # The http provider's profiles (JSON, checked), handed to the handlers and the API as local settings.
     http_profiles: str = field(default="", repr=False)
+    # Start empty instead of from the jobs (and the clock) an earlier run left in `state_dir`.
+    fresh: bool = False
+
+    @property
+    def state_dir(self) -> Path:
+        return self.state_file.parent / "state"
 
     @property
     def aws_endpoint_url(self) -> str:
@@ -378,12 +386,18 @@ def up(options: LocalOptions, progress: Progress = print) -> None:
     clear_crashed_run(options.state_file, progress)
     ensure_port_free(options.aws_port, "aws")
     ensure_port_free(options.api_port, "api")
-    from .moto_patches import emulation_patches  # moto: imported once the options are known to be good
+    from .moto_patches import (  # moto: imported once the options are known to be good
+        emulation_patches,
+        journaled_puts,
+    )
 
     with _stop_on_signals(), contextlib.ExitStack() as cleanup:
         try:
             _prepare_process_environment(options)
-            clock = ScaledClock(options.speed)
+            if options.fresh:
+                persistence.clear(options.state_dir)
+            clock = ScaledClock(options.speed, persistence.clock_origin(options.state_dir, options.speed))
+            persistence.save_clock(options.state_dir, clock.speed, clock.origin)
             handlers = HandlersAfterRuntime()
             listeners: list[Callable[[Invocation], None]] = []
             cleanup.enter_context(emulation_patches(clock, handlers, listeners=listeners))
@@ -404,6 +418,11 @@ def up(options: LocalOptions, progress: Progress = print) -> None:
                 parameters={"CallbackSecretParameter": callback_parameter},
                 progress=progress,
             )
+            journal = persistence.TableJournal(options.state_dir, key=JOB_KEY)
+            restored = journal.restore(target.client("dynamodb"), deployed.outputs["JobsTableName"])
+            cleanup.enter_context(journaled_puts(journal.record))
+            if restored:
+                progress(f"Restored {restored} jobs from {journal.path}; unfinished ones will be resumed")
             function_env = install_handler_runtime(
                 target, stack_name, clock, local_environment(clock, options.http_profiles)
             )

@@ -3,14 +3,15 @@ conftest puts them on one xdist worker), and one of its own for a test that stop
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import secrets
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
@@ -55,6 +56,20 @@ def own_local_stack(tmp_path: Path) -> Iterator[LocalStack]:
     """A `jobpoll local up` of the test's own, for a test that stops it."""
     with running_local_stack(tmp_path) as stack:
         yield stack
+
+
+def _written_by(state_file: Path, pid: int) -> bool:
+    try:
+        return bool(json.loads(state_file.read_text())["pid"] == pid)
+    except (OSError, ValueError, KeyError):
+        return False
+
+
+@pytest.fixture
+def local_stack_in_tmp_path(tmp_path: Path) -> Callable[[], AbstractContextManager[LocalStack]]:
+    """Starts `jobpoll local up` in the test's directory, each time on new ports with the same state (for a
+    test that kills it and starts it again)."""
+    return functools.partial(running_local_stack, tmp_path)
 
 
 @contextmanager
@@ -102,7 +117,7 @@ def running_local_stack(directory: Path) -> Iterator[LocalStack]:
     stack = LocalStack(process, api_port, aws_port, state_file, log)
     try:
         deadline = time.monotonic() + STARTUP_TIMEOUT
-        while not state_file.exists():
+        while not _written_by(state_file, process.pid):  # not a file a crashed run left
             if process.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"jobpoll local up did not start:\n{log.read_text()}")
             time.sleep(0.1)
