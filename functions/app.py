@@ -138,7 +138,8 @@ def reconcile(event: dict[str, Any], context: Any) -> dict[str, Any]:
     )
     for job_id in outcome["resumed"]:
         log_event(app.log, "job_resumed", logging.WARNING, job_id=job_id)
-    log_event(app.log, "reconciled", **{k: v for k, v in outcome.items() if k != "resumed"})
+    level = logging.WARNING if outcome["errors"] else logging.INFO
+    log_event(app.log, "reconciled", level, **{k: v for k, v in outcome.items() if k != "resumed"})
     return outcome
 
 

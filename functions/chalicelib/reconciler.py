@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -73,34 +73,53 @@ def reconcile(
     )
     done: Counter[str] = Counter()
     resumed: list[str] = []
+    errors = 0
     for job in stale:
-        on_queue = isinstance(providers.get(job.provider), WorkerProvider)
-        running = not on_queue and execution_running(
-            sfn, job.execution_arn or execution_arn_for(settings.state_machine_arn, job.job_id)
-        )
-        action = rules.reconcile_action(
-            job, now, on_queue=on_queue, execution_running=running, max_resumes=settings.max_resumes
-        )
         try:
-            if action is rules.Reconcile.RESUME:
-                name = f"{job.job_id}-r{job.resumes + 1}"
-                arn = execution_arn_for(settings.state_machine_arn, name)
-                written = store.save(rules.resumed(job, now, arn))
-                _start(sfn, settings, name, written)
-                resumed.append(job.job_id)
-            elif action is rules.Reconcile.REQUEUE:
-                store.save(rules.resumed(job, now, None))
-                sqs.send_message(QueueUrl=settings.work_queue_url, MessageBody=work_message(job.job_id))
-                resumed.append(job.job_id)
-            elif action is rules.Reconcile.GIVE_UP:
-                failed = store.save(rules.gave_up(job, now, settings.max_resumes))
-                cancel_work(failed, providers)
-                if on_finished is not None:
-                    on_finished(failed)
-        except (ConcurrentUpdate, IllegalTransition):
-            action = rules.Reconcile.LEAVE  # the job changed since it was read: its own loop is alive
+            action = _reconcile_one(job, now, store, providers, sfn, sqs, settings, on_finished)
+        except ClientError:
+            errors += 1  # throttled, say: this job waits for the next run, the others go on
+            continue
+        if action in (rules.Reconcile.RESUME, rules.Reconcile.REQUEUE):
+            resumed.append(job.job_id)
         done[action.value] += 1
-    return {"looked_at": len(stale), **{a.value: done[a.value] for a in rules.Reconcile}, "resumed": resumed}
+    counts = {action.value: done[action.value] for action in rules.Reconcile}
+    return {"looked_at": len(stale), **counts, "errors": errors, "resumed": resumed}
+
+
+def _reconcile_one(
+    job: Job,
+    now: datetime,
+    store: JobStore,
+    providers: Providers,
+    sfn: Any,
+    sqs: Any,
+    settings: Settings,
+    on_finished: Callable[[Job], Any] | None,
+) -> rules.Reconcile:
+    on_queue = isinstance(providers.get(job.provider), WorkerProvider)
+    running = not on_queue and execution_running(
+        sfn, job.execution_arn or execution_arn_for(settings.state_machine_arn, job.job_id)
+    )
+    action = rules.reconcile_action(
+        job, now, on_queue=on_queue, execution_running=running, max_resumes=settings.max_resumes
+    )
+    try:
+        if action is rules.Reconcile.RESUME:
+            name = f"{job.job_id}-r{job.resumes + 1}"
+            written = store.save(rules.resumed(job, now, execution_arn_for(settings.state_machine_arn, name)))
+            _start(sfn, settings, name, written)
+        elif action is rules.Reconcile.REQUEUE:
+            store.save(rules.resumed(job, now, None))
+            sqs.send_message(QueueUrl=settings.work_queue_url, MessageBody=work_message(job.job_id))
+        elif action is rules.Reconcile.GIVE_UP:
+            failed = store.save(rules.gave_up(job, now, settings.max_resumes))
+            cancel_work(failed, providers)
+            if on_finished is not None:
+                on_finished(failed)
+    except (ConcurrentUpdate, IllegalTransition):
+        return rules.Reconcile.LEAVE  # the job changed since it was read: its own loop is alive
+    return action
 
 
 def _start(sfn: Any, settings: Settings, name: str, job: Job) -> None:

@@ -257,3 +257,25 @@ def test_a_queue_job_whose_worker_died_goes_on_the_work_queue_again(store: InMem
     outcome = run(store, FakeStepFunctions(), sqs)
     assert outcome["requeue"] == 1 and len(sqs.sent) == 1 and "j1" in sqs.sent[0]
     assert store.get("j1").resumes == 1
+
+
+def test_a_step_functions_error_on_one_job_leaves_it_for_the_next_run_and_the_others_go_on(
+    store: InMemoryJobStore,
+) -> None:
+    for job_id in ("j1", "j2"):
+        store.create(
+            make_job(job_id, status=JobStatus.RUNNING, poll=POLL, work_id="w", execution_arn=arn(job_id))
+        )
+    sfn = FakeStepFunctions(statuses={arn("j2"): "FAILED"})  # j1's describe throttles
+    described = sfn.describe_execution
+
+    def throttled_for_j1(executionArn: str) -> dict[str, Any]:
+        if executionArn == arn("j1"):
+            error = {"Error": {"Code": "ThrottlingException", "Message": "slow down"}}
+            raise ClientError(error, "DescribeExecution")  # type: ignore[arg-type]
+        return described(executionArn)
+
+    sfn.describe_execution = throttled_for_j1  # type: ignore[method-assign]
+    outcome = run(store, sfn)
+    assert (outcome["errors"], outcome["resumed"]) == (1, ["j2"])
+    assert store.get("j1").resumes == 0
