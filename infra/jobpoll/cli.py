@@ -92,6 +92,7 @@ def cmd_local_up(args: argparse.Namespace) -> int:
             region=args.region,
             state_file=args.state_file,
             http_profiles=read_http_profiles(args.http_profiles) if args.http_profiles else "",
+            fresh=args.fresh,
         )
     )
     return 0
@@ -100,17 +101,8 @@ def cmd_local_up(args: argparse.Namespace) -> int:
 def cmd_token(args: argparse.Namespace) -> int:
     """Print a bearer token the local stack's issuer signs (its key is made on first use)."""
     from .local import local_issuer
-    from .target import LocalState
 
-    port = args.issuer_port
-    if port is None:
-        running = LocalState.read(args.state_file) if args.state_file.exists() else None
-        port = (
-            int(running.issuer_url.rsplit(":", 1)[1])
-            if running and running.issuer_url
-            else DEFAULT_ISSUER_PORT
-        )
-    issuer = local_issuer(args.state_file, port)
+    issuer = local_issuer(args.state_file, args.issuer_port)
     print(issuer.token(args.sub, args.scope.split(), seconds=int(args.ttl)))
     return 0
 
@@ -413,6 +405,11 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--region", default="us-east-1", help="region of the emulated stack (default us-east-1)")
     up.add_argument("--state-file", type=Path, default=LOCAL_STATE, help=argparse.SUPPRESS)
     up.add_argument(
+        "--fresh",
+        action="store_true",
+        help="start with no jobs (default: the jobs an earlier run left under .jobpoll/state/ are restored)",
+    )
+    up.add_argument(
         "--http-profiles",
         type=Path,
         metavar="FILE",
@@ -435,7 +432,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--ttl", type=_positive, default=3600, help="seconds the token is valid (default 3600)"
     )
     token.add_argument(
-        "--issuer-port", type=int, help="the issuer's port (default: the running stack's, else 8001)"
+        "--issuer-port",
+        type=int,
+        default=DEFAULT_ISSUER_PORT,
+        help=f"where the issuer is, if its key is yet to be made (default {DEFAULT_ISSUER_PORT})",
     )
     token.add_argument("--state-file", type=Path, default=LOCAL_STATE, help=argparse.SUPPRESS)
     token.set_defaults(handler=cmd_token)

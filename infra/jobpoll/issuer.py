@@ -50,11 +50,17 @@ class LocalIssuer:
 
     @classmethod
     def load_or_create(cls, key_file: Path, url: str, audience: str = AUDIENCE) -> LocalIssuer:
-        """The issuer whose key is in `key_file`, made (readable by its owner only) when it is missing."""
+        """The issuer whose key is in `key_file`, made (readable by its owner only) when it is missing.
+
+        Its URL (the tokens' `iss`, part of every owner identity) is the one it was made with, kept beside
+        the key: a restart on another port still accepts its tokens and shows its jobs to their owners."""
+        url_file = key_file.with_suffix(".url")
         if key_file.exists():
             key = serialization.load_pem_private_key(key_file.read_bytes(), password=None)
             if not isinstance(key, rsa.RSAPrivateKey):
                 raise ValueError(f"{key_file} does not hold an RSA private key")
+            if url_file.exists():
+                url = url_file.read_text().strip() or url
         else:
             key = new_private_key()
             key_file.parent.mkdir(parents=True, exist_ok=True)
@@ -66,6 +72,7 @@ class LocalIssuer:
             descriptor = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(descriptor, "wb") as output:
                 output.write(pem)
+            url_file.write_text(url + "\n")
         return cls(url, key, audience)
 
     @property
@@ -81,10 +88,11 @@ class LocalIssuer:
     def jwks(self) -> dict[str, Any]:
         return {"keys": [self.public_jwk]}
 
-    def openid_configuration(self) -> dict[str, Any]:
+    def openid_configuration(self, served_at: str | None = None) -> dict[str, Any]:
+        """The discovery document; `served_at`: where the JWKS is served, if not at the issuer's URL."""
         return {
             "issuer": self.url,
-            "jwks_uri": self.url + JWKS_PATH,
+            "jwks_uri": (served_at or self.url) + JWKS_PATH,
             "id_token_signing_alg_values_supported": [ALGORITHM],
             "response_types_supported": ["token"],
             "subject_types_supported": ["public"],
@@ -123,8 +131,8 @@ def jwk_thumbprint(jwk: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(hashlib.sha256(canonical.encode()).digest()).rstrip(b"=").decode()
 
 
-def _handler(issuer: LocalIssuer) -> type[BaseHTTPRequestHandler]:
-    documents = {CONFIGURATION_PATH: issuer.openid_configuration(), JWKS_PATH: issuer.jwks()}
+def _handler(issuer: LocalIssuer, served_at: str) -> type[BaseHTTPRequestHandler]:
+    documents = {CONFIGURATION_PATH: issuer.openid_configuration(served_at), JWKS_PATH: issuer.jwks()}
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -145,7 +153,7 @@ def _handler(issuer: LocalIssuer) -> type[BaseHTTPRequestHandler]:
 @contextmanager
 def serving(issuer: LocalIssuer, port: int, host: str = "127.0.0.1") -> Iterator[ThreadingHTTPServer]:
     """Serve the issuer's OpenID configuration and JWKS on host:port (loopback) while in the block."""
-    server = ThreadingHTTPServer((host, port), _handler(issuer))
+    server = ThreadingHTTPServer((host, port), _handler(issuer, f"http://{host}:{port}"))
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
     thread.start()
     try:

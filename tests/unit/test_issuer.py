@@ -25,6 +25,7 @@ def test_the_issuers_key_is_kept_owner_only_and_reused(tmp_path: Path) -> None:
     key_file = tmp_path / ".jobpoll" / "issuer-key.pem"
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     assert first.kid == again.kid  # tokens survive a restart of the stack
+    assert local_issuer(state_file, 9999).url == "http://127.0.0.1:8001"  # on another port too
     token = first.token("alice", ["jobs:read"])
     caller = TokenVerifier(first.url, AUDIENCE, again.jwks).verify(token)
     assert caller.owner == owner_of("http://127.0.0.1:8001", "alice")
