@@ -136,6 +136,16 @@ class Executions:
         name = execution[len(prefix) :] if execution.startswith(prefix) else execution
         return JobpollError(f"no execution {name!r} of state machine {self.state_machine_arn}")
 
+    def definition(self) -> dict[str, Any]:
+        """The state machine's ASL definition, as deployed."""
+        described = self._call(
+            "could not describe the state machine",
+            None,
+            "describe_state_machine",
+            stateMachineArn=self.state_machine_arn,
+        )
+        return dict(json.loads(described["definition"]))
+
     def start(self, execution_input: Any, name: str | None = None) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
             "stateMachineArn": self.state_machine_arn,

@@ -76,6 +76,8 @@ class LocalState:
     # `--speed`: the stack's time runs `clock_speed` times faster than real time since `clock_origin`.
     clock_speed: float = 1.0
     clock_origin: str = ""
+    # The web console `local up` serves (infra/jobpoll/web_console.py).
+    console_url: str = ""
 
     def target(self) -> Target:
         return Target(region=self.region, endpoint_url=self.aws_endpoint_url)
