@@ -52,7 +52,7 @@ class Stack:
     def __init__(self, connect: Callable[[], Console], start_hint: str = START_LOCAL) -> None:
         self._connect = connect
         self.start_hint = start_hint
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._console: Console | None = None
         self._definition: dict[str, Any] | None = None
 
@@ -287,7 +287,9 @@ class ConsoleServer(ThreadingHTTPServer):
         return f"http://{HOST}:{self.server_address[1]}/"
 
     def start(self) -> ConsoleServer:
-        self._thread = threading.Thread(target=self.serve_forever, name="web-console", daemon=True)
+        self._thread = threading.Thread(
+            target=self.serve_forever, args=(0.1,), name="web-console", daemon=True
+        )
         self._thread.start()
         return self
 
