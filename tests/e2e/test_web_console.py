@@ -20,9 +20,9 @@ ENTERED = (
 FINISHED = "document.querySelector('.live')?.dataset.done === 'true'"
 
 
-@pytest.fixture
-def browser(tmp_path: Path) -> Iterator[Browser]:
-    page = Browser(tmp_path / "chromium-profile")
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
+    page = Browser(tmp_path_factory.mktemp("chromium-profile"))
     try:
         yield page
     finally:
@@ -95,23 +95,28 @@ def test_the_seed_execution_started_from_the_form_ends_on_its_drawn_path(
     browser.screenshot(screenshots / "executions.png")
 
 
-def test_a_job_submitted_from_the_form_is_canceled_from_its_page(
+def test_a_streaming_job_submitted_from_the_form_grows_its_output_and_is_canceled(
     local_stack: LocalStack, browser: Browser, screenshots: Path
 ) -> None:
     console_url = local_stack.state["console_url"]
+    browser.resize(1280, 900)
     browser.open(f"{console_url}#/submit")
     providers = browser.wait_for("[...document.querySelectorAll('#provider option')].map(o => o.value)")
     assert {"simulated", "simulated-stream"} <= set(providers)
     assert browser.evaluate("document.querySelector('#provider').value") == "simulated"
-    browser.evaluate("document.querySelector('#input').value = '{\"delay\": 3600}'")
-    browser.evaluate("document.querySelector('form button[type=submit]').click()")
-    job_id = browser.wait_for("location.hash.startsWith('#/jobs/') && location.hash.slice(7)")
-    browser.wait_for("!!document.querySelector('button.danger')")
-    assert browser.evaluate("document.querySelector('#job-status').innerText") in (
-        "QUEUED",
-        "PENDING",
-        "RUNNING",
+    browser.evaluate(
+        "const select = document.querySelector('#provider'); select.value = 'simulated-stream';"
+        "select.dispatchEvent(new Event('change'));"
+        "document.querySelector('#input').value = '{\"tokens\": 1000, \"tokens_per_second\": 2}';"
+        "document.querySelector('form button[type=submit]').click()"
     )
+    job_id = browser.wait_for("location.hash.startsWith('#/jobs/') && location.hash.slice(7)")
+    # Queue mode: the output so far grows on the page while the job runs, without a reload.
+    output = "document.querySelector('.partial-output')?.innerText.length || 0"
+    first = browser.wait_for(output)
+    browser.wait_for(f"({output}) > {first}")
+    assert browser.evaluate("document.querySelector('#job-status').innerText") == "RUNNING"
+    assert browser.evaluate("document.querySelector('progress').value") > 0
     browser.screenshot(screenshots / "job-running.png")
 
     browser.evaluate("document.querySelector('button.danger').click()")
