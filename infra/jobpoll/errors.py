@@ -25,3 +25,7 @@ class PortInUse(JobpollError):
 
 class StackNotRunning(JobpollError):
     """The local stack a command acts on is not running (the message says how to start it)."""
+
+
+class UnknownExecution(JobpollError):
+    """No execution of that name or ARN."""

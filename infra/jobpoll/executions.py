@@ -19,7 +19,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from .clocks import SpeedClock
-from .errors import JobpollError
+from .errors import JobpollError, UnknownExecution
 
 TERMINAL = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"})
 STATUSES = ("RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
@@ -131,10 +131,10 @@ class Executions:
             message = exc.response.get("Error", {}).get("Message") or str(exc)
             raise JobpollError(f"{what}: {code}: {message}") from None
 
-    def _unknown(self, execution: str) -> JobpollError:
+    def _unknown(self, execution: str) -> UnknownExecution:
         prefix = self.arn("")
         name = execution[len(prefix) :] if execution.startswith(prefix) else execution
-        return JobpollError(f"no execution {name!r} of state machine {self.state_machine_arn}")
+        return UnknownExecution(f"no execution {name!r} of state machine {self.state_machine_arn}")
 
     def definition(self) -> dict[str, Any]:
         """The state machine's ASL definition, as deployed."""

@@ -24,7 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionEr
 
 from . import graph, render
 from .console import START_LOCAL, Console
-from .errors import JobpollError, PortInUse, StackNotRunning
+from .errors import JobpollError, PortInUse, StackNotRunning, UnknownExecution
 from .executions import STATUSES, Executions, continued_in
 from .jobs_client import ApiProblem, ApiUnreachable
 
@@ -167,105 +167,104 @@ def providers(console: Console) -> list[dict[str, Any]]:
     return [{"name": v["properties"]["provider"]["const"]} for v in variants if "provider" in v["properties"]]
 
 
-Route = Callable[[Stack, re.Match[str], dict[str, str], Any], tuple[int, Any]]
+Route = Callable[[Stack, dict[str, str], dict[str, str], Any], tuple[int, Any]]
+ROUTES: list[tuple[str, re.Pattern[str], Route]] = []
 
 
-def _body_input(body: Any) -> Any:
+def route(method: str, pattern: str) -> Callable[[Route], Route]:
+    """Registers a JSON API route: called with the stack, the path's parts, the query and the JSON body."""
+
+    def register(handler: Route) -> Route:
+        ROUTES.append((method, re.compile(pattern), handler))
+        return handler
+
+    return register
+
+
+def _input(body: Any) -> Any:
     if not isinstance(body, dict) or "input" not in body:
         raise Problem(HTTPStatus.BAD_REQUEST, "bad request", 'send {"input": ...}')
     return body["input"]
 
 
-def _jobs_query(query: dict[str, str]) -> str:
+@route("GET", r"/api/stack")
+def _stack(stack: Stack, path: dict[str, str], query: dict[str, str], body: Any) -> tuple[int, Any]:
+    console = stack.console()
+    return 200, {"stack_name": console.stack_name, "local": console.is_local, "seed_input": SEED_INPUT}
+
+
+@route("GET", r"/api/executions")
+def _executions(stack: Stack, path: dict[str, str], query: dict[str, str], body: Any) -> tuple[int, Any]:
+    return 200, list_executions(stack.console().executions(), query)
+
+
+@route("POST", r"/api/executions")
+def _start(stack: Stack, path: dict[str, str], query: dict[str, str], body: Any) -> tuple[int, Any]:
+    execution_input = _input(body)
+    return 201, stack.console().executions().start(execution_input, body.get("name") or None)
+
+
+@route("GET", r"/api/executions/(?P<id>[^/]+)")
+def _execution(stack: Stack, path: dict[str, str], query: dict[str, str], body: Any) -> tuple[int, Any]:
+    return 200, execution_view(stack.console().executions(), stack.definition(), path["id"])
+
+
+@route("POST", r"/api/executions/(?P<id>[^/]+)/stop")
+def _stop(stack: Stack, path: dict[str, str], query: dict[str, str], body: Any) -> tuple[int, Any]:
+    return 200, stack.console().executions().stop(path["id"], "stopped from the web console")
+
+
+@route("GET", r"/api/providers")
+def _providers(stack: Stack, path: dict[str, str], query: dict[str, str], body: Any) -> tuple[int, Any]:
+    return 200, {"providers": providers(stack.console())}
+
+
+@route("GET", r"/api/jobs")
+def _jobs(stack: Stack, path: dict[str, str], query: dict[str, str], body: Any) -> tuple[int, Any]:
     kept = {key: value for key, value in query.items() if key in ("status", "next", "limit") and value}
-    return f"/jobs?{urllib.parse.urlencode(kept)}" if kept else "/jobs"
+    listing = f"/jobs?{urllib.parse.urlencode(kept)}" if kept else "/jobs"
+    return 200, stack.console().jobs().request("GET", listing).body
 
 
-def _job_path(match: re.Match[str], suffix: str = "") -> str:
-    return f"/jobs/{urllib.parse.quote(match['id'], safe='')}{suffix}"
+@route("POST", r"/api/jobs")
+def _submit(stack: Stack, path: dict[str, str], query: dict[str, str], body: Any) -> tuple[int, Any]:
+    return 202, stack.console().jobs().submit(body)
 
 
-ROUTES: list[tuple[str, re.Pattern[str], Route]] = [
-    (
-        "GET",
-        re.compile(r"/api/stack"),
-        lambda stack, m, q, b: (
-            200,
-            {
-                "stack_name": stack.console().stack_name,
-                "local": stack.console().is_local,
-                "seed_input": SEED_INPUT,
-            },
-        ),
-    ),
-    (
-        "GET",
-        re.compile(r"/api/executions"),
-        lambda s, m, q, b: (200, list_executions(s.console().executions(), q)),
-    ),
-    (
-        "POST",
-        re.compile(r"/api/executions"),
-        lambda s, m, q, b: (201, s.console().executions().start(_body_input(b), (b.get("name") or None))),
-    ),
-    (
-        "GET",
-        re.compile(r"/api/executions/(?P<id>[^/]+)"),
-        lambda s, m, q, b: (200, execution_view(s.console().executions(), s.definition(), m["id"])),
-    ),
-    (
-        "POST",
-        re.compile(r"/api/executions/(?P<id>[^/]+)/stop"),
-        lambda s, m, q, b: (200, s.console().executions().stop(m["id"], "stopped from the web console")),
-    ),
-    ("GET", re.compile(r"/api/providers"), lambda s, m, q, b: (200, {"providers": providers(s.console())})),
-    (
-        "GET",
-        re.compile(r"/api/jobs"),
-        lambda s, m, q, b: (200, s.console().jobs().request("GET", _jobs_query(q)).body),
-    ),
-    ("POST", re.compile(r"/api/jobs"), lambda s, m, q, b: (202, s.console().jobs().submit(b))),
-    (
-        "GET",
-        re.compile(r"/api/jobs/(?P<id>[^/]+)"),
-        lambda s, m, q, b: (200, s.console().jobs().get(m["id"])),
-    ),
-    (
-        "GET",
-        re.compile(r"/api/jobs/(?P<id>[^/]+)/result"),
-        lambda s, m, q, b: (200, s.console().jobs().request("GET", _job_path(m, "/result")).body),
-    ),
-    (
-        "DELETE",
-        re.compile(r"/api/jobs/(?P<id>[^/]+)"),
-        lambda s, m, q, b: (200, s.console().jobs().cancel(m["id"]) or {"id": m["id"], "deleted": True}),
-    ),
-]
+@route("GET", r"/api/jobs/(?P<id>[^/]+)")
+def _job(stack: Stack, path: dict[str, str], query: dict[str, str], body: Any) -> tuple[int, Any]:
+    return 200, stack.console().jobs().get(path["id"])
+
+
+@route("GET", r"/api/jobs/(?P<id>[^/]+)/result")
+def _result(stack: Stack, path: dict[str, str], query: dict[str, str], body: Any) -> tuple[int, Any]:
+    return 200, stack.console().jobs().result(path["id"])
+
+
+@route("DELETE", r"/api/jobs/(?P<id>[^/]+)")
+def _cancel(stack: Stack, path: dict[str, str], query: dict[str, str], body: Any) -> tuple[int, Any]:
+    canceled = stack.console().jobs().cancel(path["id"])
+    return 200, canceled if canceled is not None else {"id": path["id"], "deleted": True}
 
 
 def answer(stack: Stack, method: str, path: str, query: dict[str, str], body: Any) -> tuple[int, Any]:
     """The JSON API: (status, body); a Problem for what went wrong."""
-    for route_method, pattern, route in ROUTES:
+    for route_method, pattern, handler in ROUTES:
         match = pattern.fullmatch(path)
         if match and route_method == method:
             try:
-                return route(stack, match, query, body)
-            except ApiProblem as problem:
-                detail = problem.answer.body
-                if isinstance(detail, dict):
-                    raise Problem(
-                        problem.answer.status,
-                        str(detail.get("title", "error")),
-                        str(detail.get("detail", "")),
-                    ) from None
-                raise Problem(problem.answer.status, "the API refused", str(problem)) from None
+                return handler(stack, match.groupdict(), query, body)
+            except ApiProblem as refused:  # the API's own problem detail, as it gave it
+                problem = Problem(refused.answer.status, "the API refused", str(refused))
+                if isinstance(refused.answer.body, dict):
+                    problem.body = {**refused.answer.body, "status": refused.answer.status}
+                raise problem from None
             except (ApiUnreachable, EndpointConnectionError):
                 raise stack.not_running() from None
+            except UnknownExecution as exc:
+                raise Problem(HTTPStatus.NOT_FOUND, "no such execution", str(exc)) from None
             except (JobpollError, BotoCoreError, ClientError) as exc:
-                missing = "no execution" in str(exc)
-                raise Problem(
-                    404 if missing else 502, "not found" if missing else "the stack refused", str(exc)
-                ) from None
+                raise Problem(HTTPStatus.BAD_GATEWAY, "the stack refused", str(exc)) from None
     raise Problem(HTTPStatus.NOT_FOUND, "not found", f"no {method} {path} in the console")
 
 

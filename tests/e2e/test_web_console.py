@@ -89,6 +89,10 @@ def test_the_seed_execution_started_from_the_form_ends_on_its_drawn_path(
     assert browser.evaluate("document.querySelector('.status').innerText") == "FAILED"
     browser.screenshot(screenshots / "execution-failed.png")
 
+    browser.open(f"{console_url}#/executions/no-such-execution")
+    missing = browser.wait_for("document.querySelector('.problem')?.innerText")
+    assert "no such execution" in missing and "no-such-execution" in missing
+
     browser.open(f"{console_url}#/executions?status=SUCCEEDED")
     assert browser.wait_for(f"[...document.querySelectorAll('td a')].some(a => a.innerText === '{seed}')")
     assert not browser.evaluate(f"document.body.innerText.includes('{too_long}')")
@@ -104,6 +108,12 @@ def test_a_streaming_job_submitted_from_the_form_grows_its_output_and_is_cancele
     providers = browser.wait_for("[...document.querySelectorAll('#provider option')].map(o => o.value)")
     assert {"simulated", "simulated-stream"} <= set(providers)
     assert browser.evaluate("document.querySelector('#provider').value") == "simulated"
+    browser.evaluate(
+        "document.querySelector('#input').value = '{\"delay\": \"soon\"}';"
+        "document.querySelector('form button[type=submit]').click()"
+    )
+    refused = browser.wait_for("document.querySelector('#input-error .problem')?.innerText")
+    assert "HTTP 400" in refused and "delay" in refused, refused  # the API's problem detail
     browser.evaluate(
         "const select = document.querySelector('#provider'); select.value = 'simulated-stream';"
         "select.dispatchEvent(new Event('change'));"
