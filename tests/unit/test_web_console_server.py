@@ -16,7 +16,7 @@ from jobpoll import graph
 from jobpoll.console import local_console
 from jobpoll.errors import PortInUse
 from jobpoll.paths import ROOT
-from jobpoll.web_console import ConsoleServer, Stack, current_state
+from jobpoll.web_console import ConsoleServer, Stack, current_state, execution_view
 
 POLLER = json.loads((ROOT / "statemachine" / "poller.asl.json").read_text())
 
@@ -121,3 +121,35 @@ def test_the_current_state_is_the_one_entered_and_not_exited() -> None:
     exited = {"type": "TaskStateExited", "stateExitedEventDetails": {"name": "StartJob"}}
     assert current_state([_entered("StartJob")]) == "StartJob"
     assert current_state([_entered("StartJob"), exited]) is None
+
+
+class _ContinuedExecutions:
+    """An execution of the poll loop that continued in `job-1` (ContinueAsNewExecution)."""
+
+    def describe(self, name: str) -> dict[str, Any]:
+        output = {"continued_in": {"execution_arn": "arn:aws:states:us-east-1:1:execution:poller:job-1"}}
+        return {"name": name, "status": "SUCCEEDED", "input": "{}", "output": json.dumps(output)}
+
+    def history(self, name: str) -> list[dict[str, Any]]:
+        exited = {
+            "type": "TaskStateExited",
+            "stateExitedEventDetails": {"name": "ContinueAsNewExecution", "output": '{"job_id": "job"}'},
+        }
+        return [
+            {**_entered("ContinueAsNewExecution"), "id": 1, "timestamp": "t"},
+            {**exited, "id": 2, "timestamp": "t"},
+        ]
+
+
+def test_an_execution_links_the_execution_it_continued_in_and_its_job() -> None:
+    view = execution_view(_ContinuedExecutions(), POLLER, "job")  # type: ignore[arg-type]
+    assert view["continued_in"] == "job-1"
+    assert view["job_id"] == "job"
+    assert view["entered"] == {"ContinueAsNewExecution": 1}
+    assert view["events"][1] == {
+        "id": 2,
+        "type": "TaskStateExited",
+        "timestamp": "t",
+        "state": "ContinueAsNewExecution",
+        "output": {"job_id": "job"},
+    }

@@ -4,7 +4,7 @@
 const EXECUTION_DONE = ["SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"];
 const JOB_DONE = ["COMPLETE", "FAILED", "CANCELED"];
 const JOB_STATUSES = ["QUEUED", "PENDING", "RUNNING", "COMPLETE", "FAILED", "CANCELED"];
-const POLL_MS = 700;
+const POLL_MS = 500;
 const MAX_POLL_MS = 8000;
 const main = document.getElementById("main");
 let stack = { seed_input: { delay: 20 }, local: true };
