@@ -221,7 +221,9 @@ def cmd_console(args: argparse.Namespace) -> int:
 
     hint = f"deploy it with: jobpoll deploy --stage STAGE --stack {args.stack}" if args.stack else START_LOCAL
     target = _target(args)
-    server = ConsoleServer(args.port, Stack(lambda: connect(args.stack, target, args.state_file), hint))
+    served_by = "jobpoll console" + (f" --stack {args.stack}" if args.stack else "")
+    stack = Stack(lambda: connect(args.stack, target, args.state_file), hint, served_by)
+    server = ConsoleServer(args.port, stack)
     print(f"Web console:    {server.url}  (Ctrl-C stops it)", flush=True)
     try:
         server.serve_forever()

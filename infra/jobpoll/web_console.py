@@ -49,9 +49,12 @@ class Problem(Exception):
 class Stack:
     """The stack the console acts on: connected on first use, and again after it went away."""
 
-    def __init__(self, connect: Callable[[], Console], start_hint: str = START_LOCAL) -> None:
+    def __init__(
+        self, connect: Callable[[], Console], start_hint: str = START_LOCAL, served_by: str | None = None
+    ) -> None:
         self._connect = connect
         self.start_hint = start_hint
+        self.served_by = served_by  # the command serving the console, when it is not `jobpoll local up`
         self._lock = threading.RLock()
         self._console: Console | None = None
         self._definition: dict[str, Any] | None = None
@@ -190,7 +193,12 @@ def _input(body: Any) -> Any:
 @route("GET", r"/api/stack")
 def _stack(stack: Stack, path: dict[str, str], query: dict[str, str], body: Any) -> tuple[int, Any]:
     console = stack.console()
-    return 200, {"stack_name": console.stack_name, "local": console.is_local, "seed_input": SEED_INPUT}
+    return 200, {
+        "stack_name": console.stack_name,
+        "local": console.is_local,
+        "seed_input": SEED_INPUT,
+        "served_by": stack.served_by,
+    }
 
 
 @route("GET", r"/api/executions")

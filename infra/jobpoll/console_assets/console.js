@@ -7,7 +7,7 @@ const JOB_STATUSES = ["QUEUED", "PENDING", "RUNNING", "COMPLETE", "FAILED", "CAN
 const POLL_MS = 500;
 const MAX_POLL_MS = 8000;
 const main = document.getElementById("main");
-let stack = { seed_input: { delay: 20 }, local: true };
+let stack = { seed_input: { delay: 20 }, local: true, served_by: null };
 let generation = 0; // a new page ends the previous page's live updates
 
 class Problem extends Error {
@@ -40,7 +40,9 @@ async function api(method, path, body, etag) {
       method, headers, cache: "no-store", body: body === undefined ? undefined : JSON.stringify(body),
     });
   } catch (error) {
-    throw new Problem({ title: "the stack is not running", detail: "start it with: jobpoll local up" });
+    // Nothing answers: `local up` (which serves this console) or `jobpoll console` has stopped.
+    const start = stack.served_by || "jobpoll local up";
+    throw new Problem({ title: "the stack is not running", detail: `start it with: ${start}` });
   }
   if (response.status === 304) return { unchanged: true, etag };
   const data = await response.json().catch(() => null);
