@@ -2,7 +2,7 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test flake-check lint check bench local
+.PHONY: demo test unit-without-moto flake-check lint check bench local
 $(PY):
 	python3 -m venv $(VENV) && $(VENV)/bin/pip install -q -e '.[dev]'
 
@@ -11,6 +11,11 @@ demo: $(PY)
 
 test: $(PY)
 	$(PY) -m pytest -q
+
+# The unit tests in a virtualenv with the runtime dependencies and the test runner only (no moto, no AWS tools).
+unit-without-moto:
+	python3 -m venv .venv-unit && .venv-unit/bin/pip install -q -e . 'pytest>=8' 'pytest-xdist>=3.5' 'hypothesis>=6.100'
+	.venv-unit/bin/python -m pytest -q tests/unit
 
 flake-check: $(PY)  # the tests 5 times: each run's time, and which tests failed in which run
 	.ci/flake-check 5

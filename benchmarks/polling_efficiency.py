@@ -9,8 +9,8 @@ schedule with the project's own policy (`chalicelib.policy.poll_time`, the code 
 counts state transitions from the poller ASL's paths. A SAMPLE of jobs then runs for real on the
 in-process emulation (moto executing statemachine/poller.asl.json with the real handlers, virtual clock);
 the polls, detection lag and `*StateEntered` events it shows must equal the model's, or the benchmark
-exits non-zero. The callback row is modelled from its path (CALLBACK_PATH) until the state machine has a
-WaitForNotification state that a caller can drive.
+exits non-zero. The callback row is modelled from its path (CALLBACK_PATH) and confirmed the same way: each
+sampled job waits in WaitForNotification and is completed through NotifyJob.
 
 Prices (us-east-1, list prices, no free tier):
 - Step Functions Standard: $0.025 per 1,000 state transitions. AWS's pricing page
@@ -88,8 +88,8 @@ POLL_LOOP = ("Wait", "GetJobStatus", "CheckJobComplete")
 SUCCESS_END = ("JobSucceeded",)
 CONTINUATION = ("ContinueAsNewExecution", "ContinuedInNewExecution", *START_PATH)
 
-# The callback strategy, in one place for the lead to confirm against the real state machine: the job
-# completes through a notification (task token), polling only as a fallback that never fires here.
+# The callback strategy: the job completes through a notification (task token), polling only as a fallback
+# that never fires here (`check_path` holds the path to the ASL, `measure_callback` to an execution).
 CALLBACK_STATE = "WaitForNotification"
 CALLBACK_PATH = ("StartJob", "Init", "CheckJobComplete", CALLBACK_STATE, "CheckJobComplete", "JobSucceeded")
 CALLBACK_POLLS = 0
@@ -217,9 +217,9 @@ def continuations_for(polls: int, continue_after: int) -> int:
 def poll_schedule(job_id: str, length_seconds: float, strategy: Strategy) -> list[float]:
     """Seconds after the start at which GetJobStatus runs, up to the first poll that finds the job done.
 
-    The first poll comes `wait_seconds` after StartJob (service.start_job); each later one where the
+    The first poll comes `wait_seconds` after StartJob (rules.submitted); each later one where the
     policy puts it (`poll_time`, as GetJobStatus computes it), waited in whole seconds rounded up (the
-    Wait's SecondsPath, service.loop_state).
+    Wait's SecondsPath, loop_state.loop_state).
     """
     poll = strategy.poll
     job = Job(

@@ -317,7 +317,7 @@ def get_job_result(job_id: str) -> Response:
 @_problems
 def delete_job(job_id: str) -> Response:
     runtime = _runtime()
-    deleted = jobs_api.delete_job(
+    deleted = jobs_api.cancel_or_delete_result(
         job_id,
         owner=_caller(runtime),
         store=runtime.store,

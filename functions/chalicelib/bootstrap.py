@@ -26,7 +26,7 @@ from .providers.simulated import SimulatedProvider
 from .providers.simulated_engine import SimulatedEngine
 from .providers.streaming import SimulatedStreamingProvider
 from .settings import Settings
-from .store import JobStore
+from .store import DynamoDBJobStore, JobStore
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,7 @@ def build_runtime(
     return Runtime(
         settings=settings,
         clock=clock,
-        store=JobStore(settings.table_name, dynamodb),
+        store=DynamoDBJobStore(settings.table_name, dynamodb),
         providers=providers,
         sfn=sfn,
         sqs=sqs,

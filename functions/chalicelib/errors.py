@@ -128,3 +128,33 @@ class LeaseLost(JobPollError):
 class QueueJobTimedOut(JobPollError):
     """A queue-mode job ran past the longest a worker runs one (`queue_job_max_seconds`): the worker stops it
     and fails the job, before Lambda's timeout would kill the worker."""
+
+
+# The error names the state machine sees (statemachine/poller.asl.json): what its Retry and Catch match
+# (JobAlreadyFinished: a notification came before WaitForNotification began), the names its MaxTriesExceeded
+# state and the API's StopExecution raise, and the errors a failed job's execution ends with (a job's own
+# error code where it is one of these, else ProviderJobFailed). The poll loop's Lambda handlers raise no
+# other domain errors (a new error they raise belongs here). A test checks this set against the ASL.
+ASL_ERROR_NAMES = frozenset(
+    cls.__name__
+    for cls in (
+        InvalidJobInput,
+        InvalidCallbackUrl,
+        JobNotFound,
+        JobAlreadyExists,
+        ConcurrentUpdate,
+        IllegalTransition,
+        ProviderError,
+        ProviderUnavailable,
+        ProviderRefused,
+        UnsafeProviderUrl,
+        ProviderResponseTooLarge,
+        ProviderJobFailed,
+        MaxTriesExceeded,
+        DeadlineExceeded,
+        MalformedEngineMessage,
+        JobCanceled,
+        JobAlreadyFinished,
+        ExecutionStartFailed,
+    )
+)

@@ -19,6 +19,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from . import rules
 from .callbacks import Resolver, check_callback_target
 from .clock import Clock, from_iso, real_seconds, to_iso
 from .errors import (
@@ -33,11 +34,11 @@ from .errors import (
     JobNotFinished,
     JobNotFound,
     PayloadTooLarge,
-    ProviderError,
 )
 from .job import Job, JobError, JobStatus
-from .providers import Engine, WorkerProvider
-from .service import JOB_ID_PATTERN, Providers, new_job, parse_job_request
+from .job_request import JOB_ID_PATTERN, new_job, parse_job_request
+from .providers import Providers, WorkerProvider
+from .service import cancel_work
 from .settings import Settings
 from .store import JobStore
 from .views import retry_after_seconds
@@ -201,14 +202,9 @@ def _start_execution(
 
 def _mark_start_failed(job: Job, exc: Exception, store: JobStore, clock: Clock) -> None:
     reason = f"the job did not start: {type(exc).__name__}: {exc}"[:300]
+    error = JobError("ExecutionStartFailed", reason)
     with contextlib.suppress(IllegalTransition):
-        store.update(
-            job.job_id,
-            lambda current: current.transition(
-                JobStatus.FAILED, clock.now(), error=JobError("ExecutionStartFailed", reason)
-            ),
-            current=job,
-        )
+        store.update(job.job_id, lambda current: rules.failed(current, clock.now(), error), current=job)
     raise ExecutionStartFailed(reason) from exc
 
 
@@ -242,7 +238,7 @@ class Deleted:
     canceled: bool  # True: the job was running and is now CANCELED; False: its stored output was deleted
 
 
-def delete_job(
+def cancel_or_delete_result(
     job_id: str,
     *,
     owner: str,
@@ -262,26 +258,15 @@ def delete_job(
     if job.status.is_terminal:
         return Deleted(_delete_output(job, store, clock), canceled=False)
 
-    def canceled(current: Job) -> Job:
-        return current.transition(
-            JobStatus.CANCELED,
-            clock.now(),
-            error=JobError("JobCanceled", "canceled by its owner"),
-            next_poll_at=None,
-        )
-
     try:
-        job = store.update(job_id, canceled, current=job)
+        job = store.update(job_id, lambda current: rules.canceled(current, clock.now()), current=job)
     except IllegalTransition:
         winner = store.get(job_id)
         raise JobAlreadyFinished(
             f"job {job_id} finished ({winner.status.value}) before it could be canceled", job=winner
         ) from None
     _stop_execution(job, sfn, settings)
-    provider = providers.get(job.provider)
-    if job.work_id is not None and provider is not None and not isinstance(provider, Engine | WorkerProvider):
-        with contextlib.suppress(ProviderError):
-            provider.cancel(job.work_id)
+    cancel_work(job, providers)
     if on_finished is not None:
         job = on_finished(job) or job
     return Deleted(job, canceled=True)
@@ -298,14 +283,7 @@ def _stop_execution(job: Job, sfn: Any, settings: Settings) -> None:
 def _delete_output(job: Job, store: JobStore, clock: Clock) -> Job:
     if job.result_deleted_at is not None:
         return job
-
-    def deleted(current: Job) -> Job:
-        if current.result_deleted_at is not None:
-            return current
-        now = clock.now()
-        return current.amend(now, result=None, result_deleted_at=now)
-
-    return store.update(job.job_id, deleted, current=job)
+    return store.update(job.job_id, lambda current: rules.output_deleted(current, clock.now()), current=job)
 
 
 @dataclass(frozen=True)

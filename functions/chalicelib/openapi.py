@@ -13,10 +13,11 @@ from typing import Any
 
 from .callbacks import callback_url_schema
 from .job import JobStatus
+from .job_request import DEFAULT_PROVIDER, JOB_ID_PATTERN
 from .jobs_api import DEFAULT_PAGE_SIZE, MAX_IDEMPOTENCY_KEY_LENGTH, MAX_PAGE_SIZE, PAGE_TOKEN_PATTERN
 from .policy import poll_field_schemas
 from .problems import PROBLEM_CONTENT_TYPE
-from .service import DEFAULT_PROVIDER, JOB_ID_PATTERN, Providers
+from .providers import Providers
 from .settings import Settings
 
 _TIME = {"type": "string", "format": "date-time"}
@@ -89,8 +90,8 @@ SCHEMAS: dict[str, Any] = {
             "provider",
             "input",
             "progress",
-            "attempts",
-            "max_attempts",
+            "try_count",
+            "max_tries",
             "wait_seconds",
             "created_at",
             "updated_at",
@@ -102,7 +103,7 @@ SCHEMAS: dict[str, Any] = {
             "callback",
         ],
         "properties": {
-            "id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,80}$"},
+            "id": {"type": "string", "pattern": JOB_ID_PATTERN.pattern},
             "status": {"type": "string", "enum": [status.value for status in JobStatus]},
             "provider": {"type": "string"},
             "provider_status": {
@@ -111,8 +112,12 @@ SCHEMAS: dict[str, Any] = {
             },
             "input": {"type": "object"},
             "progress": {"type": "number", "minimum": 0, "maximum": 1},
-            "attempts": {"type": "integer", "minimum": 0, "description": "Polls of the provider so far"},
-            "max_attempts": {"type": "integer", "minimum": 1},
+            "try_count": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "Tries so far (polls, worker runs)",
+            },
+            "max_tries": {"type": "integer", "minimum": 1},
             "wait_seconds": {"type": "integer", "minimum": 1},
             "created_at": _TIME,
             "updated_at": _TIME,

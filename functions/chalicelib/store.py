@@ -1,8 +1,9 @@
-"""The DynamoDB job store.
+"""The job store: a port (`JobStore`) and its DynamoDB adapter (`DynamoDBJobStore`).
 
 Every write is conditional: `create` only where no job has the id, `save` only where the stored version is the
 one the writer read. `update` wraps read-modify-write in that check and retries on conflict, so two writers
-never lose an update.
+never lose an update. `memory_store.InMemoryJobStore` keeps the same semantics without AWS (unit tests);
+tests/integration/test_store_contract.py runs the same cases against both.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
 
@@ -136,18 +137,94 @@ def _is_condition_failure(exc: ClientError) -> bool:
     return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
 
-class JobStore:
+class JobStore(Protocol):
+    """Where jobs are kept. Writes are conditional; `change` functions given to `update` must be pure."""
+
+    def create(self, job: Job) -> Job:
+        """Store a new job (version 1); raises JobAlreadyExists if the id is taken."""
+        ...
+
+    def get(self, job_id: str) -> Job:
+        """The stored job; raises JobNotFound."""
+        ...
+
+    def find(self, job_id: str) -> Job | None:
+        """The stored job, or None."""
+        ...
+
+    def find_by_work_id(self, work_id: str) -> Job | None:
+        """The job whose provider work has this id, or None."""
+        ...
+
+    def save(self, job: Job) -> Job:
+        """Write `job` if the stored version is `job.version`; the stored job, or ConcurrentUpdate."""
+        ...
+
+    def update(
+        self, job_id: str, change: Callable[[Job], Job], attempts: int = 8, current: Job | None = None
+    ) -> Job:
+        """Apply `change` and save conditionally, re-reading and applying again on a conflict."""
+        ...
+
+    def list_by_owner(
+        self,
+        owner: str,
+        *,
+        limit: int,
+        status: JobStatus | None = None,
+        live_at: datetime | None = None,
+        after: dict[str, str] | None = None,
+        max_queries: int = 10,
+    ) -> JobPage:
+        """The owner's jobs, newest first, one page."""
+        ...
+
+
+class ConditionalStore:
+    """`find` and the retrying `update` of the port, on top of a store's own `get` and `save`."""
+
+    def get(self, job_id: str) -> Job:
+        raise NotImplementedError
+
+    def save(self, job: Job) -> Job:
+        raise NotImplementedError
+
+    def find(self, job_id: str) -> Job | None:
+        """The stored job, or None."""
+        try:
+            return self.get(job_id)
+        except JobNotFound:
+            return None
+
+    def update(
+        self, job_id: str, change: Callable[[Job], Job], attempts: int = 8, current: Job | None = None
+    ) -> Job:
+        """Apply `change` and save conditionally; on a conflict re-read and apply again.
+
+        `current` is the job as the caller already read it (saves one read when nobody wrote since).
+        `change` must be a pure function of the job it is given: it may run more than once.
+        """
+        job = current if current is not None else self.get(job_id)
+        for _ in range(attempts - 1):
+            try:
+                return self.save(change(job))
+            except ConcurrentUpdate:
+                job = self.get(job_id)
+        return self.save(change(job))
+
+
+class DynamoDBJobStore(ConditionalStore):
     """Jobs in one DynamoDB table, keyed by `job_id`."""
 
     def __init__(self, table_name: str, dynamodb: Any) -> None:
         self.table_name = table_name
-        self._dynamodb = dynamodb
+        self.dynamodb = dynamodb
 
     def create(self, job: Job) -> Job:
         """Store a new job (version 1); raises JobAlreadyExists if the id is taken."""
         stored = _with_version(job, 1)
         try:
-            self._dynamodb.put_item(
+            self.dynamodb.put_item(
                 TableName=self.table_name,
                 Item=_to_item(stored),
                 ConditionExpression="attribute_not_exists(#key)",
@@ -161,24 +238,17 @@ class JobStore:
 
     def get(self, job_id: str) -> Job:
         """The stored job; raises JobNotFound."""
-        response = self._dynamodb.get_item(
+        response = self.dynamodb.get_item(
             TableName=self.table_name, Key={KEY: {"S": job_id}}, ConsistentRead=True
         )
         if "Item" not in response:
             raise JobNotFound(f"no job {job_id}")
         return _from_item(response["Item"])
 
-    def find(self, job_id: str) -> Job | None:
-        """The stored job, or None."""
-        try:
-            return self.get(job_id)
-        except JobNotFound:
-            return None
-
     def find_by_work_id(self, work_id: str) -> Job | None:
         """The job whose provider work has this id, or None (the index is eventually consistent: a job
         submitted a moment ago may not be found yet)."""
-        response = self._dynamodb.query(
+        response = self.dynamodb.query(
             TableName=self.table_name,
             IndexName=WORK_INDEX,
             KeyConditionExpression="#work = :work",
@@ -232,7 +302,7 @@ class JobStore:
         jobs: list[Job] = []
         last_evaluated: dict[str, Any] | None = None
         for _ in range(max_queries):
-            response = self._dynamodb.query(**query)
+            response = self.dynamodb.query(**query)
             items = response.get("Items", [])
             last_evaluated = response.get("LastEvaluatedKey")
             for index, item in enumerate(items):
@@ -252,7 +322,7 @@ class JobStore:
         """
         stored = _with_version(job, job.version + 1)
         try:
-            self._dynamodb.put_item(
+            self.dynamodb.put_item(
                 TableName=self.table_name,
                 Item=_to_item(stored),
                 ConditionExpression="#version = :expected",
@@ -266,22 +336,6 @@ class JobStore:
                 ) from exc
             raise
         return stored
-
-    def update(
-        self, job_id: str, change: Callable[[Job], Job], attempts: int = 8, current: Job | None = None
-    ) -> Job:
-        """Apply `change` and save conditionally; on a conflict re-read and apply again.
-
-        `current` is the job as the caller already read it (saves one read when nobody wrote since).
-        `change` must be a pure function of the job it is given: it may run more than once.
-        """
-        job = current if current is not None else self.get(job_id)
-        for _ in range(attempts - 1):
-            try:
-                return self.save(change(job))
-            except ConcurrentUpdate:
-                job = self.get(job_id)
-        return self.save(change(job))
 
 
 def _page_key(item: dict[str, Any]) -> dict[str, str]:

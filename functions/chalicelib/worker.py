@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from . import rules
 from .clock import Clock
 from .errors import (
     IllegalTransition,
@@ -26,8 +27,8 @@ from .errors import (
     ProviderError,
     QueueJobTimedOut,
 )
-from .job import Job, JobError, JobStatus
-from .providers import AnyProvider, WorkerProvider, get_provider
+from .job import Job, JobError
+from .providers import Providers, WorkerProvider, get_provider
 from .settings import Settings
 from .store import JobStore
 
@@ -46,10 +47,6 @@ def job_id_of(body: str) -> str:
     if not isinstance(message, dict) or not isinstance(message.get("job_id"), str):
         raise InvalidJobInput("a work message must be {'job_id': ...}")
     return message["job_id"]
-
-
-def _lease_is_live(job: Job, now: datetime) -> bool:
-    return job.lease_expires_at is not None and job.lease_expires_at > now
 
 
 @dataclass
@@ -79,21 +76,11 @@ class Reporter:
             return
         self.last_write = now
         tail = output[-self.settings.partial_output_max_chars :]
-        self.store.update(self.job_id, lambda job: self._reported(job, tail, progress, now))
-        self.writes += 1
-
-    def _reported(self, job: Job, tail: str, progress: float, now: datetime) -> Job:
-        if job.status is JobStatus.CANCELED:
-            raise JobCanceled(f"job {job.job_id} was canceled")
-        if job.status.is_terminal or job.lease_owner != self.worker_id:
-            raise LeaseLost(f"job {job.job_id} is no longer this worker's")
-        return job.transition(
-            JobStatus.RUNNING,
-            now,
-            partial_output=tail,
-            progress=max(0.0, min(1.0, progress)),
-            lease_expires_at=now + timedelta(seconds=self.settings.lease_seconds),
+        lease = self.settings.lease_seconds
+        self.store.update(
+            self.job_id, lambda job: rules.lease_renewed(job, self.worker_id, now, lease, tail, progress)
         )
+        self.writes += 1
 
 
 def run_job(
@@ -101,7 +88,7 @@ def run_job(
     *,
     worker_id: str,
     store: JobStore,
-    providers: dict[str, AnyProvider] | Any,
+    providers: Providers,
     clock: Clock,
     settings: Settings,
     on_finished: Callable[[Job], Any] | None = None,
@@ -125,24 +112,12 @@ def run_job(
     if not isinstance(provider, WorkerProvider):
         raise InvalidJobInput(f"provider {job.provider!r} is not run by queue workers")
     now = clock.now()
-
-    def take(current: Job) -> Job:
-        if (
-            current.status is JobStatus.RUNNING
-            and current.lease_owner != worker_id
-            and _lease_is_live(current, now)
-        ):
-            raise LeaseHeld(f"job {job_id} is running under {current.lease_owner}'s lease")
-        return current.transition(
-            JobStatus.RUNNING,
-            now,
-            try_count=current.try_count + 1,
-            lease_owner=worker_id,
-            lease_expires_at=now + timedelta(seconds=settings.lease_seconds),
-        )
-
     try:
-        job = store.update(job_id, take, current=job)
+        job = store.update(
+            job_id,
+            lambda current: rules.lease_taken(current, worker_id, now, settings.lease_seconds),
+            current=job,
+        )
     except IllegalTransition:
         return "finished-already"
 
@@ -178,20 +153,10 @@ def _finish(
     error: JobError | None = None,
     on_finished: Callable[[Job], Any] | None = None,
 ) -> str:
-    def finished(job: Job) -> Job:
-        if job.status is JobStatus.CANCELED:
-            raise JobCanceled(f"job {job_id} was canceled")
-        if job.status.is_terminal or job.lease_owner != worker_id:
-            raise LeaseLost(f"job {job_id} is no longer this worker's")
-        common = {"lease_owner": None, "lease_expires_at": None, "next_poll_at": None}
-        if error is not None:
-            return job.transition(JobStatus.FAILED, clock.now(), error=error, **common)
-        return job.transition(
-            JobStatus.COMPLETE, clock.now(), result=result, progress=1.0, partial_output=None, **common
-        )
-
     try:
-        done = store.update(job_id, finished)
+        done = store.update(
+            job_id, lambda job: rules.lease_finished(job, worker_id, clock.now(), result=result, error=error)
+        )
     except JobCanceled:
         return "canceled"
     except LeaseLost:
@@ -204,24 +169,8 @@ def _finish(
 def dead_lettered(job_id: str, receive_count: int, *, store: JobStore, clock: Clock) -> str:
     """A job's message went to the dead-letter queue: mark the job FAILED, unless a worker still runs it."""
     now = clock.now()
-
-    def failed(job: Job) -> Job:
-        if job.status is JobStatus.RUNNING and _lease_is_live(job, now):
-            raise LeaseHeld(f"job {job_id} is still running under a live lease")
-        return job.transition(
-            JobStatus.FAILED,
-            now,
-            lease_owner=None,
-            lease_expires_at=None,
-            error=JobError(
-                "DeliveryFailed",
-                f"the job's message was received {receive_count} times without the job finishing; "
-                "it is in the dead-letter queue",
-            ),
-        )
-
     try:
-        store.update(job_id, failed)
+        store.update(job_id, lambda job: rules.dead_lettered(job, receive_count, now))
     except (IllegalTransition, JobNotFound):
         return "finished-already"
     except LeaseHeld:

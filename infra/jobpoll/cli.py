@@ -1,6 +1,6 @@
 """The `jobpoll` command: a thin dispatcher over the tooling modules.
 
-A mistake the user can fix (JobpollError) prints one line on stderr and exits 1, without a traceback.
+A mistake the user can fix (ToolingError) prints one line on stderr and exits 1, without a traceback.
 Console commands (`executions`, `jobs`) act on `--local` (the default) or `--stack NAME`.
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import render
-from .errors import JobpollError
+from .errors import ToolingError
 from .paths import LOCAL_STATE
 from .target import Target
 
@@ -235,7 +235,7 @@ def cmd_console(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run
 
-    return run(args.speed)
+    return run(args.speed, main)
 
 
 def _console_options() -> argparse.ArgumentParser:
@@ -398,7 +398,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
-    except (JobpollError, BotoCoreError, ClientError) as exc:
+    except (ToolingError, BotoCoreError, ClientError) as exc:
         # Missing credentials, an unreachable endpoint, a denied call: the user's to fix, in one line.
         print(f"jobpoll: {exc}", file=sys.stderr)
         return 1

@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
 
 from .paths import ensure_functions_importable
 
@@ -21,6 +22,28 @@ _CHECK_INTERVAL = 0.01
 # Before an auto-advancing clock jumps past a wait for an event, the event gets this long (real seconds).
 _AUTO_ADVANCE_GRACE = 0.05
 EPOCH_START = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+class EmulationClock(Protocol):
+    """What the emulation's time runs on (VirtualClock, ScaledClock): the handlers' `now()` and the state
+    machine's waits."""
+
+    def now(self) -> Any: ...
+
+    def wait(
+        self,
+        seconds: float,
+        interrupt: threading.Event | None = None,
+        still_running: Callable[[], bool] = ...,
+    ) -> None: ...
+
+    def sleep(self, seconds: float) -> None: ...
+
+    def to_real(self, moment: Any) -> Any: ...
+
+    def wait_for(
+        self, event: threading.Event, seconds: float | None, still_running: Callable[[], bool] = ...
+    ) -> bool: ...
 
 
 def _never_stopped() -> bool:

@@ -9,7 +9,7 @@ from datetime import datetime
 from pathlib import Path
 
 from .clocks import SpeedClock
-from .errors import JobpollError, StackNotRunning
+from .errors import StackNotRunning, ToolingError
 from .executions import Executions
 from .jobs_client import JobsClient, bearer, sigv4_signer
 from .paths import LOCAL_STATE
@@ -36,12 +36,12 @@ class Console:
     def executions(self) -> Executions:
         arn = self.outputs.get("StateMachineArn")
         if not arn:
-            raise JobpollError(f"stack {self.stack_name} has no StateMachineArn output")
+            raise ToolingError(f"stack {self.stack_name} has no StateMachineArn output")
         return Executions(self.target.client("stepfunctions"), arn, clock=self.clock)
 
     def jobs(self) -> JobsClient:
         if not self.api_url:
-            raise JobpollError(f"stack {self.stack_name} has no API (no EndpointURL output)")
+            raise ToolingError(f"stack {self.stack_name} has no API (no EndpointURL output)")
         if self.api_token is not None:
             return JobsClient(
                 self.api_url, bearer(self.api_token), f" (is the local stack running? {START_LOCAL})"
@@ -60,10 +60,10 @@ def _running(pid: int) -> bool:
 
 
 def local_console(state_file: Path = LOCAL_STATE) -> Console:
-    """The running local stack; JobpollError saying how to start one when none runs."""
+    """The running local stack; ToolingError saying how to start one when none runs."""
     try:
         state = LocalState.read(state_file)
-    except JobpollError:
+    except ToolingError:
         raise StackNotRunning(f"no local stack running: {START_LOCAL}") from None
     except (ValueError, TypeError):  # not JSON, or not what `local up` writes
         raise StackNotRunning(f"{state_file} is not a local stack's state file: {START_LOCAL}") from None
@@ -100,7 +100,7 @@ def connect(stack_name: str | None, target: Target, state_file: Path = LOCAL_STA
     ]
     if aws_only:
         verb = "applies" if len(aws_only) == 1 else "apply"
-        raise JobpollError(
+        raise ToolingError(
             f"{' and '.join(aws_only)} only {verb} with --stack NAME; the local stack needs none"
         )
     return local_console(state_file)

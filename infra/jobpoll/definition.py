@@ -18,6 +18,16 @@ def placeholders(text: str) -> set[str]:
     return set(PLACEHOLDER.findall(text))
 
 
+def cfn_state_machine_definition(properties: Mapping[str, Any]) -> str:
+    """The definition CloudFormation would create from an `AWS::StepFunctions::StateMachine`'s properties:
+    `Definition` (or `DefinitionString`) with every `${Name}` of `DefinitionSubstitutions` replaced."""
+    definition = properties.get("Definition")
+    text = json.dumps(definition) if definition is not None else str(properties.get("DefinitionString", ""))
+    for name, value in (properties.get("DefinitionSubstitutions") or {}).items():
+        text = text.replace("${" + name + "}", str(value))
+    return text
+
+
 def table_properties(template: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The job table as infra/template.json (or `template`) declares it (one definition for AWS and the
     emulation)."""

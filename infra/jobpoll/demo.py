@@ -17,10 +17,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from .errors import JobpollError
+from .errors import ToolingError
 from .paths import ROOT
 
 _STARTUP_TIMEOUT = 90.0
@@ -110,7 +110,7 @@ def local_stack(speed: float, directory: Path) -> Iterator[Path]:
         while not state_file.exists():
             if process.poll() is not None or time.monotonic() > deadline:
                 tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-15:])
-                raise JobpollError(f"the local stack did not start:\n{tail}")
+                raise ToolingError(f"the local stack did not start:\n{tail}")
             time.sleep(0.1)
         yield state_file
     finally:
@@ -144,10 +144,8 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
-def run(speed: float) -> int:
-    """The demo; 0 when every scenario ends as expected."""
-    from .cli import main
-
+def run(speed: float, console: Callable[[list[str]], int]) -> int:
+    """The demo; 0 when every scenario ends as expected. `console` runs one jobpoll command (cli.main)."""
     began = time.monotonic()
     print(f"jobpoll demo: the local stack (moto + chalice local), waits {speed:g}x faster", flush=True)
     print(f"$ jobpoll local up --speed {speed:g} &", flush=True)
@@ -158,7 +156,7 @@ def run(speed: float) -> int:
             print(f"  up in {time.monotonic() - began:.1f} s", flush=True)
             for description, command, expected in SCENARIOS:
                 print(f"\n# {description}\n$ jobpoll {shlex.join(command)}", flush=True)
-                code = main([*command, "--state-file", str(state_file)])
+                code = console([*command, "--state-file", str(state_file)])
                 if code == _INTERRUPTED:  # Ctrl-C in a command: stop the stack, end the demo
                     raise KeyboardInterrupt
                 if code != expected:

@@ -3,8 +3,8 @@
 `Emulation` is a context manager that starts moto, installs the patches (moto_patches), creates the job
 table, the queues, the project's Lambda functions and the poller state machine with the settings the packaged
 template gives them (infra/template.json, rendered as `chalice package` gets it: no second description), and
-points the handlers' runtime at moto and at the emulation clock. Tests, the demo and benchmarks drive the
-same code path.
+points the handlers' runtime at moto and at the emulation clock. Tests and the benchmark drive it; `jobpoll
+local up` (local.py) runs the same handlers and patches behind a moto server instead.
 """
 
 from __future__ import annotations
@@ -26,20 +26,14 @@ from typing import Any
 
 import boto3
 
-from .clocks import VirtualClock
-from .definition import event_rules, table_properties
+from .clocks import EmulationClock, VirtualClock
+from .definition import cfn_state_machine_definition, event_rules, table_properties
 from .executions import continued_in
-from .moto_patches import (
-    EmulationClock,
-    FaultPlan,
-    HandlerClock,
-    Invocation,
-    cfn_state_machine_definition,
-    emulation_patches,
-)
+from .faults import FaultPlan, Invocation
 from .package import render_merge_template
 from .paths import ensure_functions_importable
 from .queues import EventSourceMapping, QueueDelivery
+from .sandbox import HandlerClock
 from .simulated_service import SimulatedServiceEvents
 
 MOTO_CONFIG = {
@@ -337,6 +331,8 @@ class Emulation:
 
     def __enter__(self) -> Emulation:
         from moto import mock_aws
+
+        from .moto_patches import emulation_patches
 
         ensure_functions_importable()
         from chalicelib.bootstrap import LazyClient, build_runtime, set_runtime

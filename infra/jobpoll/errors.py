@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 
-class JobpollError(Exception):
+class ToolingError(Exception):
     """Something the user can fix: the message says what and, where it can, how."""
 
 
-class PackageError(JobpollError):
+class PackageError(ToolingError):
     """`chalice package` failed, or its output does not fit infra/template.json."""
 
 
-class DeployError(JobpollError):
+class DeployError(ToolingError):
     """CloudFormation refused or rolled back the stack."""
 
 
-class PortInUse(JobpollError):
+class PortInUse(ToolingError):
     """A port the local stack needs is bound already."""
 
     def __init__(self, port: int, purpose: str) -> None:
@@ -23,9 +23,9 @@ class PortInUse(JobpollError):
         self.port = port
 
 
-class StackNotRunning(JobpollError):
+class StackNotRunning(ToolingError):
     """The local stack a command acts on is not running (the message says how to start it)."""
 
 
-class UnknownExecution(JobpollError):
+class UnknownExecution(ToolingError):
     """No execution of that name or ARN."""

@@ -19,7 +19,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from .clocks import SpeedClock
-from .errors import JobpollError, UnknownExecution
+from .errors import ToolingError, UnknownExecution
 
 TERMINAL = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"})
 STATUSES = ("RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
@@ -34,11 +34,11 @@ Output = Callable[[str], None]
 
 
 def parse_input(text: str) -> Any:
-    """The `--input` JSON; JobpollError saying where it breaks."""
+    """The `--input` JSON; ToolingError saying where it breaks."""
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise JobpollError(
+        raise ToolingError(
             f"--input is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno} (char {exc.pos})"
         ) from None
 
@@ -129,7 +129,7 @@ class Executions:
             if execution is not None and (code in _NOT_FOUND or code == "InvalidArn"):
                 raise self._unknown(execution) from None
             message = exc.response.get("Error", {}).get("Message") or str(exc)
-            raise JobpollError(f"{what}: {code}: {message}") from None
+            raise ToolingError(f"{what}: {code}: {message}") from None
 
     def _unknown(self, execution: str) -> UnknownExecution:
         prefix = self.arn("")
@@ -174,7 +174,7 @@ class Executions:
                 if limit is not None and len(found) >= limit:
                     break
         except ClientError as exc:
-            raise JobpollError(f"could not list executions: {exc}") from None
+            raise ToolingError(f"could not list executions: {exc}") from None
         found.sort(key=lambda e: e["startDate"], reverse=True)
         return found[:limit] if limit is not None else found
 
@@ -200,7 +200,7 @@ class Executions:
             code = exc.response.get("Error", {}).get("Code", "")
             if code in _NOT_FOUND or code == "InvalidArn":
                 raise self._unknown(execution) from None
-            raise JobpollError(f"could not read the execution's history: {exc}") from None
+            raise ToolingError(f"could not read the execution's history: {exc}") from None
         return events
 
     def stop(self, execution: str, cause: str | None = None) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import JobpollError
+from .errors import ToolingError
 
 TERMINAL = frozenset({"COMPLETE", "FAILED", "CANCELED"})
 STATUSES = ("QUEUED", "PENDING", "RUNNING", "COMPLETE", "FAILED", "CANCELED")
@@ -28,7 +28,7 @@ _REDRAW_INTERVAL = 0.5
 Sign = Callable[[str, str, dict[str, str], bytes | None], dict[str, str]]
 
 
-class ApiProblem(JobpollError):
+class ApiProblem(ToolingError):
     """The API answered an error (its problem detail, in `answer`)."""
 
     def __init__(self, answer: Answer) -> None:
@@ -36,7 +36,7 @@ class ApiProblem(JobpollError):
         self.answer = answer
 
 
-class ApiUnreachable(JobpollError):
+class ApiUnreachable(ToolingError):
     """Nothing answers at the API's URL."""
 
 
@@ -61,7 +61,7 @@ def sigv4_signer(session: Any, region: str) -> Sign:
 
     credentials = session.get_credentials()
     if credentials is None:
-        raise JobpollError(
+        raise ToolingError(
             "AWS credentials not found: configure them (aws configure, AWS_PROFILE, or --profile)"
         )
 
@@ -166,7 +166,7 @@ class JobsClient:
             if job.get("status") in TERMINAL:
                 return job
             if deadline is not None and time.monotonic() > deadline:
-                raise JobpollError(f"job {job_id} is still {job.get('status')} after {timeout:g} s")
+                raise ToolingError(f"job {job_id} is still {job.get('status')} after {timeout:g} s")
             left = _seconds(answer.headers.get("Retry-After"))
             if deadline is not None:
                 left = min(left, max(0.0, deadline - time.monotonic()))

@@ -31,10 +31,11 @@ from .clocks import ScaledClock
 from .console import local_console
 from .deploy import Deployed, default_stack_name, deploy
 from .emulation import MOTO_CONFIG, resolve_handler
-from .errors import JobpollError, PortInUse
-from .moto_patches import HandlerClock
+from .errors import PortInUse, ToolingError
+from .faults import Invocation
 from .paths import FUNCTIONS_DIR, LOCAL_STATE, ensure_functions_importable
 from .queues import QueueDelivery, take_over_mappings
+from .sandbox import HandlerClock
 from .target import LocalState, Target
 from .web_console import ConsoleServer, Stack
 
@@ -175,7 +176,7 @@ def function_environment(target: Target, stack_name: str, logical_id: str) -> di
 
 
 def read_http_profiles(path: Path) -> str:
-    """The http profiles file's text, checked as the provider will read it; JobpollError in one line."""
+    """The http profiles file's text, checked as the provider will read it; ToolingError in one line."""
     ensure_functions_importable()
     from chalicelib.providers.http import parse_profiles
 
@@ -183,7 +184,7 @@ def read_http_profiles(path: Path) -> str:
         text = path.read_text()
         parse_profiles(text)
     except (OSError, UnicodeError, ValueError) as exc:
-        raise JobpollError(f"--http-profiles {path}: {exc}") from None
+        raise ToolingError(f"--http-profiles {path}: {exc}") from None
     return text
 
 
@@ -248,7 +249,7 @@ class HandlersAfterRuntime:
 
     def __call__(self, handler: str) -> Callable[[Any, Any], Any]:
         if not self.ready.wait(self.timeout):
-            raise JobpollError("the local stack's handlers were never configured")
+            raise ToolingError("the local stack's handlers were never configured")
         return resolve_handler(handler)
 
 
@@ -274,15 +275,15 @@ def start_chalice_local(options: LocalOptions, environment: dict[str, str]) -> s
 
 
 def wait_until_serving(process: subprocess.Popen[bytes], port: int) -> None:
-    """Return once `chalice local` listens; JobpollError if it exits or takes too long."""
+    """Return once `chalice local` listens; ToolingError if it exits or takes too long."""
     deadline = time.monotonic() + _STARTUP_TIMEOUT
     while not _listening(port):
         if process.poll() is not None:
-            raise JobpollError(
+            raise ToolingError(
                 f"chalice local exited (code {process.returncode}) before serving on port {port}"
             )
         if time.monotonic() > deadline:
-            raise JobpollError(f"chalice local did not listen on port {port} in time")
+            raise ToolingError(f"chalice local did not listen on port {port} in time")
         time.sleep(0.1)
 
 
@@ -330,16 +331,17 @@ def _summary(options: LocalOptions, deployed: Deployed, console_url: str) -> lis
 
 def up(options: LocalOptions, progress: Progress = print) -> None:
     """Run the local stack in the foreground until SIGINT/SIGTERM; cleans up whatever it started."""
-    from .moto_patches import Invocation, emulation_patches
     from .simulated_service import SimulatedServiceEvents
 
     if options.api_port == options.aws_port:
-        raise JobpollError(f"--api-port and --aws-port are both {options.api_port}")
+        raise ToolingError(f"--api-port and --aws-port are both {options.api_port}")
     ensure_port_free(options.aws_port, "aws")
     ensure_port_free(options.api_port, "api")
     if options.console_port in (options.api_port, options.aws_port):
-        raise JobpollError(f"--console-port {options.console_port} is the API's or the AWS endpoint's port")
+        raise ToolingError(f"--console-port {options.console_port} is the API's or the AWS endpoint's port")
     console = ConsoleServer(options.console_port, Stack(lambda: local_console(options.state_file)))
+    from .moto_patches import emulation_patches  # moto: imported once the options are known to be good
+
     with _stop_on_signals(), contextlib.ExitStack() as cleanup:
         cleanup.callback(console.server_close)
         try:
@@ -405,6 +407,6 @@ def up(options: LocalOptions, progress: Progress = print) -> None:
             idle = threading.Event()
             while chalice.poll() is None:
                 idle.wait(0.2)
-            raise JobpollError(f"chalice local exited with code {chalice.returncode}")
+            raise ToolingError(f"chalice local exited with code {chalice.returncode}")
         except Stopped:
             progress("Stopping ...")

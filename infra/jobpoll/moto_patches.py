@@ -6,11 +6,8 @@ Why each exists:
   in-process; an exception comes back as `x-amz-function-error` with `{"errorType", "errorMessage"}`, as
   Lambda answers, so the state machine's Retry/Catch see the exception's class name. Each function's
   `Timeout` (from the template) is enforced as Lambda does: an invocation still running at its end fails with
-  `Sandbox.Timedout` ("Task timed out after N seconds"), the error Step Functions then reports for the task.
-  An invocation's run time is the emulation time it waits (on `HandlerClock`) plus the real time it computes
-  (unscaled: `--speed` shortens waits, it does not make the CPU faster). A handler is stopped at its first
-  clock call past its end; one that computes past it without looking at the clock is reported timed out when
-  it returns (Python cannot stop a thread).
+  `Sandbox.Timedout` ("Task timed out after N seconds"), the error Step Functions then reports for the task
+  (the run time and the context: sandbox.py).
 - Time: Wait states wait on `env.program_state_event` for real seconds and compare `TimestampPath` times
   with local wall time; Retry intervals call `time.sleep` in the retrier module. All three go to one
   emulation clock instead, so tests run on virtual time and `--speed` compresses real time. A StopExecution
@@ -46,7 +43,9 @@ Why each exists:
   packaged template deploys into moto unchanged. And executing a change set leaves the stack's outputs those
   of its empty initial template: `ChangeSet.apply` also takes the new template and rebuilds the output map.
 
-`check_patch_targets()` fails loudly when moto moves or reshapes any of these; a test calls it.
+Every patch goes through a `_Target` declared beside it (`_target(owner, name, parameters)`), and a target
+registers itself when declared: `check_patch_targets()` checks every one, so it covers each applied patch by
+construction, and fails loudly when moto moves or reshapes any of them; a test calls it.
 """
 
 from __future__ import annotations
@@ -57,12 +56,10 @@ import functools
 import inspect
 import json
 import threading
-import time
-import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 from unittest import mock
 
 from moto.athena.models import AthenaBackend
@@ -93,89 +90,42 @@ from moto.stepfunctions.responses import get_backend as stepfunctions_backend
 from moto.stepfunctions.utils import cfn_to_api_tags
 from moto.transcribe.models import FakeTranscriptionJob, TranscribeBackend
 
+from .clocks import EmulationClock
+from .definition import cfn_state_machine_definition
+from .faults import FaultPlan, Invocation, ServiceFault
+from .sandbox import LambdaContext, RunTime, SandboxTimedOut, run_in_sandbox, timed_out_error
+
 SUPPORTED_MOTO = ("5.2.3", "5.3")
-
-
-class EmulationClock(Protocol):
-    def now(self) -> Any: ...
-
-    def wait(
-        self,
-        seconds: float,
-        interrupt: threading.Event | None = None,
-        still_running: Callable[[], bool] = ...,
-    ) -> None: ...
-
-    def sleep(self, seconds: float) -> None: ...
-
-    def to_real(self, moment: Any) -> Any: ...
-
-    def wait_for(
-        self, event: threading.Event, seconds: float | None, still_running: Callable[[], bool] = ...
-    ) -> bool: ...
 
 
 class MotoMoved(RuntimeError):
     """moto's internals are not where these patches expect them."""
 
 
-# (owner, attribute, parameter names expected) for every patched target.
-# None: any parameters (the patch passes them through unchanged).
-_TARGETS: list[tuple[Any, str, tuple[str, ...] | None]] = [
-    (
-        LambdaSimpleBackend,
-        "invoke",
-        ("self", "function_name", "qualifier", "body", "headers", "response_headers"),
-    ),
-    (WaitFunction, "_wait_interval", ("self", "env", "wait_seconds")),
-    (CallbackEndpoint, "wait", ("self", "timeout")),
-    (CallbackEndpoint, "setup_heartbeat_endpoint", ("self", "heartbeat_seconds")),
-    (HeartbeatEndpoint, "clear_and_wait", ("self",)),
-    (Timestamp, "_get_wait_seconds", ("self", "env")),
-    (Timestamp, "_from_timestamp_string", ("timestamp",)),
-    (
-        StateTaskServiceSfn,
-        "_normalise_parameters",
-        ("self", "parameters", "boto_service_name", "service_action_name"),
-    ),
-    (
-        StateTaskServiceSfn,
-        "_normalise_response",
-        ("self", "response", "boto_service_name", "service_action_name"),
-    ),
-    (sqs_models, "unix_time", ("dt",)),
-    (sqs_models, "unix_time_millis", ("dt",)),
-    (DynamoDBBackend, "put_item", None),
-    (DynamoDBBackend, "update_item", None),
-    (DynamoDBBackend, "delete_item", None),
-    (DynamoDBBackend, "transact_write_items", None),
-    (json_path, "parse", ("path", "debug")),
-    (result_path, "parse", ("string",)),
-    (lambda_eval_utils, "boto_client_for", ("region", "service", "state_credentials")),
-    (EventRule, "send_to_targets", ("self", "original_event", "transform_input")),
-    (FakeTranscriptionJob, "response_object", ("self", "response_type")),
-    (TranscribeBackend, "start_transcription_job", None),
-    (AthenaBackend, "start_query_execution", None),
-    (AthenaResponse, "get_query_execution", ("self",)),
-    (ChangeSet, "apply", ("self",)),
-    (Stack, "_create_output_map", ("self",)),
-    (Stack, "_parse_template", ("self",)),
-    (
-        StateMachine,
-        "create_from_cloudformation_json",
-        ("resource_name", "cloudformation_json", "account_id", "region_name", "kwargs"),
-    ),
-    (
-        StateMachine,
-        "update_from_cloudformation_json",
-        ("original_resource", "new_resource_name", "cloudformation_json", "account_id", "region_name"),
-    ),
-    (
-        StateMachine,
-        "delete_from_cloudformation_json",
-        ("resource_name", "cloudformation_json", "account_id", "region_name"),
-    ),
-]
+@dataclass(frozen=True)
+class _Target:
+    """A moto internal that a patch replaces, with the parameters the patch expects (None: any, passed
+    through unchanged). The only way the patches below replace anything is `patch()`."""
+
+    owner: Any
+    name: str
+    parameters: tuple[str, ...] | None
+
+    def original(self) -> Any:
+        return getattr(self.owner, self.name)
+
+    def patch(self, replacement: Any) -> Any:
+        return mock.patch.object(self.owner, self.name, replacement)
+
+
+_TARGETS: list[_Target] = []
+
+
+def _target(owner: Any, name: str, parameters: tuple[str, ...] | None) -> _Target:
+    """Declare (and register for `check_patch_targets`) a target of a patch."""
+    target = _Target(owner, name, parameters)
+    _TARGETS.append(target)
+    return target
 
 
 _MOTO_CFN_CREATE_STATE_MACHINE = getattr(StateMachine, "create_from_cloudformation_json", None)
@@ -186,13 +136,16 @@ _MOTO_SEND_TO_TARGETS = getattr(EventRule, "send_to_targets", None)
 def check_patch_targets() -> None:
     """Raise MotoMoved unless every patched target exists with the expected parameters."""
     problems = []
-    for owner, name, params in _TARGETS:
+    for declared in _TARGETS:
+        owner, name, params = declared.owner, declared.name, declared.parameters
         target = getattr(owner, name, None)
         if target is None:
-            problems.append(f"{owner.__module__}.{owner.__name__}.{name} is gone")
+            problems.append(f"{getattr(owner, '__module__', '')}.{owner.__name__}.{name} is gone")
+            continue
+        if params is None:
             continue
         found = tuple(inspect.signature(target).parameters)
-        if params is not None and found != params:
+        if found != params:
             problems.append(f"{owner.__name__}.{name}{found} != expected {params}")
     if not callable(getattr(getattr(retrier_decl, "time", None), "sleep", None)):
         problems.append("retrier_decl no longer sleeps through its module-level `time`")
@@ -224,145 +177,19 @@ def check_patch_targets() -> None:
 class LambdaServiceFault(JsonRESTError):
     """A Lambda service-side error (what Step Functions names `Lambda.<code>`)."""
 
-    def __init__(self, error_code: str, message: str, status: int) -> None:
-        super().__init__(error_code, message)
-        self.code = status
-
-
-@dataclass
-class FaultPlan:
-    """Faults to inject into Lambda invocations, by function name (for tests of Retry and Catch)."""
-
-    _queued: dict[str, list[BaseException]] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def service_error(self, function: str, code: str = "ServiceException", times: int = 1) -> None:
-        """The next `times` invocations of `function` fail at the Lambda service (status 500/429)."""
-        status = 429 if code == "TooManyRequestsException" else 500
-        self._push(function, [LambdaServiceFault(code, "injected fault", status)] * times)
-
-    def handler_error(self, function: str, error: BaseException, times: int = 1) -> None:
-        """The next `times` invocations of `function` raise `error` inside the handler."""
-        self._push(function, [error] * times)
-
-    def _push(self, function: str, faults: list[BaseException]) -> None:
-        with self._lock:
-            self._queued.setdefault(function, []).extend(faults)
-
-    def take(self, function: str) -> BaseException | None:
-        with self._lock:
-            queue = self._queued.get(function)
-            return queue.pop(0) if queue else None
-
-
-@dataclass
-class Invocation:
-    function: str
-    event: Any
-    result: Any = None
-    error: dict[str, str] | None = None
-
-
-class SandboxTimedOut(BaseException):
-    """Lambda ended the invocation at its Timeout. A BaseException: no handler's `except Exception` survives
-    Lambda's stop either."""
-
-
-class _RunTime:
-    """How long an invocation has run, as Lambda would count it: the emulation time it waited (on a virtual
-    clock a wait is instant, under `--speed` it is shorter) plus the real time it computed (never scaled:
-    `--speed` makes waits shorter, not the CPU faster)."""
-
-    def __init__(self, timeout: float) -> None:
-        self.timeout = timeout
-        self.waited = 0.0  # emulation seconds
-        self._started = time.monotonic()
-        self._waiting = 0.0  # real seconds spent in those waits
-
-    def used(self) -> float:
-        return self.waited + (time.monotonic() - self._started - self._waiting)
-
-    def left(self) -> float:
-        return self.timeout - self.used()
-
-    def wait(self, clock: EmulationClock, seconds: float) -> None:
-        began = time.monotonic()
-        clock.sleep(seconds)
-        self.waited += seconds
-        self._waiting += time.monotonic() - began
-
-
-# The run time of the invocation the current thread runs, if any.
-_invocation = threading.local()
-
-
-def _current() -> _RunTime | None:
-    return getattr(_invocation, "run_time", None)
-
-
-class HandlerClock:
-    """The clock the in-process handlers get: the emulation clock, which stops a handler's invocation at the
-    end of its function's Timeout (as Lambda does) when the handler looks at the time or waits."""
-
-    def __init__(self, clock: EmulationClock) -> None:
-        self.clock = clock
-
-    def now(self) -> Any:
-        run_time = _current()
-        if run_time is not None and run_time.left() < 0:
-            raise SandboxTimedOut()
-        return self.clock.now()
-
-    def to_real(self, moment: Any) -> Any:
-        return self.clock.to_real(moment)
-
-    def sleep(self, seconds: float) -> None:
-        run_time = _current()
-        if run_time is None:
-            self.clock.sleep(seconds)
-            return
-        left = run_time.left()
-        if seconds > left:
-            run_time.wait(self.clock, max(0.0, left))
-            raise SandboxTimedOut()
-        run_time.wait(self.clock, seconds)
-
-
-class _Context:
-    """The parts of the Lambda context object handlers may read."""
-
-    def __init__(self, function_name: str, run_time: _RunTime) -> None:
-        self.function_name = function_name
-        self.aws_request_id = str(uuid.uuid4())
-        self.memory_limit_in_mb = 128
-        self.run_time = run_time
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int(self.run_time.left() * 1000))
-
-
-def _run_in_sandbox(handler: Callable[[Any, Any], Any], event: Any, context: _Context) -> Any:
-    """Run `handler` within its function's timeout, as Lambda would; raises SandboxTimedOut."""
-    outer = _current()  # a handler may invoke another function synchronously
-    _invocation.run_time = context.run_time
-    try:
-        result = handler(event, context)
-        if context.run_time.left() < 0:  # computed past its end without looking at the clock
-            raise SandboxTimedOut()
-        return result
-    finally:
-        _invocation.run_time = outer
-
-
-def _timed_out_error(request_id: str, timeout: float) -> dict[str, str]:
-    """What Lambda answers for an invocation that ran out of time."""
-    return {
-        "errorType": "Sandbox.Timedout",
-        "errorMessage": f"RequestId: {request_id} Error: Task timed out after {timeout:.2f} seconds",
-    }
+    def __init__(self, fault: ServiceFault) -> None:
+        super().__init__(fault.code, "injected fault")
+        self.code = fault.status
 
 
 HandlerResolver = Callable[[str], Callable[[Any, Any], Any]]
+
+
+_LAMBDA_INVOKE = _target(
+    LambdaSimpleBackend,
+    "invoke",
+    ("self", "function_name", "qualifier", "body", "headers", "response_headers"),
+)
 
 
 def _in_process_invoke(
@@ -380,21 +207,21 @@ def _in_process_invoke(
         name = function.function_name
         event = json.loads(body) if body else {}
         fault = faults.take(name)
-        if isinstance(fault, JsonRESTError):
-            raise fault
+        if isinstance(fault, ServiceFault):
+            raise LambdaServiceFault(fault)
         invocation = Invocation(function=name, event=event)
 
         def run() -> str:
             timeout = float(function.timeout)
-            context = _Context(name, _RunTime(timeout))
+            context = LambdaContext(name, RunTime(timeout))
             try:
                 if fault is not None:
                     raise fault
                 handler = resolve(str(function.handler))
-                invocation.result = _run_in_sandbox(handler, event, context)
+                invocation.result = run_in_sandbox(handler, event, context)
                 payload = json.dumps(invocation.result)
             except SandboxTimedOut:
-                invocation.error = _timed_out_error(context.aws_request_id, timeout)
+                invocation.error = timed_out_error(context.aws_request_id, timeout)
                 payload = json.dumps(invocation.error)
             except Exception as exc:  # what Lambda reports for an unhandled exception
                 invocation.error = {"errorType": type(exc).__name__, "errorMessage": str(exc)}
@@ -413,6 +240,9 @@ def _in_process_invoke(
         return payload.encode()
 
     return invoke
+
+
+_EVENT_RULE_SEND = _target(EventRule, "send_to_targets", ("self", "original_event", "transform_input"))
 
 
 def _lambda_targets_delivered(original: Callable[..., None]) -> Callable[..., None]:
@@ -436,6 +266,9 @@ def _lambda_targets_delivered(original: Callable[..., None]) -> Callable[..., No
             )
 
     return send_to_targets
+
+
+_TRANSCRIPTION_RESPONSE = _target(FakeTranscriptionJob, "response_object", ("self", "response_type"))
 
 
 def _transcription_failure_reason(original: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
@@ -471,6 +304,7 @@ _UNREADABLE_MEDIA = (
     "The S3 URI that you provided can't be accessed. Make sure you have read permission and try your "
     "request again."
 )
+_START_TRANSCRIPTION = _target(TranscribeBackend, "start_transcription_job", None)
 
 
 def _transcription_fails_without_media(original: Callable[..., dict[str, Any]]) -> Callable[..., Any]:
@@ -484,6 +318,9 @@ def _transcription_fails_without_media(original: Callable[..., dict[str, Any]]) 
         return response
 
     return start_transcription_job
+
+
+_START_QUERY = _target(AthenaBackend, "start_query_execution", None)
 
 
 def _query_fails_without_output_bucket(original: Callable[..., str]) -> Callable[..., str]:
@@ -500,6 +337,9 @@ def _query_fails_without_output_bucket(original: Callable[..., str]) -> Callable
     return start_query_execution
 
 
+_GET_QUERY = _target(AthenaResponse, "get_query_execution", ("self",))
+
+
 def _query_state_change_reason(original: Callable[..., str]) -> Callable[..., str]:
     def get_query_execution(self: AthenaResponse) -> str:
         body = json.loads(original(self))
@@ -512,11 +352,19 @@ def _query_state_change_reason(original: Callable[..., str]) -> Callable[..., st
     return get_query_execution
 
 
+_WAIT_INTERVAL = _target(WaitFunction, "_wait_interval", ("self", "env", "wait_seconds"))
+
+
 def _clocked_wait_interval(clock: EmulationClock) -> Callable[..., None]:
     def _wait_interval(self: WaitFunction, env: Any, wait_seconds: int) -> None:
         clock.wait(wait_seconds, env.program_state_event, env.is_running)
 
     return _wait_interval
+
+
+_TIMESTAMP_WAIT_SECONDS = _target(Timestamp, "_get_wait_seconds", ("self", "env"))
+# Called by the replacement of `_get_wait_seconds`, as moto's own calls it.
+_target(Timestamp, "_from_timestamp_string", ("timestamp",))
 
 
 def _clocked_timestamp_seconds(clock: EmulationClock) -> Callable[..., int]:
@@ -533,12 +381,18 @@ def _clocked_timestamp_seconds(clock: EmulationClock) -> Callable[..., int]:
     return _get_wait_seconds
 
 
+_CALLBACK_WAIT = _target(CallbackEndpoint, "wait", ("self", "timeout"))
+
+
 def _clocked_callback_wait(clock: EmulationClock) -> Callable[..., Any]:
     def wait(self: CallbackEndpoint, timeout: float | None = None) -> Any:
         clock.wait_for(self._notify_event, timeout)
         return self._outcome
 
     return wait
+
+
+_HEARTBEAT_WAIT = _target(HeartbeatEndpoint, "clear_and_wait", ("self",))
 
 
 def _clocked_heartbeat_wait(clock: EmulationClock) -> Callable[..., bool]:
@@ -553,6 +407,10 @@ def _clocked_heartbeat_wait(clock: EmulationClock) -> Callable[..., bool]:
     return clear_and_wait
 
 
+_SQS_UNIX_TIME = _target(sqs_models, "unix_time", ("dt",))
+_SQS_UNIX_TIME_MILLIS = _target(sqs_models, "unix_time_millis", ("dt",))
+
+
 def _clocked_unix_time(clock: EmulationClock, scale: float) -> Callable[..., float]:
     def unix_time(dt: Any = None) -> float:
         moment = dt if dt is not None else clock.now()
@@ -561,6 +419,9 @@ def _clocked_unix_time(clock: EmulationClock, scale: float) -> Callable[..., flo
         return float(moment.timestamp() * scale)
 
     return unix_time
+
+
+_HEARTBEAT_SETUP = _target(CallbackEndpoint, "setup_heartbeat_endpoint", ("self", "heartbeat_seconds"))
 
 
 def _heartbeat_setup_keeping_early_outcomes(original: Callable[..., Any]) -> Callable[..., Any]:
@@ -573,11 +434,20 @@ def _heartbeat_setup_keeping_early_outcomes(original: Callable[..., Any]) -> Cal
     return setup_heartbeat_endpoint
 
 
+# A module attribute: checked in `check_patch_targets` (it must still sleep through `time.sleep`).
+_RETRIER_TIME = _target(retrier_decl, "time", None)
+
+
 class _ClockedTime:
     """Stands in for the `time` module inside moto's retrier, so Retry intervals run on the clock."""
 
     def __init__(self, clock: EmulationClock) -> None:
         self.sleep = clock.sleep
+
+
+_JSON_PATH_PARSE = _target(json_path, "parse", ("path", "debug"))
+_RESULT_PATH_PARSE = _target(result_path, "parse", ("string",))
+_TASK_CLIENT = _target(lambda_eval_utils, "boto_client_for", ("region", "service", "state_credentials"))
 
 
 def _cached_task_client(create: Callable[..., Any]) -> Callable[..., Any]:
@@ -596,6 +466,16 @@ def _cached_task_client(create: Callable[..., Any]) -> Callable[..., Any]:
     return boto_client_for
 
 
+_SFN_NORMALISE_PARAMETERS = _target(
+    StateTaskServiceSfn,
+    "_normalise_parameters",
+    ("self", "parameters", "boto_service_name", "service_action_name"),
+)
+_SFN_NORMALISE_RESPONSE = _target(
+    StateTaskServiceSfn,
+    "_normalise_response",
+    ("self", "response", "boto_service_name", "service_action_name"),
+)
 # ASL parameter names of states:startExecution -> boto3's.
 _SFN_START_EXECUTION_NAMES = {"StateMachineArn": "stateMachineArn", "Input": "input", "Name": "name"}
 
@@ -644,14 +524,25 @@ def _camel_keys(value: Any) -> Any:
     return value
 
 
-def cfn_state_machine_definition(properties: dict[str, Any]) -> str:
-    """The definition CloudFormation would create: `Definition` (or `DefinitionString`) with every
-    `${Name}` of `DefinitionSubstitutions` replaced."""
-    definition = properties.get("Definition")
-    text = json.dumps(definition) if definition is not None else str(properties.get("DefinitionString", ""))
-    for name, value in (properties.get("DefinitionSubstitutions") or {}).items():
-        text = text.replace("${" + name + "}", str(value))
-    return text
+_CHANGE_SET_APPLY = _target(ChangeSet, "apply", ("self",))
+# Called by the replacement of `ChangeSet.apply`.
+_target(Stack, "_create_output_map", ("self",))
+_target(Stack, "_parse_template", ("self",))
+_CFN_CREATE_STATE_MACHINE = _target(
+    StateMachine,
+    "create_from_cloudformation_json",
+    ("resource_name", "cloudformation_json", "account_id", "region_name", "kwargs"),
+)
+_CFN_UPDATE_STATE_MACHINE = _target(
+    StateMachine,
+    "update_from_cloudformation_json",
+    ("original_resource", "new_resource_name", "cloudformation_json", "account_id", "region_name"),
+)
+_CFN_DELETE_STATE_MACHINE = _target(
+    StateMachine,
+    "delete_from_cloudformation_json",
+    ("resource_name", "cloudformation_json", "account_id", "region_name"),
+)
 
 
 def _cfn_create_state_machine(
@@ -721,16 +612,10 @@ def cloudformation_patches() -> Iterator[None]:
     """moto's CloudFormation creates executable state machines from `Definition` + substitutions, and a
     stack created or updated through a change set has its outputs."""
     with (
-        mock.patch.object(ChangeSet, "apply", _apply_change_set),
-        mock.patch.object(
-            StateMachine, "create_from_cloudformation_json", classmethod(_cfn_create_state_machine)
-        ),
-        mock.patch.object(
-            StateMachine, "update_from_cloudformation_json", classmethod(_cfn_update_state_machine)
-        ),
-        mock.patch.object(
-            StateMachine, "delete_from_cloudformation_json", classmethod(_cfn_delete_state_machine)
-        ),
+        _CHANGE_SET_APPLY.patch(_apply_change_set),
+        _CFN_CREATE_STATE_MACHINE.patch(classmethod(_cfn_create_state_machine)),
+        _CFN_UPDATE_STATE_MACHINE.patch(classmethod(_cfn_update_state_machine)),
+        _CFN_DELETE_STATE_MACHINE.patch(classmethod(_cfn_delete_state_machine)),
     ):
         yield
 
@@ -739,32 +624,19 @@ def cloudformation_patches() -> Iterator[None]:
 def service_patches() -> Iterator[None]:
     """EventBridge delivers to Lambda targets; Transcribe and Athena fail work as AWS does, and say why."""
     with (
-        mock.patch.object(EventRule, "send_to_targets", _lambda_targets_delivered(EventRule.send_to_targets)),
-        mock.patch.object(
-            FakeTranscriptionJob,
-            "response_object",
-            _transcription_failure_reason(FakeTranscriptionJob.response_object),
-        ),
-        mock.patch.object(
-            AthenaResponse,
-            "get_query_execution",
-            _query_state_change_reason(AthenaResponse.get_query_execution),
-        ),
-        mock.patch.object(
-            TranscribeBackend,
-            "start_transcription_job",
-            _transcription_fails_without_media(TranscribeBackend.start_transcription_job),
-        ),
-        mock.patch.object(
-            AthenaBackend,
-            "start_query_execution",
-            _query_fails_without_output_bucket(AthenaBackend.start_query_execution),
-        ),
+        _EVENT_RULE_SEND.patch(_lambda_targets_delivered(_EVENT_RULE_SEND.original())),
+        _TRANSCRIPTION_RESPONSE.patch(_transcription_failure_reason(_TRANSCRIPTION_RESPONSE.original())),
+        _GET_QUERY.patch(_query_state_change_reason(_GET_QUERY.original())),
+        _START_TRANSCRIPTION.patch(_transcription_fails_without_media(_START_TRANSCRIPTION.original())),
+        _START_QUERY.patch(_query_fails_without_output_bucket(_START_QUERY.original())),
     ):
         yield
 
 
-_DYNAMODB_WRITES = ("put_item", "update_item", "delete_item", "transact_write_items")
+_DYNAMODB_WRITES = [
+    _target(DynamoDBBackend, name, None)
+    for name in ("put_item", "update_item", "delete_item", "transact_write_items")
+]
 _dynamodb_write_lock = threading.RLock()
 
 
@@ -782,10 +654,10 @@ def _serialised(write: Callable[..., Any]) -> Callable[..., Any]:
 def atomic_dynamodb_writes() -> Iterator[None]:
     """While inside, moto applies each DynamoDB item write (condition check and store) atomically."""
     with contextlib.ExitStack() as patches:
-        for name in _DYNAMODB_WRITES:
-            original = getattr(DynamoDBBackend, name)
+        for write in _DYNAMODB_WRITES:
+            original = write.original()
             if not getattr(original, "_jobpoll_atomic", False):  # not already serialised by an outer use
-                patches.enter_context(mock.patch.object(DynamoDBBackend, name, _serialised(original)))
+                patches.enter_context(write.patch(_serialised(original)))
         yield
 
 
@@ -807,40 +679,24 @@ def emulation_patches(
     try:
         with (
             atomic_dynamodb_writes(),
-            mock.patch.object(
-                LambdaSimpleBackend,
-                "invoke",
-                _in_process_invoke(resolve, plan, listeners if listeners is not None else []),
+            _LAMBDA_INVOKE.patch(
+                _in_process_invoke(resolve, plan, listeners if listeners is not None else [])
             ),
-            mock.patch.object(WaitFunction, "_wait_interval", _clocked_wait_interval(clock)),
-            mock.patch.object(Timestamp, "_get_wait_seconds", _clocked_timestamp_seconds(clock)),
-            mock.patch.object(CallbackEndpoint, "wait", _clocked_callback_wait(clock)),
-            mock.patch.object(
-                CallbackEndpoint,
-                "setup_heartbeat_endpoint",
-                _heartbeat_setup_keeping_early_outcomes(CallbackEndpoint.setup_heartbeat_endpoint),
+            _WAIT_INTERVAL.patch(_clocked_wait_interval(clock)),
+            _TIMESTAMP_WAIT_SECONDS.patch(_clocked_timestamp_seconds(clock)),
+            _CALLBACK_WAIT.patch(_clocked_callback_wait(clock)),
+            _HEARTBEAT_SETUP.patch(_heartbeat_setup_keeping_early_outcomes(_HEARTBEAT_SETUP.original())),
+            _HEARTBEAT_WAIT.patch(_clocked_heartbeat_wait(clock)),
+            _RETRIER_TIME.patch(_ClockedTime(clock)),
+            _SFN_NORMALISE_PARAMETERS.patch(
+                _sfn_parameters_in_boto_casing(_SFN_NORMALISE_PARAMETERS.original())
             ),
-            mock.patch.object(HeartbeatEndpoint, "clear_and_wait", _clocked_heartbeat_wait(clock)),
-            mock.patch.object(retrier_decl, "time", _ClockedTime(clock)),
-            mock.patch.object(
-                StateTaskServiceSfn,
-                "_normalise_parameters",
-                _sfn_parameters_in_boto_casing(StateTaskServiceSfn._normalise_parameters),
-            ),
-            mock.patch.object(
-                StateTaskServiceSfn,
-                "_normalise_response",
-                _sfn_response_in_asl_casing(StateTaskServiceSfn._normalise_response),
-            ),
-            mock.patch.object(sqs_models, "unix_time", _clocked_unix_time(clock, 1.0)),
-            mock.patch.object(sqs_models, "unix_time_millis", _clocked_unix_time(clock, 1000.0)),
-            mock.patch.object(json_path, "parse", functools.lru_cache(maxsize=4096)(json_path.parse)),
-            mock.patch.object(result_path, "parse", functools.lru_cache(maxsize=4096)(result_path.parse)),
-            mock.patch.object(
-                lambda_eval_utils,
-                "boto_client_for",
-                _cached_task_client(lambda_eval_utils.boto_client_for),
-            ),
+            _SFN_NORMALISE_RESPONSE.patch(_sfn_response_in_asl_casing(_SFN_NORMALISE_RESPONSE.original())),
+            _SQS_UNIX_TIME.patch(_clocked_unix_time(clock, 1.0)),
+            _SQS_UNIX_TIME_MILLIS.patch(_clocked_unix_time(clock, 1000.0)),
+            _JSON_PATH_PARSE.patch(functools.lru_cache(maxsize=4096)(_JSON_PATH_PARSE.original())),
+            _RESULT_PATH_PARSE.patch(functools.lru_cache(maxsize=4096)(_RESULT_PATH_PARSE.original())),
+            _TASK_CLIENT.patch(_cached_task_client(_TASK_CLIENT.original())),
             service_patches(),
             cloudformation_patches(),
         ):

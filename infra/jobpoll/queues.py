@@ -17,7 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from .moto_patches import EmulationClock
+from .clocks import EmulationClock
 
 # How long an idle poller waits before looking again (emulation seconds; SQS long polls for up to 20 s).
 IDLE_WAIT_SECONDS = 1.0

@@ -63,7 +63,7 @@ def bar(fraction: float, width: int = 24) -> str:
 
 
 class JobProgress:
-    """Shows a job while it runs: on a terminal one line redrawn in place (bar, status, attempts, the end of
+    """Shows a job while it runs: on a terminal one line redrawn in place (bar, status, tries, the end of
     the partial output); elsewhere a line per change, with the partial output's new text."""
 
     def __init__(self, stream: TextIO | None = None, live: bool | None = None) -> None:
@@ -85,7 +85,7 @@ class JobProgress:
                 self.stream.write("\n")
                 self.stream.flush()
             return
-        state = (status, round(progress, 1), job.get("attempts"), len(partial), job.get("provider_status"))
+        state = (status, round(progress, 1), job.get("try_count"), len(partial), job.get("provider_status"))
         if state == self._last:
             return
         self._last = state
@@ -102,8 +102,8 @@ class JobProgress:
 
     @staticmethod
     def _head(job: dict[str, Any]) -> str:
-        attempts = f"attempts {job.get('attempts', 0)}/{job.get('max_attempts', '?')}"
-        head = f"{bar(job.get('progress') or 0.0)}  {job.get('status', '?'):<8} {attempts}"
+        tries = f"tries {job.get('try_count', 0)}/{job.get('max_tries', '?')}"
+        head = f"{bar(job.get('progress') or 0.0)}  {job.get('status', '?'):<8} {tries}"
         if job.get("provider_status"):  # the service's own word for it, e.g. Transcribe's IN_PROGRESS
             head += f"  ({job['provider_status']})"
         return head
@@ -133,12 +133,12 @@ _JOB_COLUMNS: list[Column] = [
     ("ID", lambda j: j["id"]),
     ("STATUS", lambda j: j["status"]),
     ("PROVIDER", lambda j: j.get("provider")),
-    ("ATTEMPTS", lambda j: j.get("attempts")),
+    ("TRIES", lambda j: j.get("try_count")),
     ("PROGRESS", lambda j: f"{j.get('progress') or 0:.0%}"),
     ("CREATED (UTC)", lambda j: j.get("created_at")),
 ]
 _JOB_FIELDS = (
-    "id", "status", "provider_status", "provider", "input", "progress", "attempts", "max_attempts",
+    "id", "status", "provider_status", "provider", "input", "progress", "try_count", "max_tries",
     "created_at", "updated_at", "next_poll_at", "error", "result_available", "partial_output",
 )  # fmt: skip
 _EXECUTION_FIELDS = (
@@ -190,7 +190,7 @@ def job_fields(job: dict[str, Any]) -> str:
 
 def job_summary(job: dict[str, Any]) -> str:
     """One line: how a job ended."""
-    line = f"=> job {job['id']} {job['status']} after {job.get('attempts', 0)} attempts"
+    line = f"=> job {job['id']} {job['status']} after {job.get('try_count', 0)} tries"
     error = job.get("error")
     if isinstance(error, dict):
         line += f" ({error.get('code') or error.get('error')}: {error.get('message') or error.get('cause')})"

@@ -15,7 +15,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from .moto_patches import EmulationClock, Invocation
+from .clocks import EmulationClock
+from .faults import Invocation
 from .paths import ensure_functions_importable
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import JobpollError
+from .errors import ToolingError
 from .paths import LOCAL_STATE
 
 DEFAULT_REGION = "us-east-1"
@@ -43,7 +43,7 @@ class Target:
         try:
             session = boto3.Session(profile_name=self.profile, region_name=self.region)
         except botocore.exceptions.ProfileNotFound as exc:
-            raise JobpollError(str(exc)) from exc
+            raise ToolingError(str(exc)) from exc
         if session.region_name is None:
             session = boto3.Session(profile_name=self.profile, region_name=DEFAULT_REGION)
         if self.is_emulation and session.get_credentials() is None:
@@ -90,8 +90,8 @@ class LocalState:
 
     @classmethod
     def read(cls, path: Path = LOCAL_STATE) -> LocalState:
-        """The running local stack's state; JobpollError if none is running."""
+        """The running local stack's state; ToolingError if none is running."""
         try:
             return cls(**json.loads(path.read_text()))
         except FileNotFoundError:
-            raise JobpollError(f"no local stack running (no {path}): run `jobpoll local up`") from None
+            raise ToolingError(f"no local stack running (no {path}): run `jobpoll local up`") from None

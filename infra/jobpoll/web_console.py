@@ -24,7 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionEr
 
 from . import graph, render
 from .console import START_LOCAL, Console
-from .errors import JobpollError, PortInUse, StackNotRunning, UnknownExecution
+from .errors import PortInUse, StackNotRunning, ToolingError, UnknownExecution
 from .executions import STATUSES, Executions, continued_in
 from .jobs_client import ApiProblem, ApiUnreachable
 
@@ -271,7 +271,7 @@ def answer(stack: Stack, method: str, path: str, query: dict[str, str], body: An
                 raise stack.not_running() from None
             except UnknownExecution as exc:
                 raise Problem(HTTPStatus.NOT_FOUND, "no such execution", str(exc)) from None
-            except (JobpollError, BotoCoreError, ClientError) as exc:
+            except (ToolingError, BotoCoreError, ClientError) as exc:
                 raise Problem(HTTPStatus.BAD_GATEWAY, "the stack refused", str(exc)) from None
     raise Problem(HTTPStatus.NOT_FOUND, "not found", f"no {method} {path} in the console")
 

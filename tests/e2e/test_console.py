@@ -145,7 +145,7 @@ def test_jobs_submit_wait_get_list_and_result(console: Console) -> None:
     job_id = json.loads(out)["id"]
     code, out, _ = console("jobs", "wait", job_id)
     assert code == 0, out
-    assert re.fullmatch(rf"=> job {job_id} COMPLETE after \d+ attempts", out.strip().splitlines()[-1])
+    assert re.fullmatch(rf"=> job {job_id} COMPLETE after \d+ tries", out.strip().splitlines()[-1])
     assert "[########################] 100%  COMPLETE" in out
 
     code, out, _ = console("jobs", "get", job_id)

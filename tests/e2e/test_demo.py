@@ -53,7 +53,7 @@ def test_the_demo_runs_the_seed_to_success_the_long_job_to_max_tries_and_a_strea
     assert "=> FAILED: execution too-long" in out
     assert "job FAILED after 3 tries (MaxTriesExceeded" in out
     assert "job COMPLETE after 0 tries" in out  # notified by the simulated service's event: no poll
-    assert "COMPLETE after 1 attempts" in out
+    assert "COMPLETE after 1 tries" in out
     assert "the local stack stopped" in out
     assert "Traceback" not in finished.stderr
     assert _local_up_processes(tmp_path) == []

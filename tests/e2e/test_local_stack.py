@@ -257,7 +257,7 @@ def test_notified_jobs_complete_with_no_poll_when_their_service_announces_the_en
 
     for job_id in (told, simulated):
         answer = _job_when(local_stack, job_id, _finished)
-        assert (answer["status"], answer["attempts"]) == ("COMPLETE", 0), answer
+        assert (answer["status"], answer["try_count"]) == ("COMPLETE", 0), answer
 
 
 def test_jobpoll_deploy_and_destroy_run_against_the_emulation(local_stack: LocalStack) -> None:

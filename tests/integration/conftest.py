@@ -13,7 +13,7 @@ import pytest
 from api_harness import Api, Receiver, make_api
 from moto import mock_aws
 
-from chalicelib.store import JobStore
+from chalicelib.store import DynamoDBJobStore
 from jobpoll.clocks import VirtualClock
 from jobpoll.definition import table_properties
 from jobpoll.emulation import Emulation
@@ -26,15 +26,15 @@ BUNDLE_KEY = "jobpoll-dev/deployment.zip"
 
 
 @pytest.fixture
-def job_store() -> Iterator[JobStore]:
-    """A JobStore on a moto DynamoDB table created from infra/template.json (writes atomic, as on AWS)."""
+def job_store() -> Iterator[DynamoDBJobStore]:
+    """The DynamoDB job store on a moto table created from infra/template.json (writes atomic, as on AWS)."""
     with mock_aws(), atomic_dynamodb_writes():
         dynamodb = boto3.client("dynamodb", region_name="us-east-1")
         properties = table_properties()
         properties.pop("TimeToLiveSpecification")
         properties.pop("PointInTimeRecoverySpecification")
         dynamodb.create_table(TableName="jobs", **properties)
-        yield JobStore("jobs", dynamodb)
+        yield DynamoDBJobStore("jobs", dynamodb)
 
 
 @pytest.fixture(scope="session")

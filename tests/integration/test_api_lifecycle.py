@@ -19,7 +19,7 @@ from chalicelib.bootstrap import set_runtime
 from chalicelib.clock import to_iso
 from chalicelib.errors import JobAlreadyFinished
 from chalicelib.job import Job, JobStatus
-from chalicelib.store import JobStore
+from chalicelib.store import DynamoDBJobStore
 from jobpoll.clocks import VirtualClock
 from jobpoll.emulation import Emulation
 
@@ -108,11 +108,11 @@ def test_the_stored_ttl_is_the_expiry_time_in_epoch_seconds(api: Api) -> None:
     assert int(item["ttl"]["N"]) == int(expected.timestamp())
 
 
-class RacingStore(JobStore):
+class RacingStore(DynamoDBJobStore):
     """Every racer reads the job, then waits for the others before writing: both read the same version."""
 
-    def __init__(self, store: JobStore, racers: int) -> None:
-        super().__init__(store.table_name, store._dynamodb)
+    def __init__(self, store: DynamoDBJobStore, racers: int) -> None:
+        super().__init__(store.table_name, store.dynamodb)
         self._barrier = threading.Barrier(racers, timeout=5)
         self._waited: set[int] = set()
 
@@ -135,7 +135,7 @@ def test_cancel_racing_completion_has_exactly_one_winner_and_the_loser_sees_it(a
 
     def cancel() -> None:
         try:
-            outcomes["cancel"] = jobs_api.delete_job(
+            outcomes["cancel"] = jobs_api.cancel_or_delete_result(
                 job_id,
                 owner=api.owners["alice"],
                 store=racing,
@@ -181,7 +181,7 @@ def test_a_cancel_that_loses_answers_409_with_the_winners_state(api: Api) -> Non
     )
 
     # The API read the job before the completion was written: its conditional write must lose.
-    class StaleFirstRead(JobStore):
+    class StaleFirstRead(DynamoDBJobStore):
         served = False
 
         def find(self, wanted: str) -> Job | None:
@@ -190,7 +190,7 @@ def test_a_cancel_that_loses_answers_409_with_the_winners_state(api: Api) -> Non
                 return before_cancel
             return super().find(wanted)
 
-    stale = StaleFirstRead(store.table_name, store._dynamodb)
+    stale = StaleFirstRead(store.table_name, store.dynamodb)
     set_runtime(dataclasses.replace(api.runtime, store=stale))
 
     response = api.delete(f"/jobs/{job_id}")

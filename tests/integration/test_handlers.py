@@ -12,16 +12,16 @@ from chalicelib.bootstrap import Runtime, build_runtime, set_runtime
 from chalicelib.errors import IllegalTransition, InvalidJobInput
 from chalicelib.job import JobStatus
 from chalicelib.settings import Settings
-from chalicelib.store import JobStore
+from chalicelib.store import DynamoDBJobStore
 from jobpoll.clocks import VirtualClock
 
 
 @pytest.fixture
-def runtime(job_store: JobStore) -> Iterator[Runtime]:
+def runtime(job_store: DynamoDBJobStore) -> Iterator[Runtime]:
     installed = build_runtime(
         Settings(table_name=job_store.table_name),
         VirtualClock(auto_advance=False),
-        job_store._dynamodb,
+        job_store.dynamodb,
         sfn=object(),  # these handlers never reach Step Functions
     )
     set_runtime(installed)

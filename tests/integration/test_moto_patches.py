@@ -3,16 +3,32 @@ state machines."""
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 
 from jobpoll import moto_patches
 from jobpoll.clocks import VirtualClock
+from jobpoll.definition import cfn_state_machine_definition
 from jobpoll.emulation import resolve_handler
-from jobpoll.moto_patches import cfn_state_machine_definition
 
 
 def test_every_patched_moto_internal_is_where_the_patches_expect_it() -> None:
     moto_patches.check_patch_targets()
+
+
+def test_every_patch_goes_through_a_target_that_check_patch_targets_checks() -> None:
+    source = inspect.getsource(moto_patches)
+    # One place replaces anything (`_Target.patch`), and a `_Target` is made only by `_target`, which
+    # registers it: so no patch escapes the check.
+    assert source.count("mock.patch") == 1
+    assert source.count("_Target(") == 1
+    assert source.count("setattr(") == 0
+    assert {(target.owner, target.name) for target in moto_patches._TARGETS} >= {
+        (moto_patches.LambdaSimpleBackend, "invoke"),
+        (moto_patches.WaitFunction, "_wait_interval"),
+        (moto_patches.retrier_decl, "time"),
+    }
 
 
 def test_a_moved_target_is_reported_by_name(monkeypatch: pytest.MonkeyPatch) -> None:

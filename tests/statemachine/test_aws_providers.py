@@ -199,7 +199,7 @@ def test_canceling_the_job_stops_the_services_work_and_the_execution(
     work_id = str(submitted(paused, f"{provider}-stop").work_id)
     runtime = paused.runtime
 
-    deleted = jobs_api.delete_job(
+    deleted = jobs_api.cancel_or_delete_result(
         f"{provider}-stop",
         owner="local",
         store=runtime.store,

@@ -113,7 +113,7 @@ def test_canceling_a_running_job_reaches_the_services_cancel(server: LroServer) 
         wait_for(polled)
 
         runtime = emulation.runtime
-        deleted = jobs_api.delete_job(
+        deleted = jobs_api.cancel_or_delete_result(
             "azure-cancel",
             owner="local",
             store=runtime.store,

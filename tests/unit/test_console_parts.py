@@ -8,14 +8,14 @@ import json
 import boto3
 import pytest
 
-from jobpoll.errors import JobpollError
+from jobpoll.errors import ToolingError
 from jobpoll.executions import continued_in, parse_input, state_detail
 from jobpoll.jobs_client import bearer, sigv4_signer
 from jobpoll.render import JobProgress, table
 
 
 def test_malformed_input_names_line_and_column() -> None:
-    with pytest.raises(JobpollError, match=r"at line 2 column 12 \(char 13\)"):
+    with pytest.raises(ToolingError, match=r"at line 2 column 12 \(char 13\)"):
         parse_input('{\n  "delay": }')
     assert parse_input('{"delay": 20}') == {"delay": 20}
 
@@ -52,8 +52,8 @@ def test_progress_off_a_terminal_prints_a_line_per_change_with_the_new_output() 
             {
                 "status": "RUNNING",
                 "progress": progress,
-                "attempts": 1,
-                "max_attempts": 3,
+                "try_count": 1,
+                "max_tries": 3,
                 "partial_output": partial,
             }
         )
@@ -66,11 +66,11 @@ def test_progress_off_a_terminal_prints_a_line_per_change_with_the_new_output() 
 def test_progress_on_a_terminal_redraws_one_line() -> None:
     stream = io.StringIO()
     show = JobProgress(stream, live=True)
-    show({"status": "RUNNING", "progress": 0.5, "attempts": 1, "max_attempts": 3})
-    show({"status": "COMPLETE", "progress": 1.0, "attempts": 2, "max_attempts": 3})
+    show({"status": "RUNNING", "progress": 0.5, "try_count": 1, "max_tries": 3})
+    show({"status": "COMPLETE", "progress": 1.0, "try_count": 2, "max_tries": 3})
     written = stream.getvalue()
     assert written.count("\r\033[K") == 2
-    assert written.endswith("COMPLETE attempts 2/3\n")
+    assert written.endswith("COMPLETE tries 2/3\n")
 
 
 def test_requests_to_the_aws_api_are_signed_for_execute_api() -> None:

@@ -1,24 +1,10 @@
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
 from chalicelib.errors import IllegalTransition
-from chalicelib.job import TERMINAL_STATUSES, Job, JobStatus, PollSettings, can_transition
-
-NOW = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-def make_job(status: JobStatus) -> Job:
-    return Job(
-        job_id="j1",
-        provider="simulated",
-        request={"delay": 1},
-        poll=PollSettings(wait_seconds=10, max_tries=3),
-        status=status,
-        created_at=NOW,
-        updated_at=NOW,
-        expires_at=NOW + timedelta(days=7),
-    )
+from chalicelib.job import TERMINAL_STATUSES, JobStatus, can_transition
+from factories import NOW, make_job
 
 
 @pytest.mark.parametrize("terminal", sorted(TERMINAL_STATUSES))
@@ -26,7 +12,7 @@ def make_job(status: JobStatus) -> Job:
 def test_a_finished_job_never_changes_again(terminal: JobStatus, target: JobStatus) -> None:
     assert not can_transition(terminal, target)
     with pytest.raises(IllegalTransition):
-        make_job(terminal).transition(target, NOW)
+        make_job(status=terminal).transition(target, NOW)
 
 
 @pytest.mark.parametrize(
@@ -43,7 +29,7 @@ def test_a_finished_job_never_changes_again(terminal: JobStatus, target: JobStat
 )
 def test_the_lifecycle_moves_forward(current: JobStatus, target: JobStatus) -> None:
     later = NOW + timedelta(seconds=5)
-    moved = make_job(current).transition(target, later, progress=0.5)
+    moved = make_job(status=current).transition(target, later, progress=0.5)
     assert (moved.status, moved.updated_at, moved.progress) == (target, later, 0.5)
 
 
@@ -53,4 +39,4 @@ def test_the_lifecycle_moves_forward(current: JobStatus, target: JobStatus) -> N
 )
 def test_a_running_job_does_not_go_back(current: JobStatus, target: JobStatus) -> None:
     with pytest.raises(IllegalTransition, match="RUNNING"):
-        make_job(current).transition(target, NOW)
+        make_job(status=current).transition(target, NOW)

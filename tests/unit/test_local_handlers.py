@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from jobpoll.errors import JobpollError
+from jobpoll.errors import ToolingError
 from jobpoll.local import HandlersAfterRuntime
 
 
@@ -23,5 +23,5 @@ def test_a_handler_resolved_before_the_runtime_is_installed_waits_for_it() -> No
 
 
 def test_a_runtime_that_never_comes_fails_the_invocation_with_a_clear_error() -> None:
-    with pytest.raises(JobpollError, match="never configured"):
+    with pytest.raises(ToolingError, match="never configured"):
         HandlersAfterRuntime(timeout=0.01)("app.start_job")

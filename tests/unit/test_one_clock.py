@@ -11,10 +11,10 @@ import pytest
 
 from chalicelib.callbacks import SIGNATURE_HEADER, CallbackSettings, deliver
 from chalicelib.clock import ScaledClock, SystemClock, clock_from_settings, real_seconds, to_iso
+from chalicelib.job_request import new_job, parse_job_request
 from chalicelib.jobs_api import retry_after
 from chalicelib.providers.simulated import SimulatedProvider
 from chalicelib.providers.streaming import SimulatedStreamingProvider
-from chalicelib.service import new_job, parse_job_request
 from chalicelib.settings import Settings
 from jobpoll.clocks import VirtualClock
 from jobpoll.jobs_client import Answer, JobsClient, bearer
@@ -121,7 +121,7 @@ class ScriptedApi(JobsClient):
 
 def _running(retry_after: str | None) -> Answer:
     headers = {"Retry-After": retry_after} if retry_after is not None else {}
-    return Answer(202, headers, {"status": "RUNNING", "progress": 0.5, "attempts": 1, "max_attempts": 3})
+    return Answer(202, headers, {"status": "RUNNING", "progress": 0.5, "try_count": 1, "max_tries": 3})
 
 
 def test_jobs_wait_looks_again_when_retry_after_says_and_keeps_the_bar_live_meanwhile() -> None:

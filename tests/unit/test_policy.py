@@ -1,4 +1,4 @@
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
@@ -13,21 +13,12 @@ from chalicelib.policy import (
 )
 from chalicelib.providers import PollResult, WorkState
 from chalicelib.settings import Settings
-
-NOW = datetime(2026, 1, 1, tzinfo=UTC)
+from factories import NOW, make_job
 
 
 def job(poll: PollSettings, try_count: int = 1, job_id: str = "j1") -> Job:
-    return Job(
-        job_id=job_id,
-        provider="simulated",
-        request={},
-        poll=poll,
-        status=JobStatus.RUNNING,
-        created_at=NOW,
-        updated_at=NOW,
-        expires_at=NOW + timedelta(days=7),
-        try_count=try_count,
+    return make_job(
+        job_id, status=JobStatus.RUNNING, poll=poll, created_at=NOW, request={}, try_count=try_count
     )
 
 

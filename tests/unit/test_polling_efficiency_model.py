@@ -177,6 +177,7 @@ def test_the_benchmark_exits_non_zero_and_says_so_when_a_sampled_run_disagrees(
         return [Comparison("fixed 10 s", "fixed-10-s-00000", 25.0, model, retried)]
 
     monkeypatch.setattr(bench, "compare_on_state_machine", fake_sample)
+    monkeypatch.setattr(bench, "compare_callback_on_state_machine", lambda *_: [])  # no emulation here
     assert bench.main(["--jobs", "10", "--sample", "1"]) == 1
     captured = capsys.readouterr()
     assert "MISMATCH" in captured.out and "NOT CONFIRMED" in captured.out

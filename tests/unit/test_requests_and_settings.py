@@ -2,8 +2,8 @@ import pytest
 
 from chalicelib.errors import InvalidJobInput
 from chalicelib.job import PollSettings
+from chalicelib.job_request import parse_job_request
 from chalicelib.providers.simulated import SimulatedProvider
-from chalicelib.service import parse_job_request
 from chalicelib.settings import Settings
 from jobpoll.clocks import VirtualClock
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from jobpoll.errors import JobpollError
+from jobpoll.errors import ToolingError
 from jobpoll.target import LocalState, Target
 
 
@@ -29,7 +29,7 @@ def test_the_local_state_file_round_trips_and_names_the_emulation_target(tmp_pat
 
 
 def test_no_state_file_means_no_local_stack_and_says_how_to_start_one(tmp_path: Path) -> None:
-    with pytest.raises(JobpollError, match="jobpoll local up"):
+    with pytest.raises(ToolingError, match="jobpoll local up"):
         LocalState.read(tmp_path / "local.json")
 
 

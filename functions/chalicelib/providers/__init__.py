@@ -12,6 +12,7 @@ __all__ = [
     "NotifiesByEvent",
     "PollResult",
     "Provider",
+    "Providers",
     "Report",
     "WorkState",
     "WorkerProvider",
@@ -20,9 +21,11 @@ __all__ = [
 ]
 
 AnyProvider = Provider | Engine | WorkerProvider
+# The providers a runtime knows, by name (bootstrap registers them).
+Providers = Mapping[str, AnyProvider]
 
 
-def get_provider(providers: Mapping[str, AnyProvider], name: str) -> AnyProvider:
+def get_provider(providers: Providers, name: str) -> AnyProvider:
     """The provider registered under `name`; raises InvalidJobInput naming the known ones."""
     try:
         return providers[name]

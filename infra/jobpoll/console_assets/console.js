@@ -255,7 +255,7 @@ function jobsPage(query) {
           h("tbody", {}, data.jobs.map((j) => h("tr", {},
             h("td", {}, h("a", { href: `#/jobs/${encodeURIComponent(j.id)}` }, j.id)), h("td", {}, j.provider),
             h("td", {}, status(j.status)), h("td", {}, j.progress === null ? "–" : `${Math.round(j.progress * 100)}%`),
-            h("td", {}, `${j.attempts}/${j.max_attempts}`), h("td", {}, when(j.created_at))))))),
+            h("td", {}, `${j.try_count}/${j.max_tries}`), h("td", {}, when(j.created_at))))))),
       data.next ? h("div", { class: "toolbar" }, h("a", { href: `#/jobs?${new URLSearchParams({ ...(filter ? { status: filter } : {}), next: data.next })}`, rel: "next" }, "Older →")) : null);
   }, (data) => data.jobs.some((j) => !JOB_DONE.includes(j.status)));
 }
@@ -280,7 +280,7 @@ function jobPage(id) {
       h("dl", {},
         h("dt", {}, "Provider"), h("dd", {}, job.provider, job.provider_status ? ` (${job.provider_status})` : ""),
         h("dt", {}, "Progress"), h("dd", {}, progress === null ? "–" : [h("progress", { max: "100", value: progress, "aria-label": "progress" }), ` ${progress}%`]),
-        h("dt", {}, "Tries"), h("dd", {}, `${job.attempts} of ${job.max_attempts}`),
+        h("dt", {}, "Tries"), h("dd", {}, `${job.try_count} of ${job.max_tries}`),
         h("dt", {}, "Next poll"), h("dd", {}, when(job.next_poll_at)),
         h("dt", {}, "Created"), h("dd", {}, when(job.created_at)),
         h("dt", {}, "Updated"), h("dd", {}, when(job.updated_at))),
