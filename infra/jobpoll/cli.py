@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import render
-from .errors import ToolingError
+from .errors import PortInUse, ToolingError
 from .paths import LOCAL_STATE
 from .target import Target
 
@@ -223,7 +223,10 @@ def cmd_console(args: argparse.Namespace) -> int:
     target = _target(args)
     served_by = "jobpoll console" + (f" --stack {args.stack}" if args.stack else "")
     stack = Stack(lambda: connect(args.stack, target, args.state_file), hint, served_by)
-    server = ConsoleServer(args.port, stack)
+    try:
+        server = ConsoleServer(args.port, stack)
+    except PortInUse:
+        raise ToolingError(f"port {args.port} is already in use; pick another with --port") from None
     print(f"Web console:    {server.url}  (Ctrl-C stops it)", flush=True)
     try:
         server.serve_forever()

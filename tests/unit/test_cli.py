@@ -34,6 +34,19 @@ def test_local_up_on_a_port_in_use_names_the_port_and_exits_1(
     assert "Traceback" not in err
 
 
+def test_the_web_console_on_a_port_in_use_names_the_port_and_exits_1(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code = main(["console", "--port", str(port)])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err == f"jobpoll: port {port} is already in use; pick another with --port\n"
+
+
 def test_destroy_of_a_missing_profile_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["destroy", "--stage", "dev", "--profile", "no-such-profile-jobpoll"])
     err = capsys.readouterr().err
