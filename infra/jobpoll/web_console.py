@@ -58,6 +58,7 @@ class Stack:
         self._lock = threading.RLock()
         self._console: Console | None = None
         self._definition: dict[str, Any] | None = None
+        self._executions_of: dict[str, str | None] = {}
 
     def console(self) -> Console:
         with self._lock:
@@ -75,6 +76,20 @@ class Stack:
             if self._definition is None:
                 self._definition = executions.definition()
             return self._definition
+
+    def execution_of(self, job_id: str) -> str | None:
+        """The execution that polls the job (named by its id), or None (a queue-mode job has none)."""
+        with self._lock:
+            if job_id in self._executions_of:
+                return self._executions_of[job_id]
+        try:
+            self.console().executions().describe(job_id)
+            found: str | None = job_id
+        except UnknownExecution:
+            found = None
+        with self._lock:
+            self._executions_of[job_id] = found
+        return found
 
     def not_running(self) -> Problem:
         with self._lock:
@@ -241,7 +256,8 @@ def _submit(stack: Stack, path: dict[str, str], query: dict[str, str], body: Any
 
 @route("GET", r"/api/jobs/(?P<id>[^/]+)")
 def _job(stack: Stack, path: dict[str, str], query: dict[str, str], body: Any) -> tuple[int, Any]:
-    return 200, stack.console().jobs().get(path["id"])
+    job = stack.console().jobs().get(path["id"])
+    return 200, {**job, "execution": stack.execution_of(path["id"])}
 
 
 @route("GET", r"/api/jobs/(?P<id>[^/]+)/result")

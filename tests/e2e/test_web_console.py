@@ -115,6 +115,21 @@ def test_a_streaming_job_submitted_from_the_form_grows_its_output_and_is_cancele
     refused = browser.wait_for("document.querySelector('#input-error .problem')?.innerText")
     assert "HTTP 400" in refused and "delay" in refused, refused  # the API's problem detail
     browser.evaluate(
+        "document.querySelector('#input').value = '{\"delay\": 20}';"
+        "document.querySelector('form button[type=submit]').click()"
+    )
+    seed_job = browser.wait_for("location.hash.startsWith('#/jobs/') && location.hash.slice(7)")
+    browser.wait_for(f"document.querySelector('#job-status')?.innerText === 'COMPLETE' && {FINISHED}")
+    assert browser.wait_for("document.body.innerText.includes('Result')")
+    browser.screenshot(screenshots / "job-complete.png")
+    browser.evaluate(f"document.querySelector('a[href=\"#/executions/{seed_job}\"]').click()")  # its poller
+    browser.wait_for(f"!!document.querySelector('svg.graph') && {FINISHED}")
+    assert browser.evaluate(f"!!document.querySelector('a[href=\"#/jobs/{seed_job}\"]')")
+    assert browser.evaluate(ENTERED)["JobSucceeded"] == 1
+
+    browser.open(f"{console_url}#/submit")
+    browser.wait_for("!!document.querySelector('#provider option')")
+    browser.evaluate(
         "const select = document.querySelector('#provider'); select.value = 'simulated-stream';"
         "select.dispatchEvent(new Event('change'));"
         "document.querySelector('#input').value = '{\"tokens\": 1000, \"tokens_per_second\": 2}';"
@@ -127,6 +142,7 @@ def test_a_streaming_job_submitted_from_the_form_grows_its_output_and_is_cancele
     browser.wait_for(f"({output}) > {first}")
     assert browser.evaluate("document.querySelector('#job-status').innerText") == "RUNNING"
     assert browser.evaluate("document.querySelector('progress').value") > 0
+    assert not browser.evaluate("document.body.innerText.includes('Execution →')")  # queue mode: none
     browser.screenshot(screenshots / "job-running.png")
 
     browser.evaluate("document.querySelector('button.danger').click()")

@@ -275,7 +275,7 @@ function jobPage(id) {
     show(h("h1", { tabindex: "-1" }, `Job ${job.id}`),
       h("div", { class: "toolbar" }, h("span", { id: "job-status" }, status(job.status)),
         JOB_DONE.includes(job.status) ? null : cancel,
-        h("a", { href: `#/executions/${encodeURIComponent(job.id)}` }, "Execution →")),
+        job.execution ? h("a", { href: `#/executions/${encodeURIComponent(job.execution)}` }, "Execution →") : null),
       note,
       h("dl", {},
         h("dt", {}, "Provider"), h("dd", {}, job.provider, job.provider_status ? ` (${job.provider_status})` : ""),
