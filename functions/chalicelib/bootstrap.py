@@ -18,13 +18,8 @@ from typing import Any
 
 from .callbacks import Notifier, Resolver, Sender, system_resolver, urllib_sender
 from .clock import Clock, clock_from_settings
-from .providers import AnyProvider
-from .providers.aws_athena import AthenaProvider
-from .providers.aws_transcribe import TranscribeProvider
-from .providers.http import HttpProvider, Profile, Profiles, parse_profiles
-from .providers.simulated import SimulatedProvider
-from .providers.simulated_engine import SimulatedEngine
-from .providers.streaming import SimulatedStreamingProvider
+from .providers import AnyProvider, registry
+from .providers.http import Profile, Profiles, parse_profiles
 from .settings import Settings
 from .store import DynamoDBJobStore, JobStore
 
@@ -82,27 +77,23 @@ def build_runtime(
     ssm = parts.pop("ssm", None)
     settings = with_callback_secret(settings or Settings.from_env(), ssm)
     clock = clock or clock_from_settings(settings)
-    transcribe = parts.pop("transcribe", None) or LazyClient("transcribe")
-    athena = parts.pop("athena", None) or LazyClient("athena")
     if dynamodb is None or sfn is None or sqs is None:
         import boto3
 
         dynamodb = dynamodb or boto3.client("dynamodb")
         sfn = sfn or boto3.client("stepfunctions")
         sqs = sqs or boto3.client("sqs")
-    providers: dict[str, AnyProvider] = {
-        "simulated": SimulatedProvider(clock),
-        "simulated-engine": SimulatedEngine(clock),
-        "simulated-stream": SimulatedStreamingProvider(clock),
-        "http": HttpProvider(
-            clock,
-            http_profiles_loader(settings, ssm),
-            allow_loopback=settings.local_mode,
-            resolve=parts.get("resolve", system_resolver),
-        ),
-        "aws-transcribe": TranscribeProvider(transcribe),
-        "aws-athena": AthenaProvider(athena),
-    }
+    # Providers get the parts their constructors name (providers/registry.py); AWS clients come from
+    # `clients` (service name -> client) where given, else boto3's defaults.
+    providers: dict[str, AnyProvider] = registry.build(
+        registry.load(),
+        clock=clock,
+        settings=settings,
+        resolve=parts.get("resolve", system_resolver),
+        clients=parts.pop("clients", None) or _boto3_client,
+        profiles=http_profiles_loader(settings, ssm),
+        allow_loopback=settings.local_mode,
+    )
     return Runtime(
         settings=settings,
         clock=clock,
@@ -115,25 +106,10 @@ def build_runtime(
     )
 
 
-class LazyClient:
-    """A boto3 client made on first use: most cold starts never call most providers' services."""
+def _boto3_client(service: str) -> Any:
+    import boto3
 
-    def __init__(self, service: str, make: Callable[[], Any] | None = None) -> None:
-        self.service = service
-        self._make = make
-        self._client: Any = None
-        self._lock = threading.Lock()
-
-    def __getattr__(self, name: str) -> Any:
-        with self._lock:
-            if self._client is None:
-                if self._make is None:
-                    import boto3
-
-                    self._client = boto3.client(self.service)
-                else:
-                    self._client = self._make()
-        return getattr(self._client, name)
+    return boto3.client(service)
 
 
 def with_callback_secret(settings: Settings, ssm: Any = None) -> Settings:

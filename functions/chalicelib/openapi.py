@@ -139,6 +139,31 @@ SCHEMAS: dict[str, Any] = {
             },
         },
     },
+    "Provider": {
+        "type": "object",
+        "required": ["name", "kind", "can_notify", "description", "input_schema", "examples"],
+        "properties": {
+            "name": {"type": "string"},
+            "kind": {
+                "type": "string",
+                "enum": ["poll", "engine", "worker"],
+                "description": "poll: submit, poll, cancel; engine: one function answers every task; "
+                "worker: run on a queue worker, its output growing as it runs",
+            },
+            "can_notify": {"type": "boolean", "description": "Whether `notify: true` is allowed"},
+            "description": {"type": "string"},
+            "input_schema": {
+                "type": ["object", "null"],
+                "description": "JSON Schema of the job's `input` (null: none configured here can run)",
+            },
+            "examples": {"type": "array", "minItems": 1, "items": {"type": "object"}},
+        },
+    },
+    "ProviderList": {
+        "type": "object",
+        "required": ["providers"],
+        "properties": {"providers": {"type": "array", "items": _ref("Provider")}},
+    },
     "JobList": {
         "type": "object",
         "required": ["jobs", "next"],
@@ -314,6 +339,38 @@ def document(providers: Providers, settings: Settings) -> dict[str, Any]:
                         "200": {"description": "The result", "content": {"application/json": {"schema": {}}}},
                         "409": _problem("Not finished, or finished without a result"),
                         **_COMMON_ERRORS,
+                    },
+                },
+            },
+            "/providers": {
+                "get": {
+                    "operationId": "listProviders",
+                    "summary": "The providers a job can name, with their input schemas and examples",
+                    "responses": {
+                        "200": {
+                            "description": "Every provider",
+                            "content": {"application/json": {"schema": _ref("ProviderList")}},
+                        },
+                        "401": _COMMON_ERRORS["401"],
+                        "default": _COMMON_ERRORS["default"],
+                    },
+                }
+            },
+            "/providers/{name}": {
+                "parameters": [
+                    {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}},
+                ],
+                "get": {
+                    "operationId": "getProvider",
+                    "summary": "One provider",
+                    "responses": {
+                        "200": {
+                            "description": "The provider",
+                            "content": {"application/json": {"schema": _ref("Provider")}},
+                        },
+                        "401": _COMMON_ERRORS["401"],
+                        "404": _problem("No such provider"),
+                        "default": _COMMON_ERRORS["default"],
                     },
                 },
             },

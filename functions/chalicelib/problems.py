@@ -39,6 +39,7 @@ _BY_EXCEPTION: list[tuple[type[Exception], ProblemType]] = [
     (errors.InvalidRequest, ProblemType(400, "invalid-request", "Invalid request")),
     (errors.NotAuthenticated, ProblemType(401, "not-authenticated", "Not authenticated")),
     (errors.JobNotFound, ProblemType(404, "job-not-found", "Job not found")),
+    (errors.ProviderNotFound, ProblemType(404, "provider-not-found", "Provider not found")),
     (errors.JobNotFinished, ProblemType(409, "job-not-finished", "Job not finished")),
     (errors.JobAlreadyFinished, ProblemType(409, "job-already-finished", "Job already finished")),
     (errors.JobAlreadyExists, ProblemType(409, "job-already-exists", "Job already exists")),

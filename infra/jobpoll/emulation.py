@@ -335,7 +335,7 @@ class Emulation:
         from .moto_patches import emulation_patches
 
         ensure_functions_importable()
-        from chalicelib.bootstrap import LazyClient, build_runtime, set_runtime
+        from chalicelib.bootstrap import build_runtime, set_runtime
         from chalicelib.settings import Settings
 
         try:
@@ -360,8 +360,7 @@ class Emulation:
                 self.client("stepfunctions"),
                 self.client("sqs"),
                 sender=loopback_only_sender,
-                transcribe=LazyClient("transcribe", functools.partial(self.client, "transcribe")),
-                athena=LazyClient("athena", functools.partial(self.client, "athena")),
+                clients=self.client,
             )
             set_runtime(self.runtime)
             self._stack.callback(set_runtime, None)

@@ -210,7 +210,7 @@ def install_handler_runtime(
     `clock` (which ends an invocation at its function's Timeout). Returns the environment the settings
     came from."""
     ensure_functions_importable()
-    from chalicelib.bootstrap import LazyClient, build_runtime, set_runtime
+    from chalicelib.bootstrap import build_runtime, set_runtime
     from chalicelib.settings import Settings
 
     environment = {**function_environment(target, stack_name, POLL_LOOP_FUNCTION), **(overrides or {})}
@@ -223,8 +223,7 @@ def install_handler_runtime(
             sqs=target.client("sqs"),
             ssm=target.client("ssm"),
             lambda_client=target.client("lambda"),
-            transcribe=LazyClient("transcribe", functools.partial(target.client, "transcribe")),
-            athena=LazyClient("athena", functools.partial(target.client, "athena")),
+            clients=target.client,
         )
     )
     return environment

@@ -171,20 +171,6 @@ def list_executions(executions: Executions, query: dict[str, str]) -> dict[str, 
     }
 
 
-def providers(console: Console) -> list[dict[str, Any]]:
-    """The providers the API lists (GET /providers), or else the ones its OpenAPI document's JobRequest
-    names."""
-    jobs = console.jobs()
-    try:
-        return list(jobs.request("GET", "/providers").body["providers"])
-    except ApiProblem as problem:
-        if problem.answer.status not in (HTTPStatus.NOT_FOUND, HTTPStatus.METHOD_NOT_ALLOWED):
-            raise
-    document = jobs.request("GET", "/openapi.json").body
-    variants = document["components"]["schemas"]["JobRequest"]["anyOf"]
-    return [{"name": v["properties"]["provider"]["const"]} for v in variants if "provider" in v["properties"]]
-
-
 Route = Callable[[Stack, dict[str, str], dict[str, str], Any], tuple[int, Any]]
 ROUTES: list[tuple[str, re.Pattern[str], Route]] = []
 
@@ -239,7 +225,7 @@ def _stop(stack: Stack, path: dict[str, str], query: dict[str, str], body: Any) 
 
 @route("GET", r"/api/providers")
 def _providers(stack: Stack, path: dict[str, str], query: dict[str, str], body: Any) -> tuple[int, Any]:
-    return 200, {"providers": providers(stack.console())}
+    return 200, {"providers": stack.console().jobs().providers()}
 
 
 @route("GET", r"/api/jobs")
