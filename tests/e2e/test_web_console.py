@@ -114,6 +114,7 @@ def test_a_streaming_job_submitted_from_the_form_grows_its_output_and_is_cancele
     )
     refused = browser.wait_for("document.querySelector('#input-error .problem')?.innerText")
     assert "HTTP 400" in refused and "delay" in refused, refused  # the API's problem detail
+    browser.screenshot(screenshots / "submit-job.png")
     browser.evaluate(
         "document.querySelector('#input').value = '{\"delay\": 20}';"
         "document.querySelector('form button[type=submit]').click()"
