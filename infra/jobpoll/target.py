@@ -78,6 +78,8 @@ class LocalState:
     clock_origin: str = ""
     # The web console `local up` serves (infra/jobpoll/web_console.py).
     console_url: str = ""
+    # The `chalice local` child serving the API (found and stopped by a start after a crash).
+    api_pid: int = 0
 
     def target(self) -> Target:
         return Target(region=self.region, endpoint_url=self.aws_endpoint_url)
