@@ -95,6 +95,7 @@ def local_stack(speed: float, directory: Path) -> Iterator[Path]:
     api_port, aws_port, issuer_port = free_ports(3)
     command = [sys.executable, "-m", "jobpoll.cli", "local", "up", "--speed", f"{speed:g}"]
     command += ["--api-port", str(api_port), "--aws-port", str(aws_port), "--issuer-port", str(issuer_port)]
+    command += ["--console-port", "0"]
     command += ["--state-file", str(state_file)]
     process = None
     try:

@@ -79,6 +79,8 @@ def running_local_stack(directory: Path) -> Iterator[LocalStack]:
         str(aws_port),
         "--issuer-port",
         str(issuer_port),
+        "--console-port",
+        "0",
         "--speed",
         str(SPEED),
         "--state-file",

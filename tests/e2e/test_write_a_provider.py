@@ -73,6 +73,7 @@ def local_up(project: Path) -> contextlib.AbstractContextManager[LocalStack]:
     api_port, aws_port, issuer_port = free_ports(3)
     argv = [*command(step), "--speed", "50", "--api-port", str(api_port), "--aws-port", str(aws_port)]
     argv += ["--issuer-port", str(issuer_port)]
+    argv += ["--console-port", "0"]
     state_file = project / ".jobpoll" / "local.json"
     return running_local_up(
         argv, project, environment(project), state_file, project / "local-up.log", api_port, aws_port
