@@ -29,7 +29,7 @@ class Console:
     # A bearer token (the local stack's, or `--token` for a deployed jwt stack); None: sign with SigV4.
     api_token: str | None = None
     clock: SpeedClock | None = None  # the local stack's `--speed` clock; None: real time
-    local: bool = False  # the stack `jobpoll local up` runs
+    is_local: bool = False  # the stack `jobpoll local up` runs
 
     def executions(self) -> Executions:
         arn = self.outputs.get("StateMachineArn")
@@ -41,7 +41,7 @@ class Console:
         if not self.api_url:
             raise ToolingError(f"stack {self.stack_name} has no API (no EndpointURL output)")
         if self.api_token is not None:
-            hint = f" (is the local stack running? {START_LOCAL})" if self.local else ""
+            hint = f" (is the local stack running? {START_LOCAL})" if self.is_local else ""
             return JobsClient(self.api_url, bearer(self.api_token), hint)
         return JobsClient(self.api_url, sigv4_signer(self.target.session(), self.target.region_name))
 
@@ -72,7 +72,7 @@ def local_console(state_file: Path = LOCAL_STATE) -> Console:
         else None
     )
     return Console(
-        state.target(), state.stack_name, state.outputs, state.api_url, state.api_token, clock, local=True
+        state.target(), state.stack_name, state.outputs, state.api_url, state.api_token, clock, is_local=True
     )
 
 

@@ -196,7 +196,7 @@ def _stack(stack: Stack, path: dict[str, str], query: dict[str, str], body: Any)
     console = stack.console()
     return 200, {
         "stack_name": console.stack_name,
-        "local": console.local,
+        "local": console.is_local,
         "seed_input": SEED_INPUT,
         "served_by": stack.served_by,
     }
