@@ -21,6 +21,7 @@ from .providers import AnyProvider
 from .providers.simulated import SimulatedProvider
 from .providers.simulated_engine import SimulatedEngine
 from .providers.streaming import SimulatedStreamingProvider
+from .results import ResultStore, S3ResultStore
 from .settings import Settings
 from .store import DynamoDBJobStore, JobStore
 
@@ -40,6 +41,15 @@ class Runtime:
 
     # Lambda: where callbacks are dispatched to the DeliverCallback function (made on first use).
     lambda_client: Any = None
+    # Where large results are kept (None: no results bucket, results stay on the job).
+    results: ResultStore | None = None
+    # SSM: where the share key is read from on first use (made then, if not given).
+    ssm: Any = None
+
+    @cached_property
+    def share_key(self) -> str:
+        """The key that signs share links (only the API reads it: the other functions need no access)."""
+        return secret_value(self.settings.share_key, self.settings.share_key_parameter, self.ssm)
 
     @cached_property
     def notifier(self) -> Notifier:
@@ -72,10 +82,12 @@ def build_runtime(
     dynamodb: Any = None,
     sfn: Any = None,
     sqs: Any = None,
+    s3: Any = None,
     **parts: Any,
 ) -> Runtime:
     """A runtime from the given parts; missing ones come from the environment and boto3's defaults."""
-    settings = with_callback_secret(settings or Settings.from_env(), parts.pop("ssm", None))
+    ssm = parts.pop("ssm", None)
+    settings = with_callback_secret(settings or Settings.from_env(), ssm)
     clock = clock or SystemClock()
     if dynamodb is None or sfn is None or sqs is None:
         import boto3
@@ -88,31 +100,50 @@ def build_runtime(
         "simulated-engine": SimulatedEngine(clock),
         "simulated-stream": SimulatedStreamingProvider(clock),
     }
+    results = None
+    if settings.results_bucket:
+        if s3 is None:
+            import boto3
+
+            s3 = boto3.client("s3")
+        results = S3ResultStore(settings.results_bucket, s3)
     return Runtime(
         settings=settings,
         clock=clock,
-        store=DynamoDBJobStore(settings.table_name, dynamodb),
-        providers=providers,
+        store=DynamoDBJobStore(settings.table_name, dynamodb, results, settings.result_threshold_bytes),
+        providers=enabled(providers, settings.enabled_providers),
         sfn=sfn,
         sqs=sqs,
+        results=results,
+        ssm=ssm,
         sleep=parts.pop("sleep", None) or getattr(clock, "sleep", None) or time.sleep,
         **parts,
     )
 
 
-def with_callback_secret(settings: Settings, ssm: Any = None) -> Settings:
-    """Settings with the callback signing key read from SSM, where a parameter is named and no key given.
+def enabled(providers: Mapping[str, AnyProvider], names: tuple[str, ...]) -> dict[str, AnyProvider]:
+    """The providers this stack runs (the EnabledProviders parameter); no names: all of them."""
+    return {name: provider for name, provider in providers.items() if not names or name in names}
 
-    The key never sits in the template, the code or the environment: only the parameter's name does.
+
+def secret_value(value: str, parameter: str, ssm: Any = None) -> str:
+    """`value`, else the SSM SecureString `parameter` (decrypted), else "".
+
+    A key never sits in the template, the code or the environment: only the parameter's name does.
     """
-    if settings.callback_secret or not settings.callback_secret_parameter:
-        return settings
+    if value or not parameter:
+        return value
     if ssm is None:
         import boto3
 
         ssm = boto3.client("ssm")
-    parameter = ssm.get_parameter(Name=settings.callback_secret_parameter, WithDecryption=True)
-    return dataclasses.replace(settings, callback_secret=parameter["Parameter"]["Value"])
+    return str(ssm.get_parameter(Name=parameter, WithDecryption=True)["Parameter"]["Value"])
+
+
+def with_callback_secret(settings: Settings, ssm: Any = None) -> Settings:
+    """Settings with the callback signing key read from SSM, where a parameter is named and no key given."""
+    secret = secret_value(settings.callback_secret, settings.callback_secret_parameter, ssm)
+    return dataclasses.replace(settings, callback_secret=secret)
 
 
 _lock = threading.Lock()

@@ -136,6 +136,7 @@ class Deployment:
     table_name: str
     state_machine_arn: str
     function_arns: dict[str, str] = field(default_factory=dict)
+    results_bucket: str = ""
     # Queue mode: queue name -> (url, arn), and the event source mappings to emulate.
     queues: dict[str, tuple[str, str]] = field(default_factory=dict)
     mappings: list[EventSourceMapping] = field(default_factory=list)
@@ -176,7 +177,9 @@ def deploy(
     state_machine_arn = clients("stepfunctions").create_state_machine(
         name=f"{prefix}-poller", definition=definition, roleArn=role_arn
     )["stateMachineArn"]
-    deployment = Deployment(table_name, state_machine_arn, function_arns)
+    results_bucket = f"{prefix}-results"
+    clients("s3").create_bucket(Bucket=results_bucket)
+    deployment = Deployment(table_name, state_machine_arn, function_arns, results_bucket=results_bucket)
     _deploy_queues(clients, deployment, prefix, role_arn, code, lease_seconds, max_receive_count)
     return deployment
 
@@ -266,6 +269,7 @@ class Emulation:
                 table_name=self.deployment.table_name,
                 state_machine_arn=self.deployment.state_machine_arn,
                 work_queue_url=self.deployment.queue_url(base.work_queue_name),
+                results_bucket=self.deployment.results_bucket,
                 lease_seconds=self.lease_seconds,
             )
             self.runtime = build_runtime(
@@ -274,6 +278,7 @@ class Emulation:
                 self.client("dynamodb"),
                 self.client("stepfunctions"),
                 self.client("sqs"),
+                s3=self.client("s3"),
                 sender=loopback_only_sender,
             )
             set_runtime(self.runtime)

@@ -167,9 +167,19 @@ def install_handler_runtime(target: Target, stack_name: str, clock: Any) -> dict
             dynamodb=target.client("dynamodb"),
             sfn=target.client("stepfunctions"),
             sqs=target.client("sqs"),
+            s3=target.client("s3"),
+            ssm=target.client("ssm"),
         )
     )
     return environment
+
+
+def store_secret_parameter(target: Target, name: str, env_var: str) -> str:
+    """A signing key (`env_var`'s value, or a new one) as the SSM SecureString parameter `name`, as on AWS,
+    where the stack's functions read it; returns the key."""
+    secret = os.environ.get(env_var) or secrets.token_hex(32)
+    target.client("ssm").put_parameter(Name=name, Value=secret, Type="SecureString", Overwrite=True)
+    return secret
 
 
 class HandlersAfterRuntime:
@@ -279,7 +289,15 @@ def up(options: LocalOptions, progress: Progress = print) -> None:
             _configure_moto(options.aws_endpoint_url)
             target = Target(region=options.region, endpoint_url=options.aws_endpoint_url)
             stack_name = default_stack_name(STAGE)
-            deployed = deploy(STAGE, target, stack_name=stack_name, progress=progress)
+            share_key_parameter = f"/{stack_name}/share-key"
+            store_secret_parameter(target, share_key_parameter, "JOBPOLL_SHARE_KEY")
+            deployed = deploy(
+                STAGE,
+                target,
+                stack_name=stack_name,
+                parameters={"ShareKeyParameter": share_key_parameter},
+                progress=progress,
+            )
             function_env = install_handler_runtime(target, stack_name, clock)
             handlers.ready.set()
             mappings = take_over_mappings(target.client("lambda"), target.client("sqs"))

@@ -85,6 +85,7 @@ def make_api(emulation: Emulation, **settings: Any) -> Api:
         "mode": "local",
         "local_tokens": tuple((token, owners[name]) for name, token in tokens.items()),
         "callback_secret": secrets.token_hex(32),
+        "share_key": secrets.token_hex(32),
         **settings,
     }
     configured = dataclasses.replace(emulation.settings, **overrides)
@@ -94,6 +95,7 @@ def make_api(emulation: Emulation, **settings: Any) -> Api:
         emulation.client("dynamodb"),
         sfn=emulation.client("stepfunctions"),
         sqs=emulation.client("sqs"),
+        s3=emulation.client("s3"),
         resolve=fake_resolver,
         sender=loopback_only_sender,
     )

@@ -1,6 +1,7 @@
 """A deterministic simulated service: work that completes `delay` seconds after it was submitted.
 
-The request is `{"delay": seconds, "fail": false, "result": any, "report_eta": false}`; with `report_eta`
+The request is `{"delay": seconds, "fail": false, "result": any, "report_eta": false}` (or `"result_bytes": n`
+for a text result of n bytes, to try large results); with `report_eta`
 each poll also tells how long the work has left (a hint that adaptive polling follows). The work id carries
 the submission time and the request, so the provider keeps no state of its own and any Lambda instance can
 poll it, as with a real service. Progress is the fraction of `delay` that has passed. Time comes from the
@@ -22,8 +23,9 @@ from ..job import JobError
 from .base import PollResult, WorkState
 
 MAX_DELAY_SECONDS = 366 * 24 * 3600
+MAX_RESULT_BYTES = 10 * 1024 * 1024
 _PREFIX = "sim-"
-_KNOWN_FIELDS = {"delay", "fail", "result", "report_eta"}
+_KNOWN_FIELDS = {"delay", "fail", "result", "result_bytes", "report_eta"}
 
 
 class SimulatedProvider:
@@ -61,6 +63,13 @@ class SimulatedProvider:
             normalised["report_eta"] = True
         if "result" in request:
             normalised["result"] = request["result"]
+        if "result_bytes" in request:
+            size = request["result_bytes"]
+            if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= MAX_RESULT_BYTES:
+                raise InvalidJobInput(f"'result_bytes' must be a whole number from 0 to {MAX_RESULT_BYTES}")
+            if "result" in request:
+                raise InvalidJobInput("give 'result' or 'result_bytes', not both")
+            normalised["result_bytes"] = size
         return normalised
 
     def submit(self, request: dict[str, Any]) -> str:
@@ -93,6 +102,8 @@ class SimulatedProvider:
                 error=JobError("SimulatedFailure", "the simulated work was told to fail"),
             )
         result = request.get("result", {"message": "simulated work done", "delay": request["delay"]})
+        if "result_bytes" in request:
+            result = _text_of(int(request["result_bytes"]))
         return PollResult(
             state=WorkState.SUCCEEDED,
             progress=1.0,
@@ -101,6 +112,12 @@ class SimulatedProvider:
 
     def cancel(self, work_id: str) -> None:
         _decode(work_id)  # nothing runs anywhere: a valid id is all there is to cancel
+
+
+def _text_of(size: int) -> str:
+    """`size` bytes of text (ASCII, so as many characters)."""
+    line = "simulated result line: the quick brown fox jumps over the lazy dog\n"
+    return (line * (size // len(line) + 1))[:size]
 
 
 def _decode(work_id: str) -> dict[str, Any]:
