@@ -6,8 +6,9 @@ from typing import Any
 
 from .job import JobStatus, PollMode
 from .job_request import JOB_ID_PATTERN
-from .jobs_api import DEFAULT_PAGE_SIZE, MAX_IDEMPOTENCY_KEY_LENGTH, MAX_PAGE_SIZE
+from .jobs_api import DEFAULT_PAGE_SIZE, MAX_IDEMPOTENCY_KEY_LENGTH, MAX_PAGE_SIZE, MAX_SHARE_SECONDS
 from .problems import PROBLEM_CONTENT_TYPE
+from .shares import SHARE_ID_PATTERN
 
 _TIME = {"type": "string", "format": "date-time"}
 _NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
@@ -34,6 +35,12 @@ _JOB_ID = {
     "schema": {"type": "string"},
     "description": "The job id (1-64 letters, digits, '-' or '_')",
 }
+_LARGE_RESULT = {
+    "description": "A large result (kept in the results bucket): GET it at Location, a presigned URL valid for "
+    "minutes, without this API's credentials",
+    "headers": {"Location": _LOCATION},
+}
+_RESULT = {"description": "The result", "content": {"application/json": {"schema": {}}}}
 _COMMON_ERRORS = {
     "401": _problem("No or unknown caller identity"),
     "404": _problem("No such job for this caller (another caller's job is not revealed)"),
@@ -145,6 +152,23 @@ SCHEMAS: dict[str, Any] = {
             "notify_timeout_seconds": {"type": "integer", "minimum": 1},
             "heartbeat_seconds": {"type": ["integer", "null"], "minimum": 1},
             "callback_url": {"type": "string", "format": "uri", "maxLength": 2048},
+        },
+    },
+    "Share": {
+        "type": "object",
+        "required": ["id", "job_id", "url", "expires_at"],
+        "properties": {
+            "id": {"type": "string", "pattern": SHARE_ID_PATTERN.pattern, "description": "Revoke with it"},
+            "job_id": {"type": "string", "pattern": JOB_ID_PATTERN.pattern},
+            "url": {"type": "string", "format": "uri", "description": "GET it without credentials"},
+            "expires_at": _TIME,
+        },
+    },
+    "ShareRequest": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "expires_in_seconds": {"type": "integer", "minimum": 1, "maximum": MAX_SHARE_SECONDS},
         },
     },
     "JobList": {
@@ -280,9 +304,64 @@ def document() -> dict[str, Any]:
                     "operationId": "getJobResult",
                     "summary": "The finished job's result (readable any number of times)",
                     "responses": {
-                        "200": {"description": "The result", "content": {"application/json": {"schema": {}}}},
+                        "200": _RESULT,
+                        "303": _LARGE_RESULT,
                         "409": _problem("Not finished, or finished without a result"),
                         **_COMMON_ERRORS,
+                    },
+                },
+            },
+            "/jobs/{job_id}/shares": {
+                "parameters": [_JOB_ID],
+                "post": {
+                    "operationId": "shareJobResult",
+                    "summary": "A share link of the job's result: anyone with it reads the result, until it "
+                    "expires (or the job does) or the owner revokes it",
+                    "requestBody": {
+                        "required": False,
+                        "content": {"application/json": {"schema": _ref("ShareRequest")}},
+                    },
+                    "responses": {
+                        "201": {
+                            "description": "The link (its `url`, also in Location)",
+                            "headers": {"Location": _LOCATION},
+                            "content": {"application/json": {"schema": _ref("Share")}},
+                        },
+                        "400": _problem("A bad body"),
+                        "501": _problem("No share key is configured on this server"),
+                        **_COMMON_ERRORS,
+                    },
+                },
+            },
+            "/jobs/{job_id}/shares/{share_id}": {
+                "parameters": [
+                    _JOB_ID,
+                    {"name": "share_id", "in": "path", "required": True, "schema": {"type": "string"}},
+                ],
+                "delete": {
+                    "operationId": "revokeShare",
+                    "summary": "Revoke a share link (it answers 403 from then on)",
+                    "responses": {
+                        "204": {"description": "Revoked"},
+                        "400": _problem("Not a share id"),
+                        **_COMMON_ERRORS,
+                    },
+                },
+            },
+            "/shared/{token}": {
+                "parameters": [{"name": "token", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "get": {
+                    "operationId": "getSharedResult",
+                    "summary": "A job's result through a share link (the link is the credential)",
+                    "security": [],
+                    "responses": {
+                        "200": _RESULT,
+                        "303": _LARGE_RESULT,
+                        "401": _problem("Not a link this API signed (forged, altered or malformed)"),
+                        "403": _problem("The owner revoked the link"),
+                        "409": _problem("The job has no result (yet)"),
+                        "410": _problem("The link expired, or the job or its result is gone"),
+                        "default": _COMMON_ERRORS["default"],
                     },
                 },
             },
