@@ -300,7 +300,9 @@ def get_job(job_id: str) -> Response:
 
 def _result_response(answer: jobs_api.ResultAnswer) -> Response:
     if answer.url is not None:  # a large result: GET it from the results bucket, presigned, short-lived
-        return Response(body="", status_code=303, headers={"Location": answer.url, "Cache-Control": "no-store"})
+        return Response(
+            body="", status_code=303, headers={"Location": answer.url, "Cache-Control": "no-store"}
+        )
     return _json(answer.value, 200)
 
 
@@ -348,7 +350,7 @@ def revoke_job_share(job_id: str, share_id: str) -> Response:
     return Response(body="", status_code=204, headers={})
 
 
-# No IAM here: the signed link is the credential (its signature, expiry and the job's revocations are checked).
+# No IAM here: the signed link is the credential (signature, expiry and the job's revocations are checked).
 @app.route("/shared/{token}", methods=["GET"])
 @_problems
 def get_shared_result(token: str) -> Response:

@@ -297,7 +297,9 @@ def revoke_share(job_id: str, share_id: str, *, owner: str, store: JobStore, clo
         raise InvalidRequest("a share id is 16 hexadecimal digits (the `id` its creation answered)")
     if share_id not in job.revoked_shares and len(job.revoked_shares) >= MAX_REVOKED_SHARES:
         raise InvalidRequest(f"job {job_id} has {MAX_REVOKED_SHARES} revoked share links already")
-    return store.update(job_id, lambda current: rules.share_revoked(current, share_id, clock.now()), current=job)
+    return store.update(
+        job_id, lambda current: rules.share_revoked(current, share_id, clock.now()), current=job
+    )
 
 
 def shared_result(
@@ -374,7 +376,9 @@ def _delete_output(job: Job, store: JobStore, clock: Clock, results: ResultStore
     if job.result_deleted_at is not None:
         return job
     before = job
-    deleted = store.update(job.job_id, lambda current: rules.output_deleted(current, clock.now()), current=job)
+    deleted = store.update(
+        job.job_id, lambda current: rules.output_deleted(current, clock.now()), current=job
+    )
     if results is not None:
         discard(results, before.stored_result)
     return deleted

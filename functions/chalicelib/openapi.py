@@ -36,8 +36,8 @@ _JOB_ID = {
     "description": "The job id (1-64 letters, digits, '-' or '_')",
 }
 _LARGE_RESULT = {
-    "description": "A large result (kept in the results bucket): GET it at Location, a presigned URL valid for "
-    "minutes, without this API's credentials",
+    "description": "A large result (kept in the results bucket): GET it at Location, a presigned URL valid "
+    "for minutes, without this API's credentials",
     "headers": {"Location": _LOCATION},
 }
 _RESULT = {"description": "The result", "content": {"application/json": {"schema": {}}}}
@@ -349,7 +349,9 @@ def document() -> dict[str, Any]:
                 },
             },
             "/shared/{token}": {
-                "parameters": [{"name": "token", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "parameters": [
+                    {"name": "token", "in": "path", "required": True, "schema": {"type": "string"}}
+                ],
                 "get": {
                     "operationId": "getSharedResult",
                     "summary": "A job's result through a share link (the link is the credential)",

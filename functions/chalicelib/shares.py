@@ -30,7 +30,9 @@ class Share:
 
     def token(self, key: str) -> str:
         expires = int(self.expires_at.timestamp())
-        return f"{self.share_id}.{self.job_id}.{expires}.{_signature(key, self.share_id, self.job_id, expires)}"
+        return (
+            f"{self.share_id}.{self.job_id}.{expires}.{_signature(key, self.share_id, self.job_id, expires)}"
+        )
 
 
 def _signature(key: str, share_id: str, job_id: str, expires: int) -> str:

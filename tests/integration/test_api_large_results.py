@@ -45,7 +45,9 @@ def anonymous_get(api: Api, url: str) -> Any:
     return api.client.http.get(path, headers={"Host": "api.example.test"})
 
 
-def test_a_5_mb_result_is_kept_in_s3_and_read_back_through_the_api_while_the_job_stays_small(api: Api) -> None:
+def test_a_5_mb_result_is_kept_in_s3_and_read_back_through_the_api_while_the_job_stays_small(
+    api: Api,
+) -> None:
     job_id = finished_job(api, result_bytes=FIVE_MB)
 
     item = api.emulation.client("dynamodb").get_item(

@@ -51,7 +51,11 @@ def clock() -> VirtualClock:
 
 def completed(store: InMemoryJobStore, result: object, job_id: str = "j1") -> None:
     job = store.create(make_job(job_id, status=JobStatus.RUNNING, work_id="w"))
-    store.update(job_id, lambda j: rules.after_poll(j, PollResult(WorkState.SUCCEEDED, result=result), NOW), current=job)
+    store.update(
+        job_id,
+        lambda j: rules.after_poll(j, PollResult(WorkState.SUCCEEDED, result=result), NOW),
+        current=job,
+    )
 
 
 def test_a_result_over_the_threshold_is_an_object_and_the_record_keeps_only_where_it_is(
@@ -65,7 +69,9 @@ def test_a_result_over_the_threshold_is_an_object_and_the_record_keeps_only_wher
     assert job.stored_result.size_bytes == len(results.get(job.stored_result.key))
 
 
-def test_a_result_at_the_threshold_stays_on_the_record(store: InMemoryJobStore, results: InMemoryResultStore) -> None:
+def test_a_result_at_the_threshold_stays_on_the_record(
+    store: InMemoryJobStore, results: InMemoryResultStore
+) -> None:
     small = "y" * (THRESHOLD - 2)  # with its quotes: exactly the threshold
     completed(store, small)
     assert store.get("j1").result == small and store.get("j1").stored_result is None
@@ -87,11 +93,15 @@ def test_the_api_answers_a_stored_result_with_a_short_lived_url(
     store: InMemoryJobStore, results: InMemoryResultStore, clock: VirtualClock
 ) -> None:
     completed(store, "x" * 5000)
-    answer = jobs_api.job_result("j1", owner=OWNER, store=store, clock=clock, settings=SETTINGS, results=results)
+    answer = jobs_api.job_result(
+        "j1", owner=OWNER, store=store, clock=clock, settings=SETTINGS, results=results
+    )
     key = store.get("j1").stored_result.key  # type: ignore[union-attr]
     assert (answer.value, answer.url) == (None, f"memory://{key}?expires=60")
     completed(store, "small", job_id="j2")
-    inline = jobs_api.job_result("j2", owner=OWNER, store=store, clock=clock, settings=SETTINGS, results=results)
+    inline = jobs_api.job_result(
+        "j2", owner=OWNER, store=store, clock=clock, settings=SETTINGS, results=results
+    )
     assert (inline.value, inline.url) == ("small", None)
 
 
@@ -100,7 +110,14 @@ def test_deleting_the_result_removes_its_object(
 ) -> None:
     completed(store, "x" * 5000)
     deleted = jobs_api.cancel_or_delete_result(
-        "j1", owner=OWNER, store=store, providers={}, sfn=None, clock=clock, settings=SETTINGS, results=results
+        "j1",
+        owner=OWNER,
+        store=store,
+        providers={},
+        sfn=None,
+        clock=clock,
+        settings=SETTINGS,
+        results=results,
     )
     assert not deleted.canceled and deleted.job.stored_result is None and deleted.job.result_deleted_at
     assert results.objects == {}
@@ -148,8 +165,12 @@ def share(store: InMemoryJobStore, clock: VirtualClock, body: object = None) -> 
     )
 
 
-def read_shared(store: InMemoryJobStore, clock: VirtualClock, token: str, key: str = KEY) -> jobs_api.ResultAnswer:
-    return jobs_api.shared_result(token, store=store, clock=clock, settings=SETTINGS, share_key=key, results=None)
+def read_shared(
+    store: InMemoryJobStore, clock: VirtualClock, token: str, key: str = KEY
+) -> jobs_api.ResultAnswer:
+    return jobs_api.shared_result(
+        token, store=store, clock=clock, settings=SETTINGS, share_key=key, results=None
+    )
 
 
 def test_a_share_link_reads_the_result_until_it_expires(store: InMemoryJobStore, clock: VirtualClock) -> None:
@@ -162,7 +183,9 @@ def test_a_share_link_reads_the_result_until_it_expires(store: InMemoryJobStore,
         read_shared(store, clock, link.token(KEY))
 
 
-def test_a_revoked_share_link_is_refused_and_others_still_work(store: InMemoryJobStore, clock: VirtualClock) -> None:
+def test_a_revoked_share_link_is_refused_and_others_still_work(
+    store: InMemoryJobStore, clock: VirtualClock
+) -> None:
     completed(store, "r")
     first, second = share(store, clock), share(store, clock)
     jobs_api.revoke_share("j1", first.share_id, owner=OWNER, store=store, clock=clock)
@@ -183,7 +206,9 @@ def test_a_revoked_share_link_is_refused_and_others_still_work(store: InMemoryJo
         lambda token: "",
     ],
 )
-def test_a_forged_or_altered_share_link_is_invalid(store: InMemoryJobStore, clock: VirtualClock, forge) -> None:  # type: ignore[no-untyped-def]
+def test_a_forged_or_altered_share_link_is_invalid(
+    store: InMemoryJobStore, clock: VirtualClock, forge
+) -> None:  # type: ignore[no-untyped-def]
     completed(store, "r")
     completed(store, "other", job_id="j2")
     token = share(store, clock).token(KEY)
@@ -206,8 +231,16 @@ def test_a_share_link_ends_with_its_job(store: InMemoryJobStore, clock: VirtualC
 def test_share_links_need_a_key_and_a_sensible_lifetime(store: InMemoryJobStore, clock: VirtualClock) -> None:
     completed(store, "r")
     with pytest.raises(SharingNotConfigured):
-        jobs_api.share_result("j1", None, owner=OWNER, store=store, clock=clock, settings=SETTINGS, share_key="")
-    for body in ({"expires_in_seconds": 0}, {"expires_in_seconds": True}, {"other": 1}, [], {"expires_in_seconds": 1.5}):
+        jobs_api.share_result(
+            "j1", None, owner=OWNER, store=store, clock=clock, settings=SETTINGS, share_key=""
+        )
+    for body in (
+        {"expires_in_seconds": 0},
+        {"expires_in_seconds": True},
+        {"other": 1},
+        [],
+        {"expires_in_seconds": 1.5},
+    ):
         with pytest.raises(InvalidRequest):
             share(store, clock, body)
     with pytest.raises(InvalidRequest):
@@ -238,5 +271,8 @@ def test_settings_read_the_result_and_share_variables() -> None:
         }
     )
     assert (settings.results_bucket, settings.result_threshold_bytes) == ("b", 2048)
-    assert settings.share_key_parameter == "/s/share-key" and settings.enabled_providers == ("simulated", "aws-athena")
+    assert settings.share_key_parameter == "/s/share-key" and settings.enabled_providers == (
+        "simulated",
+        "aws-athena",
+    )
     assert "s3cr3t-value" not in repr(dataclasses.replace(settings, share_key="s3cr3t-value"))
