@@ -290,7 +290,9 @@ def list_jobs() -> Response:
 @_problems
 def get_job(job_id: str) -> Response:
     runtime = _runtime()
-    job = jobs_api.visible_job(job_id, owner=_caller(runtime), store=runtime.store, clock=runtime.clock)
+    job = jobs_api.visible_job(
+        job_id, owner=_caller(runtime), store=runtime.store, clock=runtime.clock, results=runtime.results
+    )
     if job.status.is_terminal:
         if job.status is JobStatus.COMPLETE:
             return _job_response(runtime, job, 303, {"Location": result_url(_base(), job.job_id)})
