@@ -95,11 +95,6 @@ def build_runtime(
         dynamodb = dynamodb or boto3.client("dynamodb")
         sfn = sfn or boto3.client("stepfunctions")
         sqs = sqs or boto3.client("sqs")
-    providers: dict[str, AnyProvider] = {
-        "simulated": SimulatedProvider(clock),
-        "simulated-engine": SimulatedEngine(clock),
-        "simulated-stream": SimulatedStreamingProvider(clock),
-    }
     results = None
     if settings.results_bucket:
         if s3 is None:
@@ -111,7 +106,7 @@ def build_runtime(
         settings=settings,
         clock=clock,
         store=DynamoDBJobStore(settings.table_name, dynamodb, results, settings.result_threshold_bytes),
-        providers=enabled(providers, settings.enabled_providers),
+        providers=enabled(registered_providers(clock), settings.enabled_providers),
         sfn=sfn,
         sqs=sqs,
         results=results,
@@ -119,6 +114,15 @@ def build_runtime(
         sleep=parts.pop("sleep", None) or getattr(clock, "sleep", None) or time.sleep,
         **parts,
     )
+
+
+def registered_providers(clock: Clock) -> dict[str, AnyProvider]:
+    """Every provider this code has, by the name requests choose it with."""
+    return {
+        "simulated": SimulatedProvider(clock),
+        "simulated-engine": SimulatedEngine(clock),
+        "simulated-stream": SimulatedStreamingProvider(clock),
+    }
 
 
 def enabled(providers: Mapping[str, AnyProvider], names: tuple[str, ...]) -> dict[str, AnyProvider]:

@@ -289,13 +289,20 @@ def up(options: LocalOptions, progress: Progress = print) -> None:
             _configure_moto(options.aws_endpoint_url)
             target = Target(region=options.region, endpoint_url=options.aws_endpoint_url)
             stack_name = default_stack_name(STAGE)
+            ensure_functions_importable()
+            from chalicelib.bootstrap import registered_providers
+
             share_key_parameter = f"/{stack_name}/share-key"
             store_secret_parameter(target, share_key_parameter, "JOBPOLL_SHARE_KEY")
             deployed = deploy(
                 STAGE,
                 target,
                 stack_name=stack_name,
-                parameters={"ShareKeyParameter": share_key_parameter},
+                parameters={
+                    "ShareKeyParameter": share_key_parameter,
+                    # The local stack runs every provider the code has (a deployed stack: its choice).
+                    "EnabledProviders": ",".join(registered_providers(clock)),
+                },
                 progress=progress,
             )
             function_env = install_handler_runtime(target, stack_name, clock)
