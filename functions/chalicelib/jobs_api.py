@@ -375,12 +375,11 @@ def _delete_output(job: Job, store: JobStore, clock: Clock, results: ResultStore
     """The job without its output; a large result's object is removed once the record no longer names it."""
     if job.result_deleted_at is not None:
         return job
-    before = job
     deleted = store.update(
         job.job_id, lambda current: rules.output_deleted(current, clock.now()), current=job
     )
     if results is not None:
-        discard(results, before.stored_result)
+        discard(results, job.stored_result)  # a finished job's result never changes: this is the one
     return deleted
 
 
