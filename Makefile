@@ -2,7 +2,7 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test unit-without-moto lint check bench local
+.PHONY: demo test unit-without-moto flake-check lint check bench local
 $(PY):
 	python3 -m venv $(VENV) && $(VENV)/bin/pip install -q -e '.[dev]'
 
@@ -16,6 +16,9 @@ test: $(PY)
 unit-without-moto:
 	python3 -m venv .venv-unit && .venv-unit/bin/pip install -q -e . 'pytest>=8' 'pytest-xdist>=3.5' 'hypothesis>=6.100'
 	.venv-unit/bin/python -m pytest -q tests/unit
+
+flake-check: $(PY)  # the tests 5 times: each run's time, and which tests failed in which run
+	.ci/flake-check 5
 
 lint: $(PY)
 	$(VENV)/bin/ruff check functions infra tests benchmarks

@@ -38,6 +38,10 @@ def _runtime() -> Runtime:
     return runtime
 
 
+def _seconds_left(context: Any) -> float:
+    return float(context.get_remaining_time_in_millis()) / 1000
+
+
 def _execution(event: dict[str, Any]) -> tuple[str, str | None]:
     return str(event.get("execution_name", "")), event.get("execution_id")
 
@@ -106,13 +110,12 @@ def await_notification(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 @app.lambda_function(name="NotifyJob")
 def notify_job(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """A provider's notification (e.g. from an EventBridge rule on the service's completion event)."""
+    """A provider's notification, or its service's state-change event (EventBridge rules in the template)."""
     runtime = _runtime()
-    job_id, result = service.parse_notification(event)
-    outcome = service.notify_job(
-        job_id,
-        result,
+    outcome = service.take_notification(
+        event,
         store=runtime.store,
+        providers=runtime.providers,
         sfn=runtime.sfn,
         clock=runtime.clock,
         on_finished=runtime.notifier.job_finished,
@@ -143,6 +146,7 @@ def run_queued_job(event: SQSEvent) -> dict[str, Any]:
                 clock=runtime.clock,
                 settings=runtime.settings,
                 on_finished=runtime.notifier.job_finished,
+                time_left=functools.partial(_seconds_left, event.context),
             )
         except LeaseHeld as exc:
             retry_later.append({"itemIdentifier": message["messageId"]})
@@ -195,7 +199,7 @@ def _job_response(runtime: Runtime, job: Job, status: int, headers: dict[str, st
     if not job.status.is_terminal:
         headers = {
             **(headers or {}),
-            "Retry-After": str(jobs_api.retry_after(job, now, runtime.providers, runtime.settings)),
+            "Retry-After": str(jobs_api.retry_after(job, runtime.clock, runtime.providers, runtime.settings)),
         }
     return _json(view, status, headers)
 
@@ -225,6 +229,10 @@ def problem_details(request: Any, get_response: Callable[[Any], Response]) -> Re
     except Exception:
         app.log.exception("unhandled error")
         response = problems.problem_response(500, detail="An internal error occurred.")
+    if response.status_code == 405:
+        # Chalice's own 405 (a method no route is registered for: TRACE, CONNECT, ...) names every
+        # registered method in Allow, the catch-alls' too: answer as for any method the API does not serve.
+        response = _unserved(request.method, request.path, request.context.get("path", ""))
     response = problems.as_problem(response)
     log_event(
         app.log,
@@ -272,7 +280,7 @@ def list_jobs() -> Response:
         owner=_caller(runtime),
         status=jobs_api.parse_status(query.get("status")),
         limit=jobs_api.parse_limit(query.get("limit")),
-        token=query.get("next") or None,
+        token=query.get("next"),
         store=runtime.store,
         now=runtime.clock.now(),
     )
@@ -391,25 +399,32 @@ def delete_job(job_id: str) -> Response:
 
 @app.route("/openapi.json", methods=["GET"])
 def openapi_document() -> Response:
-    return _json(openapi.document(), 200)
+    runtime = _runtime()
+    return _json(openapi.document(runtime.providers, runtime.settings), 200)
 
 
-# Wrong methods and unknown paths answer problem documents from the app itself, so that API Gateway (which
-# answers both with its own 403 "Missing Authentication Token") and `chalice local` (which answers an unknown
-# path itself, and matches no greedy `{proxy+}`) behave alike. Deeper unknown paths fall to API Gateway's
-# gateway responses (infra/template.json), also problem documents.
-_ANY = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"]
+# Wrong methods (any method a route does not serve, OPTIONS included) and unknown paths answer problem
+# documents from the app itself, so that API Gateway (which answers both with its own 403 "Missing
+# Authentication Token") and `chalice local` (which answers an unknown path itself, and matches no greedy
+# `{proxy+}`) behave alike. Deeper unknown paths fall to API Gateway's gateway responses
+# (infra/template.json), also problem documents. Methods API Gateway cannot route (TRACE, CONNECT) reach
+# the app only locally (jobpoll.local_api), where the middleware answers them as any unserved method.
+_ANY = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 _ALLOWED = {path: ", ".join(sorted(entries)) for path, entries in app.routes.items()}
 
 
-def _method_not_allowed(**_: str) -> Response:
-    allowed = _ALLOWED[_request().path]
-    detail = f"{_request().method} is not allowed here; allowed: {allowed}"
+def _unserved(method: str, route: str, path: str) -> Response:
+    """A method the API does not serve: 405 with Allow on a route, 404 anywhere else."""
+    allowed = _ALLOWED.get(route)
+    if allowed is None:
+        return problems.problem_response(404, detail=f"no route {path!r}")
+    detail = f"{method} is not allowed here; allowed: {allowed}"
     return problems.problem_response(405, detail=detail, headers={"Allow": allowed})
 
 
-def _no_such_route(**_: str) -> Response:
-    return problems.problem_response(404, detail=f"no route {_request().context.get('path', '')!r}")
+def _method_not_allowed(**_: str) -> Response:
+    request = _request()
+    return _unserved(request.method, request.path, request.context.get("path", ""))
 
 
 for _index, (_path, _allowed) in enumerate(sorted(_ALLOWED.items())):
@@ -419,7 +434,7 @@ for _index, (_path, _allowed) in enumerate(sorted(_ALLOWED.items())):
     )
 for _depth in range(1, 7):
     _path = "".join(f"/{{p{i}}}" for i in range(_depth))
-    app.route(_path, methods=_ANY, content_types=["*/*"], name=f"no_such_route_{_depth}")(_no_such_route)
+    app.route(_path, methods=_ANY, content_types=["*/*"], name=f"no_such_route_{_depth}")(_method_not_allowed)
 
 
 @app.lambda_function(name="DeliverCallback")

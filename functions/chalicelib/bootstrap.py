@@ -7,6 +7,7 @@ Tests and the local emulation install their own runtime with `set_runtime()`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import threading
 import time
@@ -16,8 +17,11 @@ from functools import cached_property
 from typing import Any
 
 from .callbacks import Notifier, Resolver, Sender, system_resolver, urllib_sender
-from .clock import Clock, SystemClock
+from .clock import Clock, clock_from_settings
 from .providers import AnyProvider
+from .providers.aws_athena import AthenaProvider
+from .providers.aws_transcribe import TranscribeProvider
+from .providers.http import HttpProvider, Profile, Profiles, parse_profiles
 from .providers.simulated import SimulatedProvider
 from .providers.simulated_engine import SimulatedEngine
 from .providers.streaming import SimulatedStreamingProvider
@@ -49,7 +53,9 @@ class Runtime:
     @cached_property
     def share_key(self) -> str:
         """The key that signs share links (only the API reads it: the other functions need no access)."""
-        return secret_value(self.settings.share_key, self.settings.share_key_parameter, self.ssm)
+        if self.settings.share_key or not self.settings.share_key_parameter:
+            return self.settings.share_key
+        return read_secure_parameter(self.settings.share_key_parameter, self.ssm)
 
     @cached_property
     def notifier(self) -> Notifier:
@@ -88,7 +94,15 @@ def build_runtime(
     """A runtime from the given parts; missing ones come from the environment and boto3's defaults."""
     ssm = parts.pop("ssm", None)
     settings = with_callback_secret(settings or Settings.from_env(), ssm)
-    clock = clock or SystemClock()
+    clock = clock or clock_from_settings(settings)
+    providers = registered_providers(
+        clock,
+        settings,
+        ssm=ssm,
+        resolve=parts.get("resolve", system_resolver),
+        transcribe=parts.pop("transcribe", None),
+        athena=parts.pop("athena", None),
+    )
     if dynamodb is None or sfn is None or sqs is None:
         import boto3
 
@@ -106,7 +120,7 @@ def build_runtime(
         settings=settings,
         clock=clock,
         store=DynamoDBJobStore(settings.table_name, dynamodb, results, settings.result_threshold_bytes),
-        providers=enabled(registered_providers(clock), settings.enabled_providers),
+        providers=enabled(providers, settings.enabled_providers),
         sfn=sfn,
         sqs=sqs,
         results=results,
@@ -116,12 +130,28 @@ def build_runtime(
     )
 
 
-def registered_providers(clock: Clock) -> dict[str, AnyProvider]:
-    """Every provider this code has, by the name requests choose it with."""
+def registered_providers(
+    clock: Clock,
+    settings: Settings,
+    *,
+    ssm: Any = None,
+    resolve: Resolver = system_resolver,
+    transcribe: Any = None,
+    athena: Any = None,
+) -> dict[str, AnyProvider]:
+    """Every provider this code has, by the name requests choose it with (their clients made on first use)."""
     return {
         "simulated": SimulatedProvider(clock),
         "simulated-engine": SimulatedEngine(clock),
         "simulated-stream": SimulatedStreamingProvider(clock),
+        "http": HttpProvider(
+            clock,
+            http_profiles_loader(settings, ssm),
+            allow_loopback=settings.local_mode,
+            resolve=resolve,
+        ),
+        "aws-transcribe": TranscribeProvider(transcribe or LazyClient("transcribe")),
+        "aws-athena": AthenaProvider(athena or LazyClient("athena")),
     }
 
 
@@ -130,24 +160,59 @@ def enabled(providers: Mapping[str, AnyProvider], names: tuple[str, ...]) -> dic
     return {name: provider for name, provider in providers.items() if not names or name in names}
 
 
-def secret_value(value: str, parameter: str, ssm: Any = None) -> str:
-    """`value`, else the SSM SecureString `parameter` (decrypted), else "".
+class LazyClient:
+    """A boto3 client made on first use: most cold starts never call most providers' services."""
 
-    A key never sits in the template, the code or the environment: only the parameter's name does.
+    def __init__(self, service: str, make: Callable[[], Any] | None = None) -> None:
+        self.service = service
+        self._make = make
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        with self._lock:
+            if self._client is None:
+                if self._make is None:
+                    import boto3
+
+                    self._client = boto3.client(self.service)
+                else:
+                    self._client = self._make()
+        return getattr(self._client, name)
+
+
+def with_callback_secret(settings: Settings, ssm: Any = None) -> Settings:
+    """Settings with the callback signing key read from SSM, where a parameter is named and no key given.
+
+    The key never sits in the template, the code or the environment: only the parameter's name does.
     """
-    if value or not parameter:
-        return value
+    if settings.callback_secret or not settings.callback_secret_parameter:
+        return settings
+    return dataclasses.replace(
+        settings, callback_secret=read_secure_parameter(settings.callback_secret_parameter, ssm)
+    )
+
+
+def http_profiles_loader(settings: Settings, ssm: Any = None) -> Profiles:
+    """The http provider's profiles, read on first use and kept (once per cold start): the settings' JSON,
+    else the SSM SecureString parameter they name. Functions that never run an http job never read it."""
+
+    @functools.cache
+    def load() -> Mapping[str, Profile]:
+        if settings.http_profiles or not settings.http_profiles_parameter:
+            return parse_profiles(settings.http_profiles)
+        return parse_profiles(read_secure_parameter(settings.http_profiles_parameter, ssm))
+
+    return load
+
+
+def read_secure_parameter(name: str, ssm: Any = None) -> str:
+    """The decrypted value of an SSM SecureString parameter (an SSM client is made when none is given)."""
     if ssm is None:
         import boto3
 
         ssm = boto3.client("ssm")
-    return str(ssm.get_parameter(Name=parameter, WithDecryption=True)["Parameter"]["Value"])
-
-
-def with_callback_secret(settings: Settings, ssm: Any = None) -> Settings:
-    """Settings with the callback signing key read from SSM, where a parameter is named and no key given."""
-    secret = secret_value(settings.callback_secret, settings.callback_secret_parameter, ssm)
-    return dataclasses.replace(settings, callback_secret=secret)
+    return str(ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"])
 
 
 _lock = threading.Lock()

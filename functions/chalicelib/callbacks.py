@@ -41,6 +41,29 @@ USER_AGENT = "jobpoll-callback/1"
 
 Resolver = Callable[[str], list[str]]
 
+_PORT = r"(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})"
+_HOST_NAME = r"(?:[A-Za-z0-9-]+\.)*[A-Za-z][A-Za-z0-9-]*\.?"  # the last label starts with a letter
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
+_LOOPBACK = r"127(?:\." + _OCTET + r"){3}"
+
+
+def callback_url_schema(allow_loopback: bool) -> dict[str, object]:
+    """What `parse_callback_url` and `check_callback_target` accept, as the OpenAPI document shows it:
+    http(s), a host name (local mode: or a loopback address), no credentials, a port from 1 to 65535.
+    Whether a name resolves to an address the stage may call is known only when the job is submitted."""
+    host = f"(?:{_HOST_NAME}|{_LOOPBACK})" if allow_loopback else _HOST_NAME
+    return {
+        "type": "string",
+        "format": "uri",
+        "maxLength": MAX_URL_LENGTH,
+        "pattern": rf"^https?://{host}(?::{_PORT})?(?:[/?#][A-Za-z0-9._~:/?#@!$&'()*+,;=%-]*)?$",
+        "description": (
+            "POSTed the job when it finishes, signed (X-Jobpoll-Signature). A host that resolves to a "
+            "loopback, link-local, private or reserved address is refused (400 invalid-callback-url)"
+            + (", except loopback in local mode" if allow_loopback else "")
+        ),
+    }
+
 
 class Sender(Protocol):
     def __call__(self, url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> int:
@@ -118,22 +141,31 @@ def _address_allowed(address: str, allow_loopback: bool) -> bool:
     return ip.is_global and not ip.is_multicast
 
 
-def check_callback_target(url: str, *, allow_loopback: bool, resolve: Resolver = system_resolver) -> None:
-    """Refuse a URL whose host is (or resolves to) a loopback, link-local, private or reserved address."""
-    host = urlsplit(parse_callback_url(url)).hostname or ""
+def unreachable_reason(host: str, *, allow_loopback: bool, resolve: Resolver = system_resolver) -> str | None:
+    """Why `host` may not be reached ("does not resolve", "resolves to a private ... address"), or None when
+    every address it resolves to is public (or loopback, where allowed). The SSRF guard of every outgoing
+    request jobpoll makes on a job's behalf (callbacks, the http provider)."""
     try:
         addresses = [str(ipaddress.ip_address(host))]
     except ValueError:
         try:
             addresses = resolve(host)
-        except (OSError, UnicodeError) as exc:
-            raise InvalidCallbackUrl(f"the callback host {host!r} does not resolve") from exc
+        except (OSError, UnicodeError):
+            return "does not resolve"
     if not addresses:
-        raise InvalidCallbackUrl(f"the callback host {host!r} does not resolve")
+        return "does not resolve"
     refused = [address for address in addresses if not _address_allowed(address, allow_loopback)]
     if refused:
-        where = "a loopback, link-local, private or reserved"
-        raise InvalidCallbackUrl(f"the callback host {host!r} resolves to {where} address ({refused[0]})")
+        return f"resolves to a loopback, link-local, private or reserved address ({refused[0]})"
+    return None
+
+
+def check_callback_target(url: str, *, allow_loopback: bool, resolve: Resolver = system_resolver) -> None:
+    """Refuse a URL whose host is (or resolves to) a loopback, link-local, private or reserved address."""
+    host = urlsplit(parse_callback_url(url)).hostname or ""
+    reason = unreachable_reason(host, allow_loopback=allow_loopback, resolve=resolve)
+    if reason is not None:
+        raise InvalidCallbackUrl(f"the callback host {host!r} {reason}")
 
 
 class _NoRedirects(urllib.request.HTTPRedirectHandler):
@@ -141,14 +173,15 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
         return None  # a redirect could lead past the address check: report the 3xx instead
 
 
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirects())
+# No proxies, no redirects followed: the connection goes to the address that was checked.
+DIRECT_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirects())
 
 
 def urllib_sender(url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> int:
     """POST with the standard library: no redirects followed, no proxies."""
     request = urllib.request.Request(url, data=body, headers=dict(headers), method="POST")
     try:
-        with _OPENER.open(request, timeout=timeout) as response:
+        with DIRECT_OPENER.open(request, timeout=timeout) as response:
             return int(response.status)
     except urllib.error.HTTPError as exc:
         exc.close()
@@ -196,7 +229,8 @@ def deliver(
         headers = {
             "Content-Type": "application/json",
             "User-Agent": USER_AGENT,
-            SIGNATURE_HEADER: sign(config.secret, int(now.timestamp()), body),
+            # Real time: the receiver checks it against its own clock (the local stack's may run faster).
+            SIGNATURE_HEADER: sign(config.secret, int(clock.to_real(now).timestamp()), body),
         }
         try:
             last_status = sender(url, body, headers, config.timeout_seconds)

@@ -6,13 +6,15 @@ unchanged, to the next poll, which is a new task with a new task id. The final a
 that references the original task (`origTaskId`) and is stored against the original job.
 
     task:   {"taskId", "jobId", "callTimeUTC", "taskPayload": {...}}
-            first task's payload: {"isPollTask": false, "input": {...}, "engineConfig": {}}
+            first task's payload: {"isPollTask": false, "input": {...}, "engineConfig": {...}, "origTdoId"?}
+            (`engineConfig` and `origTdoId` come from the job's input)
     answer: {"type": "schedule_poll_task", "timestampUTC", "nextPollTimeUTC", "taskId",
-             "taskPayload": {"isPollTask": true, "origTaskId", ... anything the engine needs}, "progress"?}
+             "taskPayload": anything the engine needs (the seeds' isPollTask, origTaskId, ...), "progress"?}
         or  {"type": "task_result", "timestampUTC", "taskId", "origTaskId", "status": "complete" | "failed",
              "output": any, "error": {"code", "message"}}
 
-Times are epoch milliseconds UTC, as the protocol says; inside jobpoll they are datetimes.
+Times are epoch milliseconds UTC, as the protocol says; inside jobpoll they are datetimes. jobpoll keeps the
+original task id and the chain of tasks itself, so the payload is the engine's own and is never interpreted.
 """
 
 from __future__ import annotations
@@ -20,12 +22,13 @@ from __future__ import annotations
 import json
 import math
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from .clock import from_epoch_ms, to_epoch_ms
-from .errors import MalformedEngineMessage
+from .errors import InvalidJobInput, MalformedEngineMessage
 from .job import JobError
 
 SCHEDULE_POLL_TASK = "schedule_poll_task"
@@ -59,8 +62,36 @@ def new_task(job_id: str, payload: dict[str, Any], now: datetime) -> dict[str, A
     }
 
 
+# What a job's input may carry for the engine's first task, beside the engine's own input.
+FIRST_TASK_FIELDS: dict[str, dict[str, Any]] = {
+    "engineConfig": {"type": "object", "description": "Handed to the engine's first task as engineConfig"},
+    "origTdoId": {"type": "string", "description": "Handed to the engine's first task as origTdoId"},
+}
+
+
+def validate_input(validate: Callable[[Any], dict[str, Any]], request: Any) -> dict[str, Any]:
+    """An engine job's input: the first task's fields checked here, the rest by the engine's `validate`."""
+    if not isinstance(request, dict):
+        return validate(request)
+    config, tdo_id = request.get("engineConfig", {}), request.get("origTdoId")
+    if not isinstance(config, dict):
+        raise InvalidJobInput(f"'engineConfig' must be a JSON object, got {json.dumps(config)[:40]}")
+    if tdo_id is not None and not isinstance(tdo_id, str):
+        raise InvalidJobInput(f"'origTdoId' must be a string, got {json.dumps(tdo_id)[:40]}")
+    checked = validate({k: v for k, v in request.items() if k not in FIRST_TASK_FIELDS})
+    return {**checked, **{k: request[k] for k in FIRST_TASK_FIELDS if k in request}}
+
+
 def first_task(job_id: str, request: dict[str, Any], now: datetime) -> dict[str, Any]:
-    return new_task(job_id, {"isPollTask": False, "input": request, "engineConfig": {}}, now)
+    """The engine's first task: the job's input, its `engineConfig` and `origTdoId` beside it."""
+    payload = {
+        "isPollTask": False,
+        "input": {k: v for k, v in request.items() if k not in FIRST_TASK_FIELDS},
+        "engineConfig": request.get("engineConfig", {}),
+    }
+    if "origTdoId" in request:
+        payload["origTdoId"] = request["origTdoId"]
+    return new_task(job_id, payload, now)
 
 
 def schedule_poll_task(
@@ -124,15 +155,16 @@ def parse_message(message: Any, task: dict[str, Any], orig_task_id: str) -> Sche
     if not isinstance(message, dict):
         raise _bad(f"expected a JSON object, got {type(message).__name__}")
     kind = message.get("type")
+    if kind not in (SCHEDULE_POLL_TASK, TASK_RESULT):
+        raise _bad(f"'type' must be {SCHEDULE_POLL_TASK!r} or {TASK_RESULT!r}, got {json.dumps(kind)[:40]}")
     if message.get("taskId") != task["taskId"]:
         raise _bad(f"'taskId' must be the task's own id {task['taskId']!r}")
+    _epoch_ms(message, "timestampUTC")
     if kind == SCHEDULE_POLL_TASK:
         next_poll_at = _epoch_ms(message, "nextPollTimeUTC")
         payload = message.get("taskPayload")
         if not isinstance(payload, dict):
             raise _bad("'taskPayload' must be a JSON object")
-        if payload.get("isPollTask") is not True or payload.get("origTaskId") != orig_task_id:
-            raise _bad(f"'taskPayload' needs isPollTask: true and origTaskId {orig_task_id!r}")
         if len(json.dumps(payload)) > MAX_PAYLOAD_BYTES:
             raise _bad(f"'taskPayload' is larger than {MAX_PAYLOAD_BYTES} bytes")
         progress = message.get("progress")
@@ -141,16 +173,15 @@ def parse_message(message: Any, task: dict[str, Any], orig_task_id: str) -> Sche
         ):
             raise _bad("'progress' must be a number from 0 to 1")
         return SchedulePoll(next_poll_at, payload, None if progress is None else float(progress))
-    if kind == TASK_RESULT:
-        if message.get("origTaskId") != orig_task_id:
-            raise _bad(f"'origTaskId' must reference the original task {orig_task_id!r}")
-        status = message.get("status")
-        if status == "complete":
-            return TaskResult(task["taskId"], orig_task_id, output=message.get("output"))
-        if status == "failed":
-            error = message.get("error")
-            if not isinstance(error, dict) or not {"code", "message"} <= set(error):
-                raise _bad("a failed result needs 'error': {'code', 'message'}")
-            return TaskResult(task["taskId"], orig_task_id, error=JobError.from_dict(error))
-        raise _bad(f"'status' must be 'complete' or 'failed', got {json.dumps(status, default=str)[:40]}")
-    raise _bad(f"'type' must be {SCHEDULE_POLL_TASK!r} or {TASK_RESULT!r}, got {json.dumps(kind)[:40]}")
+    # jobpoll knows the original task; an engine that names it (as the seeds' do) must name the right one.
+    if message.get("origTaskId", orig_task_id) != orig_task_id:
+        raise _bad(f"'origTaskId' must reference the original task {orig_task_id!r}")
+    status = message.get("status")
+    if status == "complete":
+        return TaskResult(task["taskId"], orig_task_id, output=message.get("output"))
+    if status == "failed":
+        error = message.get("error")
+        if not isinstance(error, dict) or not {"code", "message"} <= set(error):
+            raise _bad("a failed result needs 'error': {'code', 'message'}")
+        return TaskResult(task["taskId"], orig_task_id, error=JobError.from_dict(error))
+    raise _bad(f"'status' must be 'complete' or 'failed', got {json.dumps(status, default=str)[:40]}")

@@ -45,6 +45,18 @@ class ProviderUnavailable(ProviderError):
     """A transient provider failure: retry later."""
 
 
+class ProviderRefused(ProviderError):
+    """The service refused a request with a client error (a 4xx other than 429): retrying will not help."""
+
+
+class UnsafeProviderUrl(ProviderError):
+    """A URL outside the provider profile's base_url, or one whose host jobpoll may not reach (SSRF)."""
+
+
+class ProviderResponseTooLarge(ProviderError):
+    """The service answered with a body larger than the provider reads."""
+
+
 class MaxTriesExceeded(JobPollError):
     """The job was still running after the last allowed poll."""
 
@@ -129,10 +141,16 @@ class LeaseLost(JobPollError):
     """The worker's lease on the job expired and another worker took it over: this one stops."""
 
 
-# The error names the state machine sees (statemachine/poller.asl.json): what its Retry and Catch match, the
-# names its MaxTriesExceeded state and the API's StopExecution raise, and the errors a failed job's execution
-# ends with (a job's own error code where it is one of these, else ProviderJobFailed). The poll loop's Lambda
-# handlers raise no other domain errors. A test checks this set against the ASL.
+class QueueJobTimedOut(JobPollError):
+    """A queue-mode job ran past the longest a worker runs one (`queue_job_max_seconds`): the worker stops it
+    and fails the job, before Lambda's timeout would kill the worker."""
+
+
+# The error names the state machine sees (statemachine/poller.asl.json): what its Retry and Catch match
+# (JobAlreadyFinished: a notification came before WaitForNotification began), the names its MaxTriesExceeded
+# state and the API's StopExecution raise, and the errors a failed job's execution ends with (a job's own
+# error code where it is one of these, else ProviderJobFailed). The poll loop's Lambda handlers raise no
+# other domain errors (a new error they raise belongs here). A test checks this set against the ASL.
 ASL_ERROR_NAMES = frozenset(
     cls.__name__
     for cls in (
@@ -144,11 +162,15 @@ ASL_ERROR_NAMES = frozenset(
         IllegalTransition,
         ProviderError,
         ProviderUnavailable,
+        ProviderRefused,
+        UnsafeProviderUrl,
+        ProviderResponseTooLarge,
         ProviderJobFailed,
         MaxTriesExceeded,
         DeadlineExceeded,
         MalformedEngineMessage,
         JobCanceled,
+        JobAlreadyFinished,
         ExecutionStartFailed,
     )
 )

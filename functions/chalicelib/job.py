@@ -156,6 +156,8 @@ class Job:
     expires_at: datetime
     owner: str = "local"
     work_id: str | None = None
+    # The provider's service's own status of the work, as last seen (e.g. Athena's RUNNING).
+    provider_status: str | None = None
     try_count: int = 0
     progress: float = 0.0
     result: Any = None

@@ -13,12 +13,13 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from . import engine
 from .callbacks import parse_callback_url
 from .clock import Clock
 from .errors import InvalidJobInput
 from .job import Job, JobStatus, PollSettings
 from .policy import POLL_FIELDS, poll_settings_from
-from .providers import Providers, get_provider
+from .providers import Engine, Providers, get_provider
 from .settings import Settings
 
 # Step Functions execution names are 1-80 characters of this set. A job id is an execution name, and a
@@ -69,12 +70,15 @@ def parse_job_request(event: Any, providers: Providers, settings: Settings) -> J
         raw_input = event["input"]
     else:
         raw_input = {k: v for k, v in event.items() if k not in _REQUEST_KEYS}
-    poll = poll_settings_from(event, settings)
+    is_engine = isinstance(provider, Engine)
+    poll = poll_settings_from(event, settings, engine=is_engine)
     if poll.notify and not getattr(provider, "can_notify", False):
         raise InvalidJobInput(f"provider {provider_name!r} cannot notify: leave out 'notify'")
     return JobRequest(
         provider=provider_name,
-        provider_input=provider.validate(raw_input),
+        provider_input=engine.validate_input(provider.validate, raw_input)
+        if is_engine
+        else provider.validate(raw_input),
         poll=poll,
         job_id=job_id,
         callback_url=parse_callback_url(event["callback_url"])

@@ -6,22 +6,22 @@ as arguments. A job another caller owns is reported as not found: its existence 
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
 import hashlib
 import json
+import math
+import re
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from . import rules
 from .callbacks import Resolver, check_callback_target
-from .clock import Clock
+from .clock import Clock, from_iso, real_seconds, to_iso
 from .errors import (
     ExecutionStartFailed,
     IdempotencyKeyReused,
@@ -168,11 +168,16 @@ def _runs_on_queue(provider: str, providers: Providers) -> bool:
     return isinstance(providers.get(provider), WorkerProvider)
 
 
-def retry_after(job: Job, now: datetime, providers: Providers, settings: Settings) -> int:
-    """The Retry-After for an unfinished job: until its next poll, or every 2 s for a queue-mode job."""
+def retry_after(job: Job, clock: Clock, providers: Providers, settings: Settings) -> int:
+    """The Retry-After for an unfinished job: until its next poll, or every 2 s for a queue-mode job.
+
+    In real seconds, at least 1: it tells a real client how long to wait, whatever the clock's speed.
+    """
     if _runs_on_queue(job.provider, providers):
-        return settings.queue_retry_after_seconds
-    return retry_after_seconds(job, now, settings.default_retry_after_seconds)
+        seconds = settings.queue_retry_after_seconds
+    else:
+        seconds = retry_after_seconds(job, clock.now(), settings.default_retry_after_seconds)
+    return max(1, math.ceil(real_seconds(clock, seconds)))
 
 
 def _enqueue(job: Job, *, sqs: Any, store: JobStore, clock: Clock, settings: Settings) -> None:
@@ -366,8 +371,9 @@ def cancel_or_delete_result(
 
 def _stop_execution(job: Job, sfn: Any, settings: Settings) -> None:
     arn = job.execution_arn or execution_arn_for(settings.state_machine_arn, job.job_id)
-    # Best effort: the job is CANCELED already, and the execution's next poll sees that and ends.
-    with contextlib.suppress(ClientError, BotoCoreError):
+    # Best effort: the job is CANCELED already, and the execution's next poll sees that and ends. (moto 5.2
+    # raises AttributeError for an execution whose worker has not started yet.)
+    with contextlib.suppress(ClientError, BotoCoreError, AttributeError):
         sfn.stop_execution(executionArn=arn, error="JobCanceled", cause="canceled by its owner")
 
 
@@ -389,23 +395,28 @@ class Listing:
     next_token: str | None
 
 
+# A page token: the last job's creation time (epoch milliseconds, 13 digits) and its id. Any token of this
+# shape is a valid place to continue from, so the OpenAPI document describes exactly what is accepted.
+PAGE_TOKEN_PATTERN = re.compile(r"^([0-9]{13})-([A-Za-z0-9_-]{1,64})$")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MILLISECOND = timedelta(milliseconds=1)
+
+
 def _encode_token(key: Mapping[str, str]) -> str:
-    data = json.dumps([key["created_at"], key["job_id"]], separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+    created_ms = (from_iso(key["created_at"]) - _EPOCH) // _MILLISECOND  # exact: no float rounding
+    return f"{created_ms:013d}-{key['job_id']}"
 
 
 def _decode_token(token: str, owner: str) -> dict[str, str]:
-    try:
-        created_at, job_id = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-    except (ValueError, TypeError, binascii.Error):
-        raise InvalidRequest("'next' is not a page token this API issued") from None
-    if not (isinstance(created_at, str) and isinstance(job_id, str) and JOB_ID_PATTERN.match(job_id)):
+    match = PAGE_TOKEN_PATTERN.match(token)
+    if match is None:
         raise InvalidRequest("'next' is not a page token this API issued")
-    return {"created_at": created_at, "job_id": job_id, "owner": owner}
+    created_ms, job_id = match.groups()
+    return {"created_at": to_iso(_EPOCH + int(created_ms) * _MILLISECOND), "job_id": job_id, "owner": owner}
 
 
 def parse_status(value: str | None) -> JobStatus | None:
-    if value is None or value == "":
+    if value is None:
         return None
     try:
         return JobStatus(value)
@@ -415,7 +426,7 @@ def parse_status(value: str | None) -> JobStatus | None:
 
 
 def parse_limit(value: str | None) -> int:
-    if value is None or value == "":
+    if value is None:
         return DEFAULT_PAGE_SIZE
     if not value.isdigit() or not 1 <= int(value) <= MAX_PAGE_SIZE:
         raise InvalidRequest(f"'limit' must be a whole number from 1 to {MAX_PAGE_SIZE}")
@@ -432,6 +443,6 @@ def list_jobs(
     now: datetime,
 ) -> Listing:
     """The caller's live jobs, newest first, one page; `next_token` leads to the next page."""
-    after = _decode_token(token, owner) if token else None
+    after = _decode_token(token, owner) if token is not None else None
     page = store.list_by_owner(owner, limit=limit, status=status, live_at=now, after=after)
     return Listing(page.jobs, _encode_token(page.last_key) if page.last_key else None)

@@ -46,6 +46,10 @@ class InMemoryJobStore(ConditionalStore):
                 raise JobNotFound(f"no job {job_id}")
             return self._jobs[job_id]
 
+    def find_by_work_id(self, work_id: str) -> Job | None:
+        with self._lock:
+            return next((job for job in self._jobs.values() if job.work_id == work_id), None)
+
     def _write(self, job: Job) -> Job:
         stored = dataclasses.replace(job, version=job.version + 1)
         with self._lock:

@@ -1,13 +1,30 @@
-"""The API's OpenAPI 3.1 document, written by hand (a test checks real responses against it)."""
+"""The API's OpenAPI 3.1 document (`GET /openapi.json`).
+
+The job request is described from what validates it: the poll fields' schema (policy.py), each provider's
+`input_schema` (beside its `validate`), the callback URL's (callbacks.py), the page token's pattern
+(jobs_api.py). A schema-driven fuzzer finds no request the document allows that the API refuses
+(tests/integration/test_api_fuzz.py), and a test checks real responses against it.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from .job import JobStatus, PollMode
-from .job_request import JOB_ID_PATTERN
-from .jobs_api import DEFAULT_PAGE_SIZE, MAX_IDEMPOTENCY_KEY_LENGTH, MAX_PAGE_SIZE, MAX_SHARE_SECONDS
+from .callbacks import callback_url_schema
+from .job import JobStatus
+from .job_request import DEFAULT_PROVIDER, JOB_ID_PATTERN
+from .jobs_api import (
+    DEFAULT_PAGE_SIZE,
+    MAX_IDEMPOTENCY_KEY_LENGTH,
+    MAX_PAGE_SIZE,
+    MAX_SHARE_SECONDS,
+    PAGE_TOKEN_PATTERN,
+)
+from .policy import poll_field_schemas
 from .problems import PROBLEM_CONTENT_TYPE
+from .providers import Providers
+from .settings import Settings
 from .shares import SHARE_ID_PATTERN
 
 _TIME = {"type": "string", "format": "date-time"}
@@ -32,7 +49,7 @@ _JOB_ID = {
     "name": "job_id",
     "in": "path",
     "required": True,
-    "schema": {"type": "string"},
+    "schema": {"type": "string", "pattern": JOB_ID_PATTERN.pattern},
     "description": "The job id (1-64 letters, digits, '-' or '_')",
 }
 _LARGE_RESULT = {
@@ -44,7 +61,6 @@ _RESULT = {"description": "The result", "content": {"application/json": {"schema
 _COMMON_ERRORS = {
     "401": _problem("No or unknown caller identity"),
     "404": _problem("No such job for this caller (another caller's job is not revealed)"),
-    "405": _problem("Method not allowed"),
     "410": _problem("The job expired, or its result was deleted"),
     "default": _problem("Any other error"),
 }
@@ -103,6 +119,10 @@ SCHEMAS: dict[str, Any] = {
             "id": {"type": "string", "pattern": JOB_ID_PATTERN.pattern},
             "status": {"type": "string", "enum": [status.value for status in JobStatus]},
             "provider": {"type": "string"},
+            "provider_status": {
+                "type": ["string", "null"],
+                "description": "The service's own status of the work, as last seen (e.g. IN_PROGRESS)",
+            },
             "input": {"type": "object"},
             "progress": {"type": "number", "minimum": 0, "maximum": 1},
             "try_count": {
@@ -130,28 +150,6 @@ SCHEMAS: dict[str, Any] = {
                     "result": {"type": "string", "format": "uri"},
                 },
             },
-        },
-    },
-    "JobRequest": {
-        "type": "object",
-        "required": ["input"],
-        "additionalProperties": False,
-        "properties": {
-            "provider": {"type": "string", "default": "simulated"},
-            "input": {
-                "type": "object",
-                "description": "The provider's input; simulated: {delay, fail?, result?}",
-            },
-            "wait_seconds": {"type": "integer", "minimum": 1},
-            "max_tries": {"type": "integer", "minimum": 1},
-            "poll_mode": {"type": "string", "enum": [mode.value for mode in PollMode]},
-            "max_wait_seconds": {"type": "integer", "minimum": 1},
-            "deadline_seconds": {"type": "integer", "minimum": 1},
-            "continue_after": {"type": "integer", "minimum": 1},
-            "notify": {"type": "boolean"},
-            "notify_timeout_seconds": {"type": "integer", "minimum": 1},
-            "heartbeat_seconds": {"type": ["integer", "null"], "minimum": 1},
-            "callback_url": {"type": "string", "format": "uri", "maxLength": 2048},
         },
     },
     "Share": {
@@ -182,8 +180,33 @@ SCHEMAS: dict[str, Any] = {
 }
 
 
-def document() -> dict[str, Any]:
+def job_request_schema(providers: Providers, settings: Settings) -> dict[str, Any]:
+    """A job request, one variant per provider: its input, the poll fields, the callback URL."""
+    variants = []
+    for name, provider in sorted(providers.items()):
+        properties: dict[str, Any] = {
+            "provider": {"const": name},
+            "input": getattr(provider, "input_schema", {"type": "object"}),
+            **poll_field_schemas(settings),
+            "callback_url": callback_url_schema(allow_loopback=settings.local_mode),
+        }
+        if not getattr(provider, "can_notify", False):
+            properties["notify"] = {"const": False, "description": f"{name} cannot notify"}
+        variants.append(
+            {
+                "title": name,
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["input"] if name == DEFAULT_PROVIDER else ["provider", "input"],
+                "properties": properties,
+            }
+        )
+    return {"description": f"A job for one provider (default {DEFAULT_PROVIDER!r})", "anyOf": variants}
+
+
+def document(providers: Providers, settings: Settings) -> dict[str, Any]:
     """The OpenAPI 3.1 description of every route, schema and error response."""
+    schemas: Mapping[str, Any] = {**SCHEMAS, "JobRequest": job_request_schema(providers, settings)}
     return {
         "openapi": "3.1.0",
         "info": {
@@ -205,7 +228,12 @@ def document() -> dict[str, Any]:
                             "name": "Idempotency-Key",
                             "in": "header",
                             "required": False,
-                            "schema": {"type": "string", "maxLength": MAX_IDEMPOTENCY_KEY_LENGTH},
+                            "schema": {
+                                "type": "string",
+                                "maxLength": MAX_IDEMPOTENCY_KEY_LENGTH,
+                                # Printable ASCII, no space at either end (HTTP trims it).
+                                "pattern": "^[!-~]([ -~]*[!-~])?$",
+                            },
                             "description": "Same key + same body: the same job, nothing started again",
                         }
                     ],
@@ -221,6 +249,7 @@ def document() -> dict[str, Any]:
                         },
                         "400": _problem("Malformed JSON or an invalid job request"),
                         "401": _COMMON_ERRORS["401"],
+                        "410": _problem("The job this Idempotency-Key created has expired"),
                         "413": _problem("Body too large"),
                         "415": _problem("Not application/json"),
                         "422": _problem("Idempotency-Key reused with a different body"),
@@ -247,7 +276,12 @@ def document() -> dict[str, Any]:
                                 "default": DEFAULT_PAGE_SIZE,
                             },
                         },
-                        {"name": "next", "in": "query", "schema": {"type": "string"}},
+                        {
+                            "name": "next",
+                            "in": "query",
+                            "schema": {"type": "string", "pattern": PAGE_TOKEN_PATTERN.pattern},
+                            "description": "The `next` of the previous page",
+                        },
                     ],
                     "responses": {
                         "200": {
@@ -379,7 +413,7 @@ def document() -> dict[str, Any]:
             },
         },
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": schemas,
             "securitySchemes": {
                 "sigv4": {
                     "type": "apiKey",

@@ -15,74 +15,120 @@ from typing import Any
 
 from .errors import InvalidJobInput
 from .job import Job, PollMode, PollSettings
-from .providers import PollResult
+from .providers import PollResult, integral
 from .settings import Settings
 
-POLL_FIELDS = frozenset(
-    {
-        "wait_seconds",
-        "max_tries",
-        "poll_mode",
-        "max_wait_seconds",
-        "deadline_seconds",
-        "continue_after",
-        "notify",
-        "notify_timeout_seconds",
-        "heartbeat_seconds",
+
+def poll_field_schemas(settings: Settings) -> dict[str, dict[str, Any]]:
+    """The poll fields of a job request as JSON Schema: `poll_settings_from` validates by these bounds and
+    defaults, and the OpenAPI document shows them (one description of the request)."""
+
+    def whole(maximum: int, default: int | None, description: str) -> dict[str, Any]:
+        schema = {"type": "integer", "minimum": 1, "maximum": maximum, "description": description}
+        return schema if default is None else {**schema, "default": default}
+
+    return {
+        "wait_seconds": whole(
+            settings.max_wait_seconds, settings.default_wait_seconds, "Seconds before each poll"
+        ),
+        "max_tries": whole(
+            settings.max_max_tries,
+            settings.default_max_tries,
+            "Polls allowed before MaxTriesExceeded (an engine's job: up to the maximum by default, so that "
+            "its deadline ends it)",
+        ),
+        "poll_mode": {
+            "type": "string",
+            "enum": [mode.value for mode in PollMode],
+            "default": PollMode.FIXED.value,
+        },
+        "max_wait_seconds": whole(
+            settings.max_wait_seconds,
+            min(settings.default_max_wait_seconds, settings.max_wait_seconds),
+            "Adaptive: the longest wait (never below wait_seconds)",
+        ),
+        "deadline_seconds": whole(
+            settings.max_deadline_seconds,
+            settings.default_deadline_seconds,
+            "The job fails with DeadlineExceeded when still running this long after it started",
+        ),
+        "continue_after": whole(
+            settings.max_max_tries,
+            settings.default_continue_after,
+            "Polls per execution before the loop continues in a new one",
+        ),
+        "notify": {
+            "type": "boolean",
+            "default": False,
+            "description": "Wait for the provider's notification",
+        },
+        "notify_timeout_seconds": whole(
+            settings.max_deadline_seconds,
+            settings.default_notify_timeout_seconds,
+            "How long to wait for the notification",
+        ),
+        "heartbeat_seconds": {
+            **whole(
+                settings.max_deadline_seconds,
+                None,
+                "Heartbeats expected while waiting; at or above notify_timeout_seconds it is lowered to "
+                "just under it",
+            ),
+            "type": ["integer", "null"],
+        },
     }
-)
 
 
-def _whole_number(request: Mapping[str, Any], name: str, default: int, upper: int) -> int:
-    value = request.get(name, default)
+POLL_FIELDS = frozenset(poll_field_schemas(Settings()))
+
+
+def _whole_number(
+    request: Mapping[str, Any], name: str, schema: Mapping[str, Any], default: int | None = None
+) -> int:
+    value = request.get(name, schema.get("default") if default is None else default)
+    value = integral(value)
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidJobInput(f"{name!r} must be a whole number, got {json.dumps(value)}")
-    if not 1 <= value <= upper:
-        raise InvalidJobInput(f"{name!r} must be between 1 and {upper}, got {value}")
+    if not schema["minimum"] <= value <= schema["maximum"]:
+        raise InvalidJobInput(
+            f"{name!r} must be between {schema['minimum']} and {schema['maximum']}, got {value}"
+        )
     return value
 
 
-def poll_settings_from(request: Mapping[str, Any], settings: Settings) -> PollSettings:
-    """Poll settings from a request's poll fields, defaulting to the settings'; raises InvalidJobInput."""
-    mode_name = request.get("poll_mode", PollMode.FIXED.value)
-    try:
-        mode = PollMode(mode_name)
-    except ValueError:
-        known = ", ".join(m.value for m in PollMode)
-        raise InvalidJobInput(f"'poll_mode' must be one of {known}, got {json.dumps(mode_name)}") from None
-    wait = _whole_number(request, "wait_seconds", settings.default_wait_seconds, settings.max_wait_seconds)
-    max_wait = _whole_number(
-        request,
-        "max_wait_seconds",
-        max(wait, settings.default_max_wait_seconds),
-        settings.max_wait_seconds,
-    )
-    if max_wait < wait:
-        raise InvalidJobInput(f"'max_wait_seconds' ({max_wait}) is less than 'wait_seconds' ({wait})")
+def poll_settings_from(
+    request: Mapping[str, Any], settings: Settings, *, engine: bool = False
+) -> PollSettings:
+    """Poll settings from a request's poll fields, defaulting to the settings'; raises InvalidJobInput.
+
+    An engine's job polls until the engine answers or its deadline passes: its tries default to the maximum.
+    """
+    fields = poll_field_schemas(settings)
+    mode_name = request.get("poll_mode", fields["poll_mode"]["default"])
+    if mode_name not in fields["poll_mode"]["enum"]:
+        known = ", ".join(fields["poll_mode"]["enum"])
+        raise InvalidJobInput(f"'poll_mode' must be one of {known}, got {json.dumps(mode_name)}")
+    wait = _whole_number(request, "wait_seconds", fields["wait_seconds"])
+    max_wait = max(wait, _whole_number(request, "max_wait_seconds", fields["max_wait_seconds"]))
     notify = request.get("notify", False)
     if not isinstance(notify, bool):
         raise InvalidJobInput(f"'notify' must be true or false, got {json.dumps(notify)}")
-    notify_timeout = _whole_number(
-        request,
-        "notify_timeout_seconds",
-        settings.default_notify_timeout_seconds,
-        settings.max_deadline_seconds,
-    )
+    notify_timeout = _whole_number(request, "notify_timeout_seconds", fields["notify_timeout_seconds"])
     heartbeat = request.get("heartbeat_seconds")
     if heartbeat is not None:
         # Step Functions wants the heartbeat below the timeout.
-        heartbeat = _whole_number(request, "heartbeat_seconds", 0, max(1, notify_timeout - 1))
+        heartbeat = min(
+            _whole_number(request, "heartbeat_seconds", fields["heartbeat_seconds"]),
+            max(1, notify_timeout - 1),
+        )
+    tries = fields["max_tries"]
     return PollSettings(
         wait_seconds=wait,
-        max_tries=_whole_number(request, "max_tries", settings.default_max_tries, settings.max_max_tries),
-        mode=mode,
+        max_tries=_whole_number(request, "max_tries", tries, tries["maximum"] if engine else None),
+        mode=PollMode(mode_name),
         max_wait_seconds=max_wait,
-        deadline_seconds=_whole_number(
-            request, "deadline_seconds", settings.default_deadline_seconds, settings.max_deadline_seconds
-        ),
-        continue_after=_whole_number(
-            request, "continue_after", settings.default_continue_after, settings.max_max_tries
-        ),
+        deadline_seconds=_whole_number(request, "deadline_seconds", fields["deadline_seconds"]),
+        continue_after=_whole_number(request, "continue_after", fields["continue_after"]),
         notify=notify,
         notify_timeout_seconds=notify_timeout,
         heartbeat_seconds=heartbeat,

@@ -51,6 +51,8 @@ def _failed_at_deadline(job: Job, now: datetime, tries: int) -> Job | None:
 def after_poll(job: Job, result: PollResult, now: datetime, counts_as_try: bool = True) -> Job:
     """What a provider's answer does to the job: finished, failed, past its deadline, or polled again when
     the poll policy says (a notification does not count as a try)."""
+    if result.provider_status is not None:
+        job = job.amend(now, provider_status=result.provider_status)
     tries = job.try_count + 1 if counts_as_try else job.try_count
     progress = job.progress if result.progress is None else max(0.0, min(1.0, result.progress))
     if result.state is WorkState.SUCCEEDED:

@@ -16,11 +16,19 @@ from botocore.exceptions import ClientError
 
 from . import engine, rules
 from .clock import Clock
-from .errors import IllegalTransition, InvalidJobInput, ProviderError
+from .errors import IllegalTransition, InvalidJobInput, JobAlreadyFinished, ProviderError
 from .job import Job, JobError, JobStatus
 from .job_request import new_job, parse_job_request
 from .loop_state import cause_message, execution_polls_of, job_id_for, loop_state
-from .providers import Engine, PollResult, Providers, WorkerProvider, WorkState, get_provider
+from .providers import (
+    Engine,
+    NotifiesByEvent,
+    PollResult,
+    Providers,
+    WorkerProvider,
+    WorkState,
+    get_provider,
+)
 from .settings import Settings
 from .store import JobStore
 
@@ -188,12 +196,22 @@ def cancel_work(job: Job, providers: Providers) -> None:
 
 
 def await_notification(event: Mapping[str, Any], *, store: JobStore, clock: Clock) -> dict[str, Any]:
-    """Record the task token of the execution that now waits for the provider's notification."""
+    """Record the task token of the execution that now waits for the provider's notification.
+
+    A notification that came before the wait began (a fast service) finished the job already: that raises
+    JobAlreadyFinished, and the state machine reads the outcome at once instead of waiting.
+    """
     job_id, token = event.get("job_id"), event.get("task_token")
     if not isinstance(job_id, str) or not isinstance(token, str) or not token:
         raise InvalidJobInput("awaiting a notification needs 'job_id' and 'task_token'")
 
-    job = store.update(job_id, lambda current: rules.awaiting_notification(current, clock.now(), token))
+    try:
+        job = store.update(job_id, lambda current: rules.awaiting_notification(current, clock.now(), token))
+    except IllegalTransition:
+        status = store.get(job_id).status.value
+        raise JobAlreadyFinished(
+            f"job {job_id} finished ({status}) before its wait for a notification"
+        ) from None
     return {"job_id": job.job_id, "status": job.status.value, "awaiting_notification": True}
 
 
@@ -237,6 +255,57 @@ def notify_job(
             if exc.response.get("Error", {}).get("Code") not in _STALE_TOKEN_ERRORS:
                 raise
     return {"job_id": job_id, "status": job.status.value, "delivered": delivered}
+
+
+def take_notification(
+    event: Any,
+    *,
+    store: JobStore,
+    providers: Providers,
+    sfn: Any,
+    clock: Clock,
+    on_finished: Callable[[Job], Any] | None = None,
+) -> dict[str, Any]:
+    """NotifyJob: a provider's direct notification (`parse_notification`), or its service's state-change
+    event from EventBridge (`job_for_event`); stored and delivered by `notify_job`."""
+    if isinstance(event, dict) and "source" in event and "detail-type" in event:
+        found = job_for_event(event, store=store, providers=providers)
+        if isinstance(found, dict):
+            return found
+        job_id, result = found
+    else:
+        job_id, result = parse_notification(event)
+    return notify_job(job_id, result, store=store, sfn=sfn, clock=clock, on_finished=on_finished)
+
+
+def job_for_event(
+    event: dict[str, Any], *, store: JobStore, providers: Providers
+) -> tuple[str, PollResult] | dict[str, Any]:
+    """The job a service's state-change event is about (the work id index) and its work's state, read once
+    from the service (the event says that something changed; the service has the result).
+
+    Events about work no job has (another stack's, say), and about jobs that poll rather than wait for a
+    notification, change nothing: the outcome to report is returned instead.
+    """
+    source, detail_type = event.get("source"), event.get("detail-type")
+    provider = next(
+        (
+            p
+            for p in providers.values()
+            if isinstance(p, NotifiesByEvent)
+            and (p.event_source, p.event_detail_type) == (source, detail_type)
+        ),
+        None,
+    )
+    if provider is None:
+        raise InvalidJobInput(f"no provider takes {detail_type!r} events from {source!r}")
+    work_id = provider.work_id_of_event(event)
+    job = store.find_by_work_id(work_id) if work_id else None
+    if work_id is None or job is None or job.provider != provider.name:
+        return {"job_id": None, "work_id": work_id, "delivered": False}
+    if not job.poll.notify or job.status.is_terminal:
+        return {"job_id": job.job_id, "status": job.status.value, "delivered": False}
+    return job.job_id, provider.poll(work_id)
 
 
 def parse_notification(event: Any) -> tuple[str, PollResult]:

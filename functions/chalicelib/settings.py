@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hmac
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 DEFAULT_WAIT_SECONDS = 10
 DEFAULT_MAX_TRIES = 3
@@ -15,6 +16,12 @@ DEFAULT_DEADLINE_SECONDS = 24 * 3600
 DEFAULT_CONTINUE_AFTER = 1000
 # Results larger than this (JSON bytes) go to the results bucket: a DynamoDB item holds at most 400 KB.
 DEFAULT_RESULT_THRESHOLD_BYTES = 256 * 1024
+# Queue mode: the longest job a worker runs (seed 003: "ten seconds to a few minutes"). The worker's Lambda
+# timeout, its lease and the work queue's visibility timeout all follow from it (Settings below).
+DEFAULT_QUEUE_JOB_MAX_SECONDS = 600
+LAMBDA_MAX_TIMEOUT_SECONDS = 900
+# AWS advises a source queue's visibility timeout of at least six times the function's timeout.
+VISIBILITY_TIMEOUTS_PER_WORKER_TIMEOUT = 6
 LOCAL_MODE = "local"
 DEPLOYED_MODE = "deployed"
 
@@ -47,7 +54,8 @@ class Settings:
     work_queue_name: str = "jobpoll-work"
     work_queue_url: str = ""
     dead_letter_queue_name: str = "jobpoll-work-dlq"
-    lease_seconds: int = 60
+    # The longest queue-mode job: the worker fails a job still running after this (QueueJobTimedOut).
+    queue_job_max_seconds: int = DEFAULT_QUEUE_JOB_MAX_SECONDS
     # The worker's event source mapping (read when `chalice package` imports app.py).
     worker_batch_size: int = 1
     worker_max_concurrency: int = 0  # 0: Lambda's default; else 2-1000
@@ -77,6 +85,10 @@ class Settings:
     # Or: the name of an SSM SecureString parameter holding it, read once per cold start (deployed stages).
     callback_secret_parameter: str = ""
     callback_max_attempts: int = 5
+    # The http provider's profiles (base URLs and the headers that carry credentials), JSON: given directly
+    # (local stages), or the name of an SSM SecureString parameter holding it, read on first use.
+    http_profiles: str = field(default="", repr=False)
+    http_profiles_parameter: str = ""
     # The function that delivers callbacks (invoked asynchronously, so no poll or API request waits on a
     # receiver); empty: deliver in the finishing process itself.
     callback_function: str = ""
@@ -87,6 +99,39 @@ class Settings:
     default_retry_after_seconds: int = 1
     # Queue-mode jobs report progress about once a second: clients look every 2 s.
     queue_retry_after_seconds: int = 2
+    # The local stack's `--speed` (local mode only): time runs `clock_speed` times faster than real time
+    # since `clock_origin` (ISO-8601 UTC), the same for the API under `chalice local` and the emulation.
+    clock_speed: float = 1.0
+    clock_origin: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.clock_speed > 0:
+            raise ValueError(f"JOBPOLL_CLOCK_SPEED must be positive, got {self.clock_speed!r}")
+        if self.clock_speed != 1 and not self.local_mode:
+            raise ValueError("JOBPOLL_CLOCK_SPEED applies only with JOBPOLL_MODE=local")
+        if self.queue_job_max_seconds < 1 or self.worker_timeout_seconds > LAMBDA_MAX_TIMEOUT_SECONDS:
+            longest = LAMBDA_MAX_TIMEOUT_SECONDS - LAMBDA_MAX_TIMEOUT_SECONDS // 11
+            raise ValueError(
+                f"JOBPOLL_QUEUE_JOB_MAX_SECONDS must be from 1 to {longest} (the worker's Lambda timeout, "
+                f"{LAMBDA_MAX_TIMEOUT_SECONDS} s at most, adds a tenth), got {self.queue_job_max_seconds}"
+            )
+
+    @property
+    def worker_timeout_seconds(self) -> int:
+        """RunQueuedJob's Lambda timeout: the longest job plus a tenth (at least 2 s) for the worker's own
+        writes after it stops the job."""
+        return self.queue_job_max_seconds + max(2, self.queue_job_max_seconds // 10)
+
+    @property
+    def lease_seconds(self) -> int:
+        """A worker's lease on its job, renewed at each report: as long as the worker can live, so no other
+        delivery takes a job over from a live worker."""
+        return self.worker_timeout_seconds
+
+    @property
+    def work_queue_visibility_timeout_seconds(self) -> int:
+        """The work queue's visibility timeout: a message of a dead worker returns after its lease lapsed."""
+        return VISIBILITY_TIMEOUTS_PER_WORKER_TIMEOUT * self.worker_timeout_seconds
 
     @property
     def local_mode(self) -> bool:
@@ -106,14 +151,20 @@ class Settings:
         env = os.environ if environ is None else environ
         defaults = cls()
 
-        def integer(name: str, default: int) -> int:
+        def parsed(name: str, default: Any, kind: Callable[[str], Any], what: str) -> Any:
             raw = env.get(name)
             if raw is None or raw == "":
                 return default
             try:
-                return int(raw)
+                return kind(raw)
             except ValueError:
-                raise ValueError(f"{name} must be an integer, got {raw!r}") from None
+                raise ValueError(f"{name} must be {what}, got {raw!r}") from None
+
+        def integer(name: str, default: int) -> int:
+            return int(parsed(name, default, int, "an integer"))
+
+        def number(name: str, default: float) -> float:
+            return float(parsed(name, default, float, "a number"))
 
         mode = env.get("JOBPOLL_MODE", defaults.mode).strip().lower() or defaults.mode
         if mode not in (LOCAL_MODE, DEPLOYED_MODE):
@@ -134,7 +185,7 @@ class Settings:
             work_queue_name=env.get("JOBPOLL_WORK_QUEUE", defaults.work_queue_name),
             work_queue_url=env.get("JOBPOLL_WORK_QUEUE_URL", defaults.work_queue_url),
             dead_letter_queue_name=env.get("JOBPOLL_DEAD_LETTER_QUEUE", defaults.dead_letter_queue_name),
-            lease_seconds=integer("JOBPOLL_LEASE_SECONDS", defaults.lease_seconds),
+            queue_job_max_seconds=integer("JOBPOLL_QUEUE_JOB_MAX_SECONDS", defaults.queue_job_max_seconds),
             worker_batch_size=integer("JOBPOLL_WORKER_BATCH_SIZE", defaults.worker_batch_size),
             worker_max_concurrency=integer("JOBPOLL_WORKER_MAX_CONCURRENCY", defaults.worker_max_concurrency),
             log_level=env.get("JOBPOLL_LOG_LEVEL", defaults.log_level).upper(),
@@ -143,6 +194,10 @@ class Settings:
             callback_secret=env.get("JOBPOLL_CALLBACK_SECRET", defaults.callback_secret),
             callback_secret_parameter=env.get(
                 "JOBPOLL_CALLBACK_SECRET_PARAMETER", defaults.callback_secret_parameter
+            ),
+            http_profiles=env.get("JOBPOLL_HTTP_PROFILES", defaults.http_profiles),
+            http_profiles_parameter=env.get(
+                "JOBPOLL_HTTP_PROFILES_PARAMETER", defaults.http_profiles_parameter
             ),
             callback_max_attempts=integer("JOBPOLL_CALLBACK_MAX_ATTEMPTS", defaults.callback_max_attempts),
             callback_function=env.get("JOBPOLL_CALLBACK_FUNCTION", defaults.callback_function),
@@ -165,4 +220,6 @@ class Settings:
             default_retry_after_seconds=integer(
                 "JOBPOLL_DEFAULT_RETRY_AFTER_SECONDS", defaults.default_retry_after_seconds
             ),
+            clock_speed=number("JOBPOLL_CLOCK_SPEED", defaults.clock_speed),
+            clock_origin=env.get("JOBPOLL_CLOCK_ORIGIN", defaults.clock_origin),
         )

@@ -29,6 +29,8 @@ TTL_ATTRIBUTE = "ttl"
 # The global secondary index on owner + created_at (infra/template.json): a caller's jobs, newest first.
 OWNER_INDEX = "by-owner"
 PAGE_KEY_ATTRIBUTES = (KEY, "owner", "created_at")
+# The index on the provider's work id (keys only): which job a service's event is about.
+WORK_INDEX = "by-work-id"
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,8 @@ def _to_item(job: Job) -> dict[str, Any]:
     }
     if job.work_id is not None:
         item["work_id"] = {"S": job.work_id}
+    if job.provider_status is not None:
+        item["provider_status"] = {"S": job.provider_status}
     if job.result is not None:
         item["result"] = {"S": json.dumps(job.result, separators=(",", ":"))}
     if job.error is not None:
@@ -124,6 +128,7 @@ def _from_item(item: dict[str, Any]) -> Job:
         expires_at=from_iso(item["expires_at"]["S"]),
         version=int(item["version"]["N"]),
         work_id=text("work_id"),
+        provider_status=text("provider_status"),
         result=json.loads(result_text) if result_text is not None else None,
         error=JobError.from_dict(json.loads(error_text)) if error_text is not None else None,
         next_poll_at=from_iso(next_poll_text) if next_poll_text is not None else None,
@@ -154,6 +159,10 @@ class JobStore(Protocol):
 
     def find(self, job_id: str) -> Job | None:
         """The stored job, or None."""
+        ...
+
+    def find_by_work_id(self, work_id: str) -> Job | None:
+        """The job whose provider work has this id, or None."""
         ...
 
     def save(self, job: Job) -> Job:
@@ -280,6 +289,20 @@ class DynamoDBJobStore(ConditionalStore):
         if "Item" not in response:
             raise JobNotFound(f"no job {job_id}")
         return _from_item(response["Item"])
+
+    def find_by_work_id(self, work_id: str) -> Job | None:
+        """The job whose provider work has this id, or None (the index is eventually consistent: a job
+        submitted a moment ago may not be found yet)."""
+        response = self.dynamodb.query(
+            TableName=self.table_name,
+            IndexName=WORK_INDEX,
+            KeyConditionExpression="#work = :work",
+            ExpressionAttributeNames={"#work": "work_id"},
+            ExpressionAttributeValues={":work": {"S": work_id}},
+            Limit=1,
+        )
+        items = response.get("Items", [])
+        return self.find(items[0][KEY]["S"]) if items else None
 
     def list_by_owner(
         self,

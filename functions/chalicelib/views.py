@@ -33,6 +33,7 @@ def job_view(job: Job, now: datetime, base_url: str | None = None) -> dict[str, 
     view: dict[str, Any] = {
         "id": job.job_id,
         "status": job.status.value,
+        "provider_status": job.provider_status,
         "provider": job.provider,
         "input": job.request,
         "progress": job.progress,

@@ -25,6 +25,7 @@ from .errors import (
     LeaseHeld,
     LeaseLost,
     ProviderError,
+    QueueJobTimedOut,
 )
 from .job import Job, JobError
 from .providers import Providers, WorkerProvider, get_provider
@@ -57,10 +58,18 @@ class Reporter:
     worker_id: str
     clock: Clock
     settings: Settings
+    # Seconds this worker's invocation has left (Lambda's context counts them).
+    time_left: Callable[[], float]
     last_write: datetime | None = None
     writes: int = 0
 
     def __call__(self, output: str, progress: float) -> None:
+        spare = self.settings.worker_timeout_seconds - self.settings.queue_job_max_seconds
+        if self.time_left() < spare:
+            raise QueueJobTimedOut(
+                f"job {self.job_id} ran longer than the longest queue-mode job "
+                f"({self.settings.queue_job_max_seconds} s)"
+            )
         now = self.clock.now()
         interval = timedelta(seconds=self.settings.report_interval_seconds)
         if self.last_write is not None and now - self.last_write < interval:
@@ -83,10 +92,13 @@ def run_job(
     clock: Clock,
     settings: Settings,
     on_finished: Callable[[Job], Any] | None = None,
+    time_left: Callable[[], float] | None = None,
 ) -> str:
     """Run one delivery of a queued job; returns what happened (for the log).
 
-    `on_finished` gets the job when this worker's write finished it (callbacks).
+    `on_finished` gets the job when this worker's write finished it (callbacks). `time_left`: the seconds
+    the worker's invocation has left (default: its timeout from now on `clock`); the job is stopped with
+    QueueJobTimedOut once it has run `queue_job_max_seconds` of them.
 
     Raises LeaseHeld when another worker runs the job under a live lease (the delivery is retried later).
     """
@@ -109,14 +121,19 @@ def run_job(
     except IllegalTransition:
         return "finished-already"
 
-    reporter = Reporter(store, job_id, worker_id, clock, settings)
+    if time_left is None:
+
+        def time_left() -> float:
+            return settings.worker_timeout_seconds - (clock.now() - now).total_seconds()
+
+    reporter = Reporter(store, job_id, worker_id, clock, settings, time_left)
     try:
         result = provider.run(job.request, reporter)
     except JobCanceled:
         return "canceled"
     except LeaseLost:
         return "lease-lost"
-    except ProviderError as exc:
+    except (ProviderError, QueueJobTimedOut) as exc:
         return _finish(
             store, job_id, worker_id, clock, error=JobError(exc.code, str(exc)), on_finished=on_finished
         )

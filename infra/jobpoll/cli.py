@@ -78,7 +78,7 @@ def cmd_destroy(args: argparse.Namespace) -> int:
 
 
 def cmd_local_up(args: argparse.Namespace) -> int:
-    from .local import LocalOptions, up
+    from .local import LocalOptions, read_http_profiles, up
 
     up(
         LocalOptions(
@@ -87,6 +87,7 @@ def cmd_local_up(args: argparse.Namespace) -> int:
             speed=args.speed,
             region=args.region,
             state_file=args.state_file,
+            http_profiles=read_http_profiles(args.http_profiles) if args.http_profiles else "",
         )
     )
     return 0
@@ -213,8 +214,11 @@ def cmd_jobs_wait(args: argparse.Namespace) -> int:
 
 
 def _wait(args: argparse.Namespace, jobs: Any, job_id: str) -> int:
-    show = (lambda _: None) if args.json else render.JobProgress()
-    job = jobs.wait(job_id, show, args.timeout)
+    if args.json:
+        job = jobs.wait(job_id, lambda _: None, args.timeout)
+    else:
+        progress = render.JobProgress()
+        job = jobs.wait(job_id, progress, args.timeout, on_pause=progress.waiting)
     if args.json:
         print(render.to_json(job))
     else:
@@ -358,6 +362,12 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--speed", type=_positive, default=1.0, help="run waits X times faster (default 1)")
     up.add_argument("--region", default="us-east-1", help="region of the emulated stack (default us-east-1)")
     up.add_argument("--state-file", type=Path, default=LOCAL_STATE, help=argparse.SUPPRESS)
+    up.add_argument(
+        "--http-profiles",
+        type=Path,
+        metavar="FILE",
+        help='the http provider\'s profiles, JSON: {"NAME": {"base_url": ..., "headers": {...}}}',
+    )
     up.set_defaults(handler=cmd_local_up)
     _add_console_commands(commands)
     return parser

@@ -12,6 +12,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from .paths import ensure_functions_importable
+
+ensure_functions_importable()
+from chalicelib.clock import ScaledClock as SpeedClock  # noqa: E402  (the handlers' own scaled time)
+
 # How often a blocked wait looks at its stop condition, in real seconds.
 _CHECK_INTERVAL = 0.01
 # Before an auto-advancing clock jumps past a wait for an event, the event gets this long (real seconds).
@@ -33,6 +38,8 @@ class EmulationClock(Protocol):
     ) -> None: ...
 
     def sleep(self, seconds: float) -> None: ...
+
+    def to_real(self, moment: Any) -> Any: ...
 
     def wait_for(
         self, event: threading.Event, seconds: float | None, still_running: Callable[[], bool] = ...
@@ -104,6 +111,9 @@ class VirtualClock:
     def sleep(self, seconds: float) -> None:
         self.wait(seconds)
 
+    def to_real(self, moment: datetime) -> datetime:
+        return moment  # virtual time stands for itself: it is all the time a test has
+
     def wait_for(
         self,
         event: threading.Event,
@@ -146,18 +156,12 @@ def _real_wait(
         event.wait(min(left, 0.25))
 
 
-class ScaledClock:
-    """Real time running `speed` times faster: a wait of N seconds takes N/speed real seconds."""
+class ScaledClock(SpeedClock):
+    """Real time running `speed` times faster since `origin`: a wait of N seconds takes N/speed real seconds.
 
-    def __init__(self, speed: float = 1.0, start: datetime | None = None) -> None:
-        if speed <= 0:
-            raise ValueError("speed must be positive")
-        self.speed = speed
-        self._start = (start or datetime.now(UTC)).astimezone(UTC)
-        self._started = time.monotonic()
-
-    def now(self) -> datetime:
-        return self._start + timedelta(seconds=(time.monotonic() - self._started) * self.speed)
+    Its time is the handlers' (`chalicelib.clock.ScaledClock`), so that another process built from the same
+    origin and speed (the API under `chalice local`) reads the same time.
+    """
 
     def wait(
         self,

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
+from .clocks import SpeedClock
 from .errors import ToolingError
 from .executions import Executions
 from .jobs_client import JobsClient, bearer, sigv4_signer
@@ -25,6 +27,7 @@ class Console:
     outputs: dict[str, str] = field(default_factory=dict)
     api_url: str | None = None
     api_token: str | None = None  # the local stack's bearer token; None: sign with SigV4
+    clock: SpeedClock | None = None  # the local stack's `--speed` clock; None: real time
 
     @property
     def is_local(self) -> bool:
@@ -34,7 +37,7 @@ class Console:
         arn = self.outputs.get("StateMachineArn")
         if not arn:
             raise ToolingError(f"stack {self.stack_name} has no StateMachineArn output")
-        return Executions(self.target.client("stepfunctions"), arn)
+        return Executions(self.target.client("stepfunctions"), arn, clock=self.clock)
 
     def jobs(self) -> JobsClient:
         if not self.api_url:
@@ -66,7 +69,12 @@ def local_console(state_file: Path = LOCAL_STATE) -> Console:
         raise ToolingError(f"{state_file} is not a local stack's state file: {START_LOCAL}") from None
     if not _running(state.pid):
         raise ToolingError(f"no local stack running (stale {state_file}): {START_LOCAL}")
-    return Console(state.target(), state.stack_name, state.outputs, state.api_url, state.api_token)
+    clock = (
+        SpeedClock(state.clock_speed, datetime.fromisoformat(state.clock_origin))
+        if state.clock_speed != 1
+        else None
+    )
+    return Console(state.target(), state.stack_name, state.outputs, state.api_url, state.api_token, clock)
 
 
 def stack_console(stack_name: str, target: Target) -> Console:

@@ -1,14 +1,14 @@
-"""The state machine definition: the ASL in statemachine/, with its `${...}` placeholders filled."""
+"""The state machine definition (the ASL in statemachine/: its `${...}` placeholders, its graph) and the
+job table's declaration."""
 
 from __future__ import annotations
 
 import json
 import re
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
-from .paths import INFRA_TEMPLATE, POLLER_ASL
+from .paths import INFRA_TEMPLATE
 
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
 
@@ -16,15 +16,6 @@ PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
 def placeholders(text: str) -> set[str]:
     """The names of every `${Name}` in `text`."""
     return set(PLACEHOLDER.findall(text))
-
-
-def render(substitutions: Mapping[str, str], path: Path = POLLER_ASL) -> str:
-    """The ASL with every placeholder replaced; raises KeyError naming any left unfilled."""
-    text = path.read_text()
-    missing = placeholders(text) - set(substitutions)
-    if missing:
-        raise KeyError(f"no value for placeholder(s) {sorted(missing)} in {path.name}")
-    return PLACEHOLDER.sub(lambda m: substitutions[m.group(1)], text)
 
 
 def cfn_state_machine_definition(properties: Mapping[str, Any]) -> str:
@@ -37,17 +28,24 @@ def cfn_state_machine_definition(properties: Mapping[str, Any]) -> str:
     return text
 
 
-def function_arn_placeholder(function_name: str) -> str:
-    """`StartJob` -> `StartJobFunctionArn`: how the ASL names a Chalice Lambda's ARN."""
-    return f"{function_name}FunctionArn"
-
-
-def table_properties() -> dict[str, Any]:
-    """The job table as infra/template.json declares it (one definition for AWS and the emulation)."""
-    template = json.loads(INFRA_TEMPLATE.read_text())
+def table_properties(template: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The job table as infra/template.json (or `template`) declares it (one definition for AWS and the
+    emulation)."""
+    template = template or json.loads(INFRA_TEMPLATE.read_text())
     properties = dict(template["Resources"]["JobsTable"]["Properties"])
     properties.pop("TableName", None)  # a stack parameter; the emulation names the table itself
     return properties
+
+
+def event_rules() -> dict[str, tuple[str, dict[str, Any]]]:
+    """The EventBridge rules infra/template.json gives functions: rule name -> (function, event pattern)."""
+    template = json.loads(INFRA_TEMPLATE.read_text())
+    rules = {}
+    for function, resource in template["Resources"].items():
+        for name, source in (resource.get("Properties", {}).get("Events") or {}).items():
+            if source.get("Type") == "EventBridgeRule":
+                rules[name] = (function, source["Properties"]["Pattern"])
+    return rules
 
 
 def _transitions(state: Mapping[str, Any]) -> list[str]:

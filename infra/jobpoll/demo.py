@@ -30,7 +30,7 @@ _INTERRUPTED = 130
 # (what it shows, the console command, the exit code it should end with)
 SCENARIOS: list[tuple[str, list[str], int]] = [
     (
-        "the seed: a 20 s job polled every 10 s (running, running, success)",
+        "the seed: a 20 s job polled every 10 s, two polls (running, then success)",
         ["executions", "start", "--input", '{"delay": 20}', "--name", "seed", "--follow"],
         0,
     ),
@@ -40,6 +40,19 @@ SCENARIOS: list[tuple[str, list[str], int]] = [
         1,
     ),
     (
+        "notify: the execution waits for the simulated service's completion event instead of polling",
+        [
+            "executions",
+            "start",
+            "--input",
+            '{"delay": 20, "notify": true, "notify_timeout_seconds": 120}',
+            "--name",
+            "notified",
+            "--follow",
+        ],
+        0,
+    ),
+    (
         "queue mode: a worker streams its output, the console shows it grow",
         [
             "jobs",
@@ -47,7 +60,7 @@ SCENARIOS: list[tuple[str, list[str], int]] = [
             "--provider",
             "simulated-stream",
             "--input",
-            '{"tokens": 40, "tokens_per_second": 4}',
+            '{"tokens": 80, "tokens_per_second": 4}',  # 20 s: a few looks a Retry-After apart
             "--wait",
         ],
         0,
@@ -79,16 +92,19 @@ def local_stack(speed: float, directory: Path) -> Iterator[Path]:
         aws_port = _free_port()
     command = [sys.executable, "-m", "jobpoll.cli", "local", "up", "--speed", f"{speed:g}"]
     command += ["--api-port", str(api_port), "--aws-port", str(aws_port), "--state-file", str(state_file)]
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            command,
-            cwd=ROOT,
-            env=_environment(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    process = None
     try:
+        # Ctrl-C while Popen runs would leave the stack started but unknown here (in its own session, the
+        # terminal's Ctrl-C does not reach it): it is held until `process` is set, then acted on.
+        with log_path.open("wb") as log, _interrupt_held():
+            process = subprocess.Popen(
+                command,
+                cwd=ROOT,
+                env=_environment(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + _STARTUP_TIMEOUT
         while not state_file.exists():
             if process.poll() is not None or time.monotonic() > deadline:
@@ -97,7 +113,21 @@ def local_stack(speed: float, directory: Path) -> Iterator[Path]:
             time.sleep(0.1)
         yield state_file
     finally:
-        _stop(process)
+        if process is not None:
+            _stop(process)
+
+
+@contextlib.contextmanager
+def _interrupt_held() -> Iterator[None]:
+    """SIGINT during the block is raised as KeyboardInterrupt when the block ends."""
+    received: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received:
+        raise KeyboardInterrupt
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:

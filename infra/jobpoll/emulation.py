@@ -1,9 +1,10 @@
 """The in-process AWS emulation: moto with the real ASL executing and the real handlers in-process.
 
 `Emulation` is a context manager that starts moto, installs the patches (moto_patches), creates the job
-table, the project's Lambda functions and the poller state machine, and points the handlers' runtime at
-moto and at the emulation clock. Tests and the benchmark drive it; `jobpoll local up` (local.py) runs the same
-handlers and patches behind a moto server instead.
+table, the queues, the project's Lambda functions and the poller state machine with the settings the packaged
+template gives them (infra/template.json, rendered as `chalice package` gets it: no second description), and
+points the handlers' runtime at moto and at the emulation clock. Tests and the benchmark drive it; `jobpoll
+local up` (local.py) runs the same handlers and patches behind a moto server instead.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import importlib
 import io
 import json
 import os
+import re
 import time
 import urllib.parse
 import zipfile
@@ -25,17 +27,23 @@ from typing import Any
 import boto3
 
 from .clocks import EmulationClock, VirtualClock
-from .definition import function_arn_placeholder, render, table_properties
+from .definition import cfn_state_machine_definition, event_rules, table_properties
 from .executions import continued_in
 from .faults import FaultPlan, Invocation
+from .package import render_merge_template
 from .paths import ensure_functions_importable
 from .queues import EventSourceMapping, QueueDelivery
+from .sandbox import HandlerClock
+from .simulated_service import SimulatedServiceEvents
 
 MOTO_CONFIG = {
     "stepfunctions": {"execute_state_machine": True},
     "lambda": {"use_docker": False},
 }
 REGION = "us-east-1"
+# The template's logical ids of the queue-mode queues.
+WORK_QUEUE = "WorkQueue"
+DEAD_LETTER_QUEUE = "DeadLetterQueue"
 _TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
 _ASSUME_ROLE = {
     "Version": "2012-10-17",
@@ -87,7 +95,9 @@ def isolate_from_aws() -> None:
     time.tzset()
 
 
-def _create_function(lambda_client: Any, function_name: str, handler: str, role_arn: str, code: bytes) -> str:
+def _create_function(
+    lambda_client: Any, function_name: str, handler: str, role_arn: str, code: bytes, timeout: int
+) -> str:
     return str(
         lambda_client.create_function(
             FunctionName=function_name,
@@ -95,6 +105,7 @@ def _create_function(lambda_client: Any, function_name: str, handler: str, role_
             Role=role_arn,
             Handler=handler,
             Code={"ZipFile": code},
+            Timeout=timeout,
         )["FunctionArn"]
     )
 
@@ -137,29 +148,73 @@ class Deployment:
     state_machine_arn: str
     function_arns: dict[str, str] = field(default_factory=dict)
     results_bucket: str = ""
-    # Queue mode: queue name -> (url, arn), and the event source mappings to emulate.
+    # Queue mode: the template's queues by logical id -> (url, arn), and the event source mappings.
     queues: dict[str, tuple[str, str]] = field(default_factory=dict)
     mappings: list[EventSourceMapping] = field(default_factory=list)
 
-    def queue_url(self, name: str) -> str:
-        return self.queues[name][0]
+    def queue_url(self, logical_id: str) -> str:
+        return self.queues[logical_id][0]
+
+
+class _Resolver:
+    """Resolves the template's Ref, Fn::GetAtt Arn and Fn::Sub against what the emulation created (the
+    stack's name, the parameters' defaults, created resources); KeyError for anything not created yet."""
+
+    def __init__(self, template: Mapping[str, Any], stack_name: str, region: str) -> None:
+        self.values: dict[str, Any] = {
+            name: parameter.get("Default") for name, parameter in template.get("Parameters", {}).items()
+        }
+        self.values.update({"AWS::StackName": stack_name, "AWS::Region": region, "AWS::Partition": "aws"})
+        self.arns: dict[str, str] = {}
+
+    def __call__(self, value: Any) -> Any:
+        if isinstance(value, dict):
+            if "Ref" in value:
+                return self.values[value["Ref"]]
+            if "Fn::GetAtt" in value:
+                name, attribute = value["Fn::GetAtt"]
+                if attribute != "Arn":
+                    raise KeyError(f"{name}.{attribute}")
+                return self.arns[name]
+            if "Fn::Sub" in value:
+                return re.sub(r"\$\{([^}]+)\}", lambda m: str(self._sub(m.group(1))), value["Fn::Sub"])
+            return {key: self(inner) for key, inner in value.items()}
+        if isinstance(value, list):
+            return [self(item) for item in value]
+        return value
+
+    def _sub(self, name: str) -> Any:
+        resource, _, attribute = name.partition(".")
+        return self({"Fn::GetAtt": [resource, attribute]} if attribute else {"Ref": resource})
+
+
+def _by_type(template: Mapping[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
+    return {
+        name: dict(resource.get("Properties", {}))
+        for name, resource in template["Resources"].items()
+        if resource.get("Type") == resource_type
+    }
 
 
 def deploy(
     clients: Callable[[str], Any],
+    settings: Any,
     app_name: str = "jobpoll",
     stage: str = "dev",
-    lease_seconds: int = 60,
-    max_receive_count: int = 3,
+    region: str = REGION,
 ) -> Deployment:
-    """Create the table, the functions, the state machine and the queues through the AWS API (moto's)."""
+    """Create the table, the functions, the state machine and the queues through the AWS API (moto's), each
+    with the settings the packaged template gives it (infra/template.json rendered with `settings`)."""
+    template = render_merge_template(settings=settings)
+    resources = template["Resources"]
     prefix = f"{app_name}-{stage}"
+    resolve = _Resolver(template, prefix, region)
     role_arn = clients("iam").create_role(
         RoleName=f"{prefix}-emulated", AssumeRolePolicyDocument=json.dumps(_ASSUME_ROLE)
     )["Role"]["Arn"]
 
     table_name = f"{prefix}-jobs"
-    properties = table_properties()
+    properties = table_properties(template)
     ttl = properties.pop("TimeToLiveSpecification", None)
     properties.pop("PointInTimeRecoverySpecification", None)
     dynamodb = clients("dynamodb")
@@ -170,55 +225,81 @@ def deploy(
     lambda_client = clients("lambda")
     code = _placeholder_zip()
     function_arns = {}
-    for name, handler in chalice_lambda_functions().items():
-        function_arns[name] = _create_function(lambda_client, f"{prefix}-{name}", handler, role_arn, code)
 
-    definition = render({function_arn_placeholder(n): arn for n, arn in function_arns.items()})
+    def create_function(name: str, handler: str) -> str:
+        timeout = resources.get(name, {}).get("Properties", {}).get("Timeout")
+        if not isinstance(timeout, int):
+            raise KeyError(f"infra/template.json gives the function {name} no Timeout")
+        arn = _create_function(lambda_client, f"{prefix}-{name}", handler, role_arn, code, timeout)
+        function_arns[name] = arn
+        return arn
+
+    for name, handler in chalice_lambda_functions().items():
+        create_function(name, handler)
+    resolve.arns.update(function_arns)
+    (machine,) = _by_type(template, "AWS::StepFunctions::StateMachine").values()
+    definition = cfn_state_machine_definition(
+        {
+            "Definition": machine["Definition"],
+            "DefinitionSubstitutions": resolve(machine["DefinitionSubstitutions"]),
+        }
+    )
     state_machine_arn = clients("stepfunctions").create_state_machine(
-        name=f"{prefix}-poller", definition=definition, roleArn=role_arn
+        name=resolve(machine["StateMachineName"]), definition=definition, roleArn=role_arn
     )["stateMachineArn"]
     results_bucket = f"{prefix}-results"
     clients("s3").create_bucket(Bucket=results_bucket)
     deployment = Deployment(table_name, state_machine_arn, function_arns, results_bucket=results_bucket)
-    _deploy_queues(clients, deployment, prefix, role_arn, code, lease_seconds, max_receive_count)
+    _deploy_queues(clients("sqs"), _by_type(template, "AWS::SQS::Queue"), resolve, deployment)
+    for name, (handler, _, batch_size) in chalice_queue_handlers().items():
+        arn = create_function(name, handler)
+        for source in resources[name]["Properties"]["Events"].values():
+            queue_arn = resolve(source["Properties"]["Queue"])
+            (queue_url,) = [url for url, known in deployment.queues.values() if known == queue_arn]
+            deployment.mappings.append(EventSourceMapping(queue_url, queue_arn, arn, batch_size))
+    events = clients("events")
+    for rule, (function, pattern) in event_rules().items():
+        events.put_rule(Name=f"{prefix}-{rule}", EventPattern=json.dumps(pattern))
+        events.put_targets(
+            Rule=f"{prefix}-{rule}", Targets=[{"Id": function, "Arn": function_arns[function]}]
+        )
     return deployment
 
 
+def _attribute_text(value: Any) -> str:
+    """A queue property as SQS's attribute strings spell it (a JSON policy, `true`, a number)."""
+    if isinstance(value, dict):
+        return json.dumps(value)
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
+
+
 def _deploy_queues(
-    clients: Callable[[str], Any],
-    deployment: Deployment,
-    prefix: str,
-    role_arn: str,
-    code: bytes,
-    lease_seconds: int,
-    max_receive_count: int,
+    sqs: Any, queues: dict[str, dict[str, Any]], resolve: _Resolver, deployment: Deployment
 ) -> None:
-    """The work queue and its dead-letter queue, and a function per `@app.on_sqs_message`."""
-    from chalicelib.settings import Settings
-
-    sqs = clients("sqs")
-    settings = Settings.from_env()
-
-    def create(name: str, **attributes: str) -> tuple[str, str]:
-        url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
-        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        deployment.queues[name] = (url, arn)
-        return url, arn
-
-    _, dlq_arn = create(settings.dead_letter_queue_name)
-    redrive = {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive_count}
-    # Longer than the lease, so a redelivery finds a dead worker's lease lapsed.
-    create(
-        settings.work_queue_name,
-        VisibilityTimeout=str(lease_seconds + 30),
-        RedrivePolicy=json.dumps(redrive),
-    )
-    lambda_client = clients("lambda")
-    for name, (handler, queue, batch_size) in chalice_queue_handlers().items():
-        arn = _create_function(lambda_client, f"{prefix}-{name}", handler, role_arn, code)
-        deployment.function_arns[name] = arn
-        queue_url, queue_arn = deployment.queues[queue]
-        deployment.mappings.append(EventSourceMapping(queue_url, queue_arn, arn, batch_size))
+    """Every queue of the template, with its attributes (a dead-letter queue before the queues using it)."""
+    pending = dict(queues)
+    while pending:
+        created = False
+        for logical_id, properties in list(pending.items()):
+            try:
+                resolved = resolve(properties)
+            except KeyError:
+                continue  # refers to a queue not created yet
+            name = resolved.pop("QueueName")
+            attributes = {key: _attribute_text(value) for key, value in resolved.items()}
+            url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+            arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+                "QueueArn"
+            ]
+            deployment.queues[logical_id] = (url, arn)
+            resolve.arns[logical_id] = arn
+            resolve.values[logical_id] = url
+            del pending[logical_id]
+            created = True
+        if not created:
+            raise KeyError(f"the template's queues {sorted(pending)} refer to what the emulation lacks")
 
 
 class Emulation:
@@ -229,13 +310,16 @@ class Emulation:
         clock: EmulationClock | None = None,
         region: str = REGION,
         queue_delivery: bool = False,
-        lease_seconds: int = 60,
+        queue_job_max_seconds: int | None = None,
+        simulated_events: bool = False,
     ) -> None:
         self.clock: EmulationClock = clock or VirtualClock()
         self.region = region
-        self.lease_seconds = lease_seconds
+        self.queue_job_max_seconds = queue_job_max_seconds
         self.queue_delivery: QueueDelivery | None = None
         self._deliver_queues = queue_delivery
+        self._simulated_events = simulated_events
+        self.simulated_service: SimulatedServiceEvents | None = None
         self.invocations: list[Invocation] = []
         self.listeners: list[Callable[[Invocation], None]] = [self.invocations.append]
         self.faults = FaultPlan()
@@ -254,7 +338,7 @@ class Emulation:
         from .moto_patches import emulation_patches
 
         ensure_functions_importable()
-        from chalicelib.bootstrap import build_runtime, set_runtime
+        from chalicelib.bootstrap import LazyClient, build_runtime, set_runtime
         from chalicelib.settings import Settings
 
         try:
@@ -262,27 +346,36 @@ class Emulation:
             self._stack.enter_context(
                 emulation_patches(self.clock, resolve_handler, self.faults, self.listeners)
             )
-            self.deployment = deploy(self.client, lease_seconds=self.lease_seconds)
             base = Settings.from_env()
+            if self.queue_job_max_seconds is not None:
+                base = dataclasses.replace(base, queue_job_max_seconds=self.queue_job_max_seconds)
+            self.deployment = deploy(self.client, base, region=self.region)
             self.settings = dataclasses.replace(
                 base,
                 table_name=self.deployment.table_name,
                 state_machine_arn=self.deployment.state_machine_arn,
-                work_queue_url=self.deployment.queue_url(base.work_queue_name),
+                work_queue_url=self.deployment.queue_url(WORK_QUEUE),
                 results_bucket=self.deployment.results_bucket,
-                lease_seconds=self.lease_seconds,
             )
             self.runtime = build_runtime(
                 self.settings,
-                self.clock,
+                HandlerClock(self.clock),
                 self.client("dynamodb"),
                 self.client("stepfunctions"),
                 self.client("sqs"),
                 s3=self.client("s3"),
                 sender=loopback_only_sender,
+                transcribe=LazyClient("transcribe", functools.partial(self.client, "transcribe")),
+                athena=LazyClient("athena", functools.partial(self.client, "athena")),
             )
             set_runtime(self.runtime)
             self._stack.callback(set_runtime, None)
+            if self._simulated_events:
+                self.simulated_service = SimulatedServiceEvents(
+                    functools.partial(self.client, "events"), self.clock
+                )
+                self.listeners.append(self.simulated_service)
+                self._stack.callback(self.simulated_service.stop)
             if self._deliver_queues:
                 self.queue_delivery = QueueDelivery(
                     self.client, self.deployment.mappings, self.clock, self.region

@@ -18,6 +18,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from .clocks import SpeedClock
 from .errors import ToolingError
 
 TERMINAL = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"})
@@ -101,11 +102,17 @@ class Executions:
         state_machine_arn: str,
         sleep: Callable[[float], None] = time.sleep,
         poll_interval: float = POLL_INTERVAL,
+        clock: SpeedClock | None = None,
     ) -> None:
         self._sfn = sfn
         self.state_machine_arn = state_machine_arn
         self._sleep = sleep
         self._poll_interval = poll_interval
+        # The local stack's `--speed` clock: `follow` shows its times (Step Functions stamps real ones).
+        self._clock = clock
+
+    def _emulated(self, moment: datetime) -> datetime:
+        return self._clock.emulated(moment) if self._clock is not None else moment
 
     def arn(self, execution: str) -> str:
         """An execution's ARN from its ARN or its name (the job id)."""
@@ -216,13 +223,11 @@ class Executions:
         arn: str | None = self.arn(execution)
         while arn is not None:
             described = self.describe(arn)
-            out(
-                f"execution {described['name']}  ({described['status']}, "
-                f"started {_clock(described['startDate'])})"
-            )
-            started = described["startDate"]
+            started = self._emulated(described["startDate"])
+            speed = f"; times at {self._clock.speed:g}x real time" if self._clock is not None else ""
+            out(f"execution {described['name']}  ({described['status']}, started {_clock(started)}{speed})")
             for event in self._events_until_done(arn):
-                line = self._event_line(event, started, followed)
+                line = self._event_line(event, self._emulated(event["timestamp"]), started, followed)
                 if line:
                     out(line)
             described = self.describe(arn)
@@ -230,15 +235,17 @@ class Executions:
             arn = continued_in(described)
             if arn is not None:
                 out(f"  continued in execution {arn.rsplit(':', 1)[-1]}")
-        out(summary(followed))
+        out(summary(followed, self._clock.speed if self._clock is not None else 1.0))
         return followed
 
     @staticmethod
-    def _event_line(event: dict[str, Any], started: datetime, followed: Followed) -> str | None:
+    def _event_line(
+        event: dict[str, Any], moment: datetime, started: datetime, followed: Followed
+    ) -> str | None:
         kind = event["type"]
         details: dict[str, Any]
-        elapsed = (event["timestamp"] - started).total_seconds()
-        prefix = f"  {_clock(event['timestamp'])}  +{elapsed:6.2f}s"
+        elapsed = (moment - started).total_seconds()
+        prefix = f"  {_clock(moment)}  +{elapsed:6.2f}s"
         if kind.endswith("StateEntered"):
             followed.transitions += 1
             return f"{prefix}  > {event['stateEnteredEventDetails']['name']}"
@@ -277,11 +284,12 @@ def _clock(moment: datetime) -> str:
     return moment.strftime("%H:%M:%S.%f")[:-3]
 
 
-def summary(followed: Followed) -> str:
-    """One line: how the execution (chain) ended, and the job's tries."""
+def summary(followed: Followed, speed: float = 1.0) -> str:
+    """One line: how the execution (chain) ended, and the job's tries; durations `speed` times real."""
     final = followed.final
     chain = len(followed.executions)
-    took = (final.get("stopDate", final["startDate"]) - followed.executions[0]["startDate"]).total_seconds()
+    real = final.get("stopDate", final["startDate"]) - followed.executions[0]["startDate"]
+    took = real.total_seconds() * speed
     line = f"=> {final['status']}: execution {final['name']}"
     if chain > 1:
         line += f" ({chain} executions)"

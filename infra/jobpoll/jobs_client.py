@@ -20,10 +20,10 @@ from .errors import ToolingError
 TERMINAL = frozenset({"COMPLETE", "FAILED", "CANCELED"})
 STATUSES = ("QUEUED", "PENDING", "RUNNING", "COMPLETE", "FAILED", "CANCELED")
 _TIMEOUT = 15.0
-# How often `wait` looks (real seconds): the API's Retry-After, kept between these so that a fast local
-# stack and a growing partial output are seen promptly and a slow job is not hammered.
-_SHORTEST_WAIT = 0.25
-_LONGEST_WAIT = 0.5
+# `wait` looks again when the API's Retry-After says (real seconds; this when it says nothing usable), and
+# meanwhile lets the caller redraw every so often.
+_DEFAULT_RETRY_AFTER = 1.0
+_REDRAW_INTERVAL = 0.5
 
 Sign = Callable[[str, str, dict[str, str], bytes | None], dict[str, str]]
 
@@ -154,9 +154,17 @@ class JobsClient:
         self.request("DELETE", f"/jobs/{_quote(job_id)}/shares/{_quote(share_id)}")
 
     def wait(
-        self, job_id: str, on_update: Callable[[dict[str, Any]], None], timeout: float | None = None
+        self,
+        job_id: str,
+        on_update: Callable[[dict[str, Any]], None],
+        timeout: float | None = None,
+        on_pause: Callable[[float], None] = lambda left: None,
     ) -> dict[str, Any]:
-        """Look at the job until it is finished, calling `on_update` with each view; the final view."""
+        """Look at the job until it is finished, calling `on_update` with each view; the final view.
+
+        Between looks it waits as the API's Retry-After says, calling `on_pause` with the seconds left
+        every half second or so (a progress bar stays live without asking the API).
+        """
         deadline = time.monotonic() + timeout if timeout is not None else None
         while True:
             answer = self.request("GET", f"/jobs/{_quote(job_id)}")
@@ -166,8 +174,14 @@ class JobsClient:
                 return job
             if deadline is not None and time.monotonic() > deadline:
                 raise ToolingError(f"job {job_id} is still {job.get('status')} after {timeout:g} s")
-            retry_after = _seconds(answer.headers.get("Retry-After"))
-            self._sleep(min(_LONGEST_WAIT, max(_SHORTEST_WAIT, retry_after)))
+            left = _seconds(answer.headers.get("Retry-After"))
+            if deadline is not None:
+                left = min(left, max(0.0, deadline - time.monotonic()))
+            while left > 0:
+                on_pause(left)
+                step = min(left, _REDRAW_INTERVAL)
+                self._sleep(step)
+                left -= step
 
 
 def _quote(job_id: str) -> str:
@@ -175,10 +189,12 @@ def _quote(job_id: str) -> str:
 
 
 def _seconds(text: str | None) -> float:
+    """Retry-After's delay-seconds (an HTTP date or garbage: the default)."""
     try:
-        return float(text) if text else _LONGEST_WAIT
+        seconds = float(text) if text else _DEFAULT_RETRY_AFTER
     except ValueError:
-        return _LONGEST_WAIT
+        return _DEFAULT_RETRY_AFTER
+    return seconds if 0 <= seconds < float("inf") else _DEFAULT_RETRY_AFTER
 
 
 def _body(raw: bytes) -> Any:

@@ -9,6 +9,7 @@ process group) against that endpoint. Everything stops on Ctrl-C or SIGTERM.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -16,11 +17,12 @@ import secrets
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -29,9 +31,10 @@ from .clocks import ScaledClock
 from .deploy import Deployed, default_stack_name, deploy
 from .emulation import MOTO_CONFIG, resolve_handler
 from .errors import PortInUse, ToolingError
-from .package import chalice_executable
+from .faults import Invocation
 from .paths import FUNCTIONS_DIR, LOCAL_STATE, ensure_functions_importable
 from .queues import QueueDelivery, take_over_mappings
+from .sandbox import HandlerClock
 from .target import LocalState, Target
 
 HOST = "127.0.0.1"
@@ -51,6 +54,8 @@ class LocalOptions:
     speed: float = 1.0
     region: str = "us-east-1"
     state_file: Path = LOCAL_STATE
+    # The http provider's profiles (JSON, checked), handed to the handlers and the API as local settings.
+    http_profiles: str = field(default="", repr=False)
 
     @property
     def aws_endpoint_url(self) -> str:
@@ -129,16 +134,31 @@ def _stop_on_signals() -> Iterator[None]:
             signal.signal(sig, old)
 
 
+# Transcribe jobs and Athena queries move one state on per describe (moto's default jumps to the end), so a
+# job on the local stack shows each of the service's states.
+SERVICE_PROGRESSION = {
+    "transcribe::transcriptionjob": {"progression": "manual", "times": 1},
+    "athena::execution": {"progression": "manual", "times": 1},
+}
+
+
 def _configure_moto(endpoint_url: str) -> None:
-    """Turn on state machine execution and in-process Lambda in the moto server."""
-    request = urllib.request.Request(
-        f"{endpoint_url}/moto-api/config",
-        data=json.dumps(MOTO_CONFIG).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        response.read()
+    """Turn on state machine execution and in-process Lambda in the moto server; set how the emulated job
+    services move on."""
+    settings: list[tuple[str, Any]] = [("config", MOTO_CONFIG)]
+    settings += [
+        ("state-manager/set-transition", {"model_name": model, "transition": transition})
+        for model, transition in SERVICE_PROGRESSION.items()
+    ]
+    for path, body in settings:
+        request = urllib.request.Request(
+            f"{endpoint_url}/moto-api/{path}",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            response.read()
 
 
 def function_environment(target: Target, stack_name: str, logical_id: str) -> dict[str, str]:
@@ -152,31 +172,75 @@ def function_environment(target: Target, stack_name: str, logical_id: str) -> di
     return {name: str(value) for name, value in variables.items()}
 
 
-def install_handler_runtime(target: Target, stack_name: str, clock: Any) -> dict[str, str]:
-    """Point the in-process handlers at the emulation: settings from the deployed function's environment
-    (so the template's wiring is what runs), every AWS client at the endpoint, time on `clock`."""
+def read_http_profiles(path: Path) -> str:
+    """The http profiles file's text, checked as the provider will read it; ToolingError in one line."""
     ensure_functions_importable()
-    from chalicelib.bootstrap import build_runtime, set_runtime
+    from chalicelib.providers.http import parse_profiles
+
+    try:
+        text = path.read_text()
+        parse_profiles(text)
+    except (OSError, UnicodeError, ValueError) as exc:
+        raise ToolingError(f"--http-profiles {path}: {exc}") from None
+    return text
+
+
+def local_environment(clock: ScaledClock, http_profiles: str = "") -> dict[str, str]:
+    """What makes the functions' settings the local stack's: local mode (bearer tokens; callbacks and
+    `http` jobs may reach loopback, where the services a developer runs live), the emulation's clock, which
+    the API under `chalice local` rebuilds from these, and the http profiles."""
+    environment = {
+        "JOBPOLL_MODE": "local",
+        "JOBPOLL_CLOCK_SPEED": str(clock.speed),
+        "JOBPOLL_CLOCK_ORIGIN": clock.origin.isoformat(),
+    }
+    if http_profiles:
+        environment["JOBPOLL_HTTP_PROFILES"] = http_profiles
+    return environment
+
+
+def install_handler_runtime(
+    target: Target, stack_name: str, clock: Any, overrides: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """Point the in-process handlers at the emulation: settings from the deployed function's environment
+    (so the template's wiring is what runs) with `overrides`, every AWS client at the endpoint, time on
+    `clock` (which ends an invocation at its function's Timeout). Returns the environment the settings
+    came from."""
+    ensure_functions_importable()
+    from chalicelib.bootstrap import LazyClient, build_runtime, set_runtime
     from chalicelib.settings import Settings
 
-    environment = function_environment(target, stack_name, POLL_LOOP_FUNCTION)
+    environment = {**function_environment(target, stack_name, POLL_LOOP_FUNCTION), **(overrides or {})}
     set_runtime(
         build_runtime(
             Settings.from_env(environment),
-            clock,
+            HandlerClock(clock),
             dynamodb=target.client("dynamodb"),
             sfn=target.client("stepfunctions"),
             sqs=target.client("sqs"),
             s3=target.client("s3"),
             ssm=target.client("ssm"),
+            lambda_client=target.client("lambda"),
+            transcribe=LazyClient("transcribe", functools.partial(target.client, "transcribe")),
+            athena=LazyClient("athena", functools.partial(target.client, "athena")),
         )
     )
     return environment
 
 
+def every_provider() -> list[str]:
+    """The name of every provider the functions' code has."""
+    ensure_functions_importable()
+    from chalicelib.bootstrap import registered_providers
+    from chalicelib.clock import SystemClock
+    from chalicelib.settings import Settings
+
+    return list(registered_providers(SystemClock(), Settings()))
+
+
 def store_secret_parameter(target: Target, name: str, env_var: str) -> str:
-    """A signing key (`env_var`'s value, or a new one) as the SSM SecureString parameter `name`, as on AWS,
-    where the stack's functions read it; returns the key."""
+    """A key (`env_var`'s value, or a new one) as the SSM SecureString parameter `name`, as on AWS, where the
+    stack's functions read it; returns the key."""
     secret = os.environ.get(env_var) or secrets.token_hex(32)
     target.client("ssm").put_parameter(Name=name, Value=secret, Type="SecureString", Overwrite=True)
     return secret
@@ -197,18 +261,19 @@ class HandlersAfterRuntime:
 
 
 def start_chalice_local(options: LocalOptions, environment: dict[str, str]) -> subprocess.Popen[bytes]:
-    """`chalice local` on 127.0.0.1:api_port in its own process group (see `wait_until_serving`)."""
+    """`chalice local` (jobpoll.local_api: every method reaches the app) on 127.0.0.1:api_port in its own
+    process group (see `wait_until_serving`)."""
     return subprocess.Popen(
         [
-            chalice_executable(),
-            "local",
+            sys.executable,
+            "-m",
+            "jobpoll.local_api",
             "--host",
             HOST,
             "--port",
             str(options.api_port),
             "--stage",
             STAGE,
-            "--no-autoreload",
         ],
         cwd=FUNCTIONS_DIR,
         env=environment,
@@ -256,14 +321,14 @@ def _prepare_process_environment(options: LocalOptions) -> None:
 
 
 def _summary(options: LocalOptions, deployed: Deployed) -> list[str]:
-    speed = "real time" if options.speed == 1 else f"waits run {options.speed:g}x faster"
+    speed = "real time" if options.speed == 1 else f"{options.speed:g}x real time (API, handlers and waits)"
     return [
         f"API:            {options.api_url}",
         f"AWS endpoint:   {options.aws_endpoint_url}  (region {options.region})",
         f"State machine:  {deployed.state_machine_arn}",
         f"Job table:      {deployed.outputs.get('JobsTableName')}",
         f"Speed:          {speed}",
-        f"State file:     {options.state_file}",
+        f"State file:     {options.state_file}  (API token, callback signing key: callback_secret)",
         "Try: aws stepfunctions list-executions --endpoint-url "
         f"{options.aws_endpoint_url} --state-machine-arn {deployed.state_machine_arn}",
         "Ctrl-C stops everything.",
@@ -272,6 +337,8 @@ def _summary(options: LocalOptions, deployed: Deployed) -> list[str]:
 
 def up(options: LocalOptions, progress: Progress = print) -> None:
     """Run the local stack in the foreground until SIGINT/SIGTERM; cleans up whatever it started."""
+    from .simulated_service import SimulatedServiceEvents
+
     if options.api_port == options.aws_port:
         raise ToolingError(f"--api-port and --aws-port are both {options.api_port}")
     ensure_port_free(options.aws_port, "aws")
@@ -283,15 +350,19 @@ def up(options: LocalOptions, progress: Progress = print) -> None:
             _prepare_process_environment(options)
             clock = ScaledClock(options.speed)
             handlers = HandlersAfterRuntime()
-            cleanup.enter_context(emulation_patches(clock, handlers))
+            listeners: list[Callable[[Invocation], None]] = []
+            cleanup.enter_context(emulation_patches(clock, handlers, listeners=listeners))
             server = MotoServer(options.aws_port)
             cleanup.callback(server.stop)
             _configure_moto(options.aws_endpoint_url)
             target = Target(region=options.region, endpoint_url=options.aws_endpoint_url)
+            # The simulated service announces finished work on the bus, as Transcribe or Athena do.
+            simulated_service = SimulatedServiceEvents(functools.partial(target.client, "events"), clock)
+            listeners.append(simulated_service)
+            cleanup.callback(simulated_service.stop)
             stack_name = default_stack_name(STAGE)
-            ensure_functions_importable()
-            from chalicelib.bootstrap import registered_providers
-
+            callback_parameter = f"/{stack_name}/callback-key"
+            callback_secret = store_secret_parameter(target, callback_parameter, "JOBPOLL_CALLBACK_SECRET")
             share_key_parameter = f"/{stack_name}/share-key"
             store_secret_parameter(target, share_key_parameter, "JOBPOLL_SHARE_KEY")
             deployed = deploy(
@@ -299,13 +370,16 @@ def up(options: LocalOptions, progress: Progress = print) -> None:
                 target,
                 stack_name=stack_name,
                 parameters={
+                    "CallbackSecretParameter": callback_parameter,
                     "ShareKeyParameter": share_key_parameter,
                     # The local stack runs every provider the code has (a deployed stack: its choice).
-                    "EnabledProviders": ",".join(registered_providers(clock)),
+                    "EnabledProviders": ",".join(every_provider()),
                 },
                 progress=progress,
             )
-            function_env = install_handler_runtime(target, stack_name, clock)
+            function_env = install_handler_runtime(
+                target, stack_name, clock, local_environment(clock, options.http_profiles)
+            )
             handlers.ready.set()
             mappings = take_over_mappings(target.client("lambda"), target.client("sqs"))
             delivery = QueueDelivery(target.client, mappings, clock, options.region).start()
@@ -316,8 +390,7 @@ def up(options: LocalOptions, progress: Progress = print) -> None:
                 **function_env,
                 "AWS_ENDPOINT_URL": options.aws_endpoint_url,
                 "JOBPOLL_STATE_MACHINE_ARN": deployed.state_machine_arn or "",
-                # The API's local mode: bearer tokens instead of SigV4 (chalice local checks no IAM).
-                "JOBPOLL_MODE": "local",
+                # Local mode (in function_env): bearer tokens instead of SigV4 (chalice local checks no IAM).
                 "JOBPOLL_LOCAL_TOKENS": tokens,
             }
             chalice = start_chalice_local(options, api_env)
@@ -332,6 +405,9 @@ def up(options: LocalOptions, progress: Progress = print) -> None:
                 outputs=deployed.outputs,
                 pid=os.getpid(),
                 api_token=tokens.split(",")[0].partition(":")[2],
+                callback_secret=callback_secret,
+                clock_speed=clock.speed,
+                clock_origin=clock.origin.isoformat(),
             ).write(options.state_file)
             for line in _summary(options, deployed):
                 progress(line)

@@ -4,7 +4,10 @@ Why each exists:
 - Lambda: with `use_docker: False`, moto's `LambdaSimpleBackend.invoke` never runs code. We replace it with
   one that resolves the function's `Handler` (e.g. `app.start_job`) to the project's callable and calls it
   in-process; an exception comes back as `x-amz-function-error` with `{"errorType", "errorMessage"}`, as
-  Lambda answers, so the state machine's Retry/Catch see the exception's class name.
+  Lambda answers, so the state machine's Retry/Catch see the exception's class name. Each function's
+  `Timeout` (from the template) is enforced as Lambda does: an invocation still running at its end fails with
+  `Sandbox.Timedout` ("Task timed out after N seconds"), the error Step Functions then reports for the task
+  (the run time and the context: sandbox.py).
 - Time: Wait states wait on `env.program_state_event` for real seconds and compare `TimestampPath` times
   with local wall time; Retry intervals call `time.sleep` in the retrier module. All three go to one
   emulation clock instead, so tests run on virtual time and `--speed` compresses real time. A StopExecution
@@ -22,6 +25,14 @@ Why each exists:
   thread's write; DynamoDB applies a conditional write atomically. `atomic_dynamodb_writes()` serialises
   moto's item writes, so two writers racing on one job behave as on AWS (one wins, the other's condition
   fails).
+- EventBridge: moto delivers a matched event to log groups, queues, buses and API destinations only; a Lambda
+  target raises NotImplementedError in `Rule.send_to_targets`. We deliver Lambda targets as EventBridge does:
+  an asynchronous invocation (the Event invocation type) with the event as AWS shapes it (`time` in ISO 8601),
+  and leave the other targets to moto.
+- Transcribe and Athena: moto never fails a job, and its GetTranscriptionJob and GetQueryExecution leave out
+  why a job failed. As on AWS, a transcription job whose media is not in (moto's) S3, and a query whose
+  output bucket does not exist, are accepted and then FAILED with the service's reason; the describes answer
+  `FailureReason` and `Status.StateChangeReason`, as AWS does.
 - Speed: moto's interpreter builds a new JSONPath parser (PLY tables) for every path it evaluates and a new
   boto3 Lambda client for every Task; both are cached here (same results, ~2x faster executions), so an hour
   of polling runs in well under a second.
@@ -40,22 +51,25 @@ construction, and fails loudly when moto moves or reshapes any of them; a test c
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import inspect
 import json
 import threading
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 from unittest import mock
 
+from moto.athena.models import AthenaBackend
+from moto.athena.responses import AthenaResponse
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.cloudformation.models import ChangeSet, Stack
 from moto.core.exceptions import JsonRESTError
 from moto.core.models import botocore_stubber
 from moto.dynamodb.models import DynamoDBBackend
+from moto.events.models import Rule as EventRule
 from moto.settings import moto_server_port
 from moto.sqs import models as sqs_models
 from moto.stepfunctions.models import StateMachine
@@ -74,10 +88,12 @@ from moto.stepfunctions.parser.asl.eval.callback.callback import CallbackEndpoin
 from moto.stepfunctions.parser.asl.utils import json_path
 from moto.stepfunctions.responses import get_backend as stepfunctions_backend
 from moto.stepfunctions.utils import cfn_to_api_tags
+from moto.transcribe.models import FakeTranscriptionJob, TranscribeBackend
 
 from .clocks import EmulationClock
 from .definition import cfn_state_machine_definition
 from .faults import FaultPlan, Invocation, ServiceFault
+from .sandbox import LambdaContext, RunTime, SandboxTimedOut, run_in_sandbox, timed_out_error
 
 SUPPORTED_MOTO = ("5.2.3", "5.3")
 
@@ -114,6 +130,7 @@ def _target(owner: Any, name: str, parameters: tuple[str, ...] | None) -> _Targe
 
 _MOTO_CFN_CREATE_STATE_MACHINE = getattr(StateMachine, "create_from_cloudformation_json", None)
 _MOTO_APPLY_CHANGE_SET = getattr(ChangeSet, "apply", None)
+_MOTO_SEND_TO_TARGETS = getattr(EventRule, "send_to_targets", None)
 
 
 def check_patch_targets() -> None:
@@ -141,6 +158,9 @@ def check_patch_targets() -> None:
         # moto's own versions, as imported (the check also runs while our replacements are installed)
         "StateMachine.create_from_cloudformation_json": (_MOTO_CFN_CREATE_STATE_MACHINE, "DefinitionString"),
         "ChangeSet.apply": (_MOTO_APPLY_CHANGE_SET, "resource_map.update"),
+        # the Lambda delivery matches the rule's pattern and reads its targets the same way
+        "Rule.send_to_targets": (_MOTO_SEND_TO_TARGETS, "self.event_pattern.matches_event"),
+        "Rule.send_to_targets targets": (_MOTO_SEND_TO_TARGETS, "for target in self.targets"),
     }
     for label, (function, needle) in sources.items():
         if function is not None and needle not in inspect.getsource(function):
@@ -160,18 +180,6 @@ class LambdaServiceFault(JsonRESTError):
     def __init__(self, fault: ServiceFault) -> None:
         super().__init__(fault.code, "injected fault")
         self.code = fault.status
-
-
-class _Context:
-    """The parts of the Lambda context object handlers may read."""
-
-    def __init__(self, function_name: str) -> None:
-        self.function_name = function_name
-        self.aws_request_id = str(uuid.uuid4())
-        self.memory_limit_in_mb = 128
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 60_000
 
 
 HandlerResolver = Callable[[str], Callable[[Any, Any], Any]]
@@ -204,11 +212,17 @@ def _in_process_invoke(
         invocation = Invocation(function=name, event=event)
 
         def run() -> str:
+            timeout = float(function.timeout)
+            context = LambdaContext(name, RunTime(timeout))
             try:
                 if fault is not None:
                     raise fault
-                invocation.result = resolve(str(function.handler))(event, _Context(name))
+                handler = resolve(str(function.handler))
+                invocation.result = run_in_sandbox(handler, event, context)
                 payload = json.dumps(invocation.result)
+            except SandboxTimedOut:
+                invocation.error = timed_out_error(context.aws_request_id, timeout)
+                payload = json.dumps(invocation.error)
             except Exception as exc:  # what Lambda reports for an unhandled exception
                 invocation.error = {"errorType": type(exc).__name__, "errorMessage": str(exc)}
                 payload = json.dumps({**invocation.error, "stackTrace": []})
@@ -226,6 +240,116 @@ def _in_process_invoke(
         return payload.encode()
 
     return invoke
+
+
+_EVENT_RULE_SEND = _target(EventRule, "send_to_targets", ("self", "original_event", "transform_input"))
+
+
+def _lambda_targets_delivered(original: Callable[..., None]) -> Callable[..., None]:
+    def send_to_targets(self: EventRule, original_event: Any, transform_input: bool = True) -> None:
+        from moto.awslambda.utils import get_backend as lambda_backend
+
+        if not self.event_pattern.matches_event(original_event):
+            return
+        to_lambda = [t for t in self.targets if t["Arn"].split(":")[2:3] == ["lambda"]]
+        if len(to_lambda) < len(self.targets):
+            rest = copy.copy(self)
+            rest.targets = [t for t in self.targets if t not in to_lambda]
+            original(rest, original_event, transform_input)
+        event = {k: v for k, v in original_event.items() if k != "ingestion-time"}
+        if isinstance(event.get("time"), int | float):
+            event["time"] = datetime.fromtimestamp(event["time"], UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        for target in to_lambda:
+            _, _, _, region, account, *_ = target["Arn"].split(":")
+            lambda_backend(account, region).invoke(
+                target["Arn"], None, json.dumps(event), {"X-Amz-Invocation-Type": "Event"}, {}
+            )
+
+    return send_to_targets
+
+
+_TRANSCRIPTION_RESPONSE = _target(FakeTranscriptionJob, "response_object", ("self", "response_type"))
+
+
+def _transcription_failure_reason(original: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+    def response_object(self: FakeTranscriptionJob, response_type: str) -> dict[str, Any]:
+        response = original(self, response_type)
+        if response_type == "GET" and self.status == "FAILED" and self.failure_reason:
+            response["TranscriptionJob"]["FailureReason"] = self.failure_reason
+        return response
+
+    return response_object
+
+
+def _s3_has(account_id: str, bucket: str, key: str | None = None) -> bool:
+    """Whether moto's S3 holds the bucket (and the key)."""
+    from moto.s3.models import s3_backends
+
+    backend = s3_backends[account_id]["aws"]
+    try:
+        backend.get_bucket(bucket)
+    except Exception:  # moto's MissingBucket
+        return False
+    return key is None or backend.get_object(bucket, key) is not None
+
+
+def _s3_location(uri: str) -> tuple[str, str] | None:
+    if not uri.startswith("s3://"):
+        return None
+    bucket, _, key = uri[len("s3://") :].partition("/")
+    return bucket, key
+
+
+_UNREADABLE_MEDIA = (
+    "The S3 URI that you provided can't be accessed. Make sure you have read permission and try your "
+    "request again."
+)
+_START_TRANSCRIPTION = _target(TranscribeBackend, "start_transcription_job", None)
+
+
+def _transcription_fails_without_media(original: Callable[..., dict[str, Any]]) -> Callable[..., Any]:
+    def start_transcription_job(self: TranscribeBackend, transcription_job_name: str, **kwargs: Any) -> Any:
+        response = original(self, transcription_job_name=transcription_job_name, **kwargs)
+        location = _s3_location(str((kwargs.get("media") or {}).get("MediaFileUri", "")))
+        if location is not None and not _s3_has(self.account_id, *location):
+            job = self.transcriptions[transcription_job_name]
+            job.status = "FAILED"
+            job.failure_reason = _UNREADABLE_MEDIA  # type: ignore[assignment]
+        return response
+
+    return start_transcription_job
+
+
+_START_QUERY = _target(AthenaBackend, "start_query_execution", None)
+
+
+def _query_fails_without_output_bucket(original: Callable[..., str]) -> Callable[..., str]:
+    def start_query_execution(self: AthenaBackend, *args: Any, **kwargs: Any) -> str:
+        execution_id = original(self, *args, **kwargs)
+        execution = self.executions[execution_id]
+        location = _s3_location(str((execution.config or {}).get("OutputLocation", "")))
+        if location is not None and not _s3_has(self.account_id, location[0]):
+            execution.status = "FAILED"
+            reason = f"Unable to verify/create output bucket {location[0]}"
+            execution.state_change_reason = reason  # type: ignore[attr-defined]
+        return execution_id
+
+    return start_query_execution
+
+
+_GET_QUERY = _target(AthenaResponse, "get_query_execution", ("self",))
+
+
+def _query_state_change_reason(original: Callable[..., str]) -> Callable[..., str]:
+    def get_query_execution(self: AthenaResponse) -> str:
+        body = json.loads(original(self))
+        execution = self.athena_backend.executions[body["QueryExecution"]["QueryExecutionId"]]
+        reason = getattr(execution, "state_change_reason", None)
+        if reason:
+            body["QueryExecution"]["Status"]["StateChangeReason"] = reason
+        return json.dumps(body)
+
+    return get_query_execution
 
 
 _WAIT_INTERVAL = _target(WaitFunction, "_wait_interval", ("self", "env", "wait_seconds"))
@@ -496,6 +620,19 @@ def cloudformation_patches() -> Iterator[None]:
         yield
 
 
+@contextlib.contextmanager
+def service_patches() -> Iterator[None]:
+    """EventBridge delivers to Lambda targets; Transcribe and Athena fail work as AWS does, and say why."""
+    with (
+        _EVENT_RULE_SEND.patch(_lambda_targets_delivered(_EVENT_RULE_SEND.original())),
+        _TRANSCRIPTION_RESPONSE.patch(_transcription_failure_reason(_TRANSCRIPTION_RESPONSE.original())),
+        _GET_QUERY.patch(_query_state_change_reason(_GET_QUERY.original())),
+        _START_TRANSCRIPTION.patch(_transcription_fails_without_media(_START_TRANSCRIPTION.original())),
+        _START_QUERY.patch(_query_fails_without_output_bucket(_START_QUERY.original())),
+    ):
+        yield
+
+
 _DYNAMODB_WRITES = [
     _target(DynamoDBBackend, name, None)
     for name in ("put_item", "update_item", "delete_item", "transact_write_items")
@@ -542,7 +679,9 @@ def emulation_patches(
     try:
         with (
             atomic_dynamodb_writes(),
-            _LAMBDA_INVOKE.patch(_in_process_invoke(resolve, plan, listeners or [])),
+            _LAMBDA_INVOKE.patch(
+                _in_process_invoke(resolve, plan, listeners if listeners is not None else [])
+            ),
             _WAIT_INTERVAL.patch(_clocked_wait_interval(clock)),
             _TIMESTAMP_WAIT_SECONDS.patch(_clocked_timestamp_seconds(clock)),
             _CALLBACK_WAIT.patch(_clocked_callback_wait(clock)),
@@ -558,6 +697,7 @@ def emulation_patches(
             _JSON_PATH_PARSE.patch(functools.lru_cache(maxsize=4096)(_JSON_PATH_PARSE.original())),
             _RESULT_PATH_PARSE.patch(functools.lru_cache(maxsize=4096)(_RESULT_PATH_PARSE.original())),
             _TASK_CLIENT.patch(_cached_task_client(_TASK_CLIENT.original())),
+            service_patches(),
             cloudformation_patches(),
         ):
             yield plan

@@ -2,7 +2,9 @@
 
 The one artifact both homes deploy: AWS (`jobpoll deploy`) and the local emulation (`jobpoll local up`).
 `render_merge_template()` inlines the state machine's ASL from statemachine/ (cfn-lint validates an inline
-`Definition` only) and chalice merges the result into its SAM template. `to_cloudformation()` runs the SAM
+`Definition` only), fills in the values the template takes from the settings (`{"jobpoll:Setting": name}`:
+the queue worker's limits, derived in chalicelib/settings.py), and chalice merges the result into its SAM
+template. `to_cloudformation()` runs the SAM
 transform here rather than in CloudFormation, so the local stack (moto has no transform) and AWS get the same
 plain CloudFormation template, and the linted template is the deployed one.
 """
@@ -23,7 +25,7 @@ from typing import Any
 
 from .definition import asl_problems, placeholders
 from .errors import PackageError
-from .paths import FUNCTIONS_DIR, INFRA_TEMPLATE, ROOT
+from .paths import FUNCTIONS_DIR, INFRA_TEMPLATE, ROOT, ensure_functions_importable
 
 SAM_TEMPLATE = "sam.json"
 DEPLOYMENT_ZIP = "deployment.zip"
@@ -48,9 +50,29 @@ class Package:
         return json.loads(self.template_path.read_text())  # type: ignore[no-any-return]
 
 
-def render_merge_template(infra_template: Path = INFRA_TEMPLATE) -> dict[str, Any]:
-    """infra/template.json with each state machine's `Definition` read from its `DefinitionFile`."""
-    template: dict[str, Any] = json.loads(infra_template.read_text())
+SETTING = "jobpoll:Setting"
+
+
+def _with_settings(value: Any, settings: Any) -> Any:
+    """`value` with every `{"jobpoll:Setting": name}` replaced by that attribute of `settings`."""
+    if isinstance(value, dict):
+        if set(value) == {SETTING}:
+            return getattr(settings, value[SETTING])
+        return {key: _with_settings(inner, settings) for key, inner in value.items()}
+    if isinstance(value, list):
+        return [_with_settings(item, settings) for item in value]
+    return value
+
+
+def render_merge_template(infra_template: Path = INFRA_TEMPLATE, settings: Any = None) -> dict[str, Any]:
+    """infra/template.json with each state machine's `Definition` read from its `DefinitionFile` and each
+    setting filled in from `settings` (default: the environment's, as `chalice package` reads app.py's)."""
+    if settings is None:
+        ensure_functions_importable()
+        from chalicelib.settings import Settings
+
+        settings = Settings.from_env()
+    template: dict[str, Any] = _with_settings(json.loads(infra_template.read_text()), settings)
     for resource in template.get("Resources", {}).values():
         source = resource.get("Metadata", {}).get("jobpoll", {}).get("DefinitionFile")
         if source is None:

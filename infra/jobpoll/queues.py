@@ -21,6 +21,10 @@ from .clocks import EmulationClock
 
 # How long an idle poller waits before looking again (emulation seconds; SQS long polls for up to 20 s).
 IDLE_WAIT_SECONDS = 1.0
+# While batches run, the poller looks again after this many real seconds without moving the emulation
+# clock: on a virtual clock the running workers move time as they wait, and the poller's idle waits must
+# not add to their run time (which their Lambda timeout measures).
+BUSY_WAIT_SECONDS = 0.05
 
 
 @dataclass(frozen=True)
@@ -159,7 +163,11 @@ class QueueDelivery:
                 handed = 0
                 if self.on_error is not None:
                     self.on_error(self.mappings[0], exc)
-            if not handed:
+            if handed:
+                continue
+            if self._running:
+                self._stopped.wait(BUSY_WAIT_SECONDS)
+            else:
                 self.clock.wait(IDLE_WAIT_SECONDS, self._stopped, lambda: not self._stopped.is_set())
                 self._stopped.wait(0.002)  # let the rest of the emulation run between idle passes
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import sys
 from collections.abc import Callable, Sequence
@@ -70,29 +71,48 @@ class JobProgress:
         self.live = self.stream.isatty() if live is None else live
         self._last: tuple[Any, ...] | None = None
         self._output = ""
+        self._job: dict[str, Any] = {}
 
     def __call__(self, job: dict[str, Any]) -> None:
+        self._job = job
         status = job.get("status", "?")
         progress = job.get("progress") or 0.0
-        tries = f"tries {job.get('try_count', 0)}/{job.get('max_tries', '?')}"
         partial = job.get("partial_output") or ""
-        head = f"{bar(progress)}  {status:<8} {tries}"
+        head = self._head(job)
         if self.live:
-            width = shutil.get_terminal_size((100, 20)).columns
-            tail = partial.replace("\n", " ")[-max(0, width - len(head) - 4) :] if partial else ""
-            line = head + (f"  {tail}" if tail else "")
-            self.stream.write("\r\033[K" + line[: width - 1])
+            self._draw(head, partial.replace("\n", " "))
             if status in ("COMPLETE", "FAILED", "CANCELED"):
                 self.stream.write("\n")
-            self.stream.flush()
+                self.stream.flush()
             return
-        state = (status, round(progress, 1), job.get("try_count"), len(partial))
+        state = (status, round(progress, 1), job.get("try_count"), len(partial), job.get("provider_status"))
         if state == self._last:
             return
         self._last = state
         new = partial[len(self._output) :] if partial.startswith(self._output) else partial
         self._output = partial
         self.stream.write(head + (f"  + {new.strip()!r}" if new.strip() else "") + "\n")
+        self.stream.flush()
+
+    def waiting(self, seconds_left: float) -> None:
+        """Between looks at the job: on a terminal, redraw the line with when the next look comes."""
+        if self.live and self._job:
+            head = f"{self._head(self._job)}  next look in {math.ceil(seconds_left)} s"
+            self._draw(head, (self._job.get("partial_output") or "").replace("\n", " "))
+
+    @staticmethod
+    def _head(job: dict[str, Any]) -> str:
+        tries = f"tries {job.get('try_count', 0)}/{job.get('max_tries', '?')}"
+        head = f"{bar(job.get('progress') or 0.0)}  {job.get('status', '?'):<8} {tries}"
+        if job.get("provider_status"):  # the service's own word for it, e.g. Transcribe's IN_PROGRESS
+            head += f"  ({job['provider_status']})"
+        return head
+
+    def _draw(self, head: str, tail: str) -> None:
+        width = shutil.get_terminal_size((100, 20)).columns
+        tail = tail[-max(0, width - len(head) - 4) :] if tail else ""
+        line = head + (f"  {tail}" if tail else "")
+        self.stream.write("\r\033[K" + line[: width - 1])
         self.stream.flush()
 
 
@@ -118,8 +138,8 @@ _JOB_COLUMNS: list[Column] = [
     ("CREATED (UTC)", lambda j: j.get("created_at")),
 ]
 _JOB_FIELDS = (
-    "id", "status", "provider", "input", "progress", "try_count", "max_tries", "created_at", "updated_at",
-    "next_poll_at", "error", "result_available", "partial_output",
+    "id", "status", "provider_status", "provider", "input", "progress", "try_count", "max_tries",
+    "created_at", "updated_at", "next_poll_at", "error", "result_available", "partial_output",
 )  # fmt: skip
 _EXECUTION_FIELDS = (
     "name",

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import functools
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -71,12 +71,19 @@ class LocalState:
     pid: int
     # A bearer token the API accepts in local mode (`Authorization: Bearer <api_token>`).
     api_token: str = ""
+    # The key that signs job callbacks (HMAC-SHA256; check with chalicelib.callbacks.verify_signature).
+    callback_secret: str = field(default="", repr=False)
+    # `--speed`: the stack's time runs `clock_speed` times faster than real time since `clock_origin`.
+    clock_speed: float = 1.0
+    clock_origin: str = ""
 
     def target(self) -> Target:
         return Target(region=self.region, endpoint_url=self.aws_endpoint_url)
 
     def write(self, path: Path = LOCAL_STATE) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)  # it holds the token and the callback key: the owner's alone
+        path.chmod(0o600)
         path.write_text(json.dumps(self.__dict__, indent=2) + "\n")
 
     @classmethod

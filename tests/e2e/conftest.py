@@ -1,13 +1,17 @@
-"""`jobpoll local up` in a subprocess on free ports, shared by the e2e tests of one module."""
+"""`jobpoll local up` in a subprocess on free ports: one shared by the e2e tests of the session (the root
+conftest puts them on one xdist worker), and one of its own for a test that stops it."""
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
 
 import pytest
 from e2e_support import (
@@ -24,14 +28,51 @@ from e2e_support import (
 
 from jobpoll.paths import ROOT
 
+# The shared stack's cleanup, run after the last test that uses it (see pytest_runtest_teardown).
+_SHARED_STACK_CLEANUP: list[ExitStack] = []
 
-@pytest.fixture(scope="module")
+
+@pytest.fixture(scope="session")
 def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    """A running `jobpoll local up --speed 100` on free ports; stopped (and reaped) afterwards."""
-    directory = tmp_path_factory.mktemp("local")
+    """The session's running `jobpoll local up --speed 100`; tests keep apart by execution and job names."""
+    with ExitStack() as cleanup:
+        stack = cleanup.enter_context(running_local_stack(tmp_path_factory.mktemp("local")))
+        _SHARED_STACK_CLEANUP.append(cleanup)
+        yield stack
+
+
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """Stop the shared stack once its last test is done, not at the end of the session: idle, it still takes
+    CPU the rest of the suite needs. (The root conftest runs the tests that use it together, first.)"""
+    last = nextitem is None or "local_stack" not in nextitem.fixturenames
+    if "local_stack" in item.fixturenames and last:
+        while _SHARED_STACK_CLEANUP:
+            _SHARED_STACK_CLEANUP.pop().close()
+
+
+@pytest.fixture
+def own_local_stack(tmp_path: Path) -> Iterator[LocalStack]:
+    """A `jobpoll local up` of the test's own, for a test that stops it."""
+    with running_local_stack(tmp_path) as stack:
+        yield stack
+
+
+@contextmanager
+def running_local_stack(directory: Path) -> Iterator[LocalStack]:
+    """`jobpoll local up --speed 100` on free ports in `directory`; stopped (and reaped) afterwards.
+
+    Its http profile `self` is the stack's own API, with the stack's bearer token (made up per run): an
+    `http` job in style `jobpoll` drives another job on the same stack."""
     api_port = aws_port = free_port()
     while aws_port == api_port:
         aws_port = free_port()
+    token = secrets.token_urlsafe(18)
+    profiles = directory / "http-profiles.json"
+    self_profile = {
+        "base_url": f"http://127.0.0.1:{api_port}",
+        "headers": {"Authorization": f"Bearer {token}"},
+    }
+    profiles.write_text(json.dumps({"self": self_profile}))
     state_file = directory / "local.json"
     log = directory / "local-up.log"
     command = [
@@ -46,12 +87,14 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
         str(SPEED),
         "--state-file",
         str(state_file),
+        "--http-profiles",
+        str(profiles),
     ]
     with log.open("wb") as output:
         process = subprocess.Popen(
             command,
             cwd=ROOT,
-            env=cli_environment(),
+            env={**cli_environment(), "JOBPOLL_LOCAL_TOKENS": f"e2e:{token}"},
             stdout=output,
             stderr=subprocess.STDOUT,
             start_new_session=True,

@@ -1,20 +1,26 @@
 """`jobpoll local up` end to end: a job runs to completion through the local stack, the AWS CLI and
 `jobpoll deploy`/`destroy` work against it, and SIGTERM leaves no process and no bound port.
 
-The tests run in file order on one local stack; the last one stops it.
+The tests share the session's local stack, except the one that stops its own.
 """
 
 from __future__ import annotations
 
+import http.client
+import http.server
 import json
+import queue
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from typing import Any
 
 from e2e_support import LocalStack, alive, cli_environment, jobpoll_command, port_is_free
 
+from chalicelib.callbacks import SIGNATURE_HEADER, verify_signature
+from chalicelib.clock import from_iso
 from jobpoll.paths import ROOT
 
 COMMAND_TIMEOUT = 60.0
@@ -51,6 +57,9 @@ def test_local_up_writes_what_a_client_needs(local_stack: LocalStack) -> None:
     assert state["outputs"]["StateMachineArn"].endswith(":stateMachine:jobpoll-local-poller")
     assert state["outputs"]["JobsTableName"] == "jobpoll-local-jobs"
     assert len(state["api_token"]) >= 16
+    assert len(state["callback_secret"]) >= 32  # made afresh: callbacks work with no configuration
+    assert local_stack.state_file.stat().st_mode & 0o077 == 0  # secrets: the owner's alone
+    assert "callback_secret" in local_stack.log.read_text()  # `local up` says where the key is
 
 
 def test_chalice_local_answers_on_the_api_port(local_stack: LocalStack) -> None:
@@ -62,10 +71,24 @@ def test_chalice_local_answers_on_the_api_port(local_stack: LocalStack) -> None:
     assert status < 500
 
 
+def test_trace_on_the_local_api_answers_405_problem_json_with_allow(local_stack: LocalStack) -> None:
+    connection = http.client.HTTPConnection("127.0.0.1", local_stack.api_port, timeout=10)
+    try:
+        connection.request("TRACE", "/jobs/abc")
+        response = connection.getresponse()
+        body = json.loads(response.read())
+    finally:
+        connection.close()
+    assert response.status == 405
+    assert response.getheader("Content-Type") == "application/problem+json"
+    assert response.getheader("Allow") == "DELETE, GET"
+    assert body["status"] == 405
+
+
 def test_a_seed_job_completes_through_the_local_stack(local_stack: LocalStack) -> None:
     job_id = _post_job(local_stack.state["api_url"], local_stack.state["api_token"], {"delay": 20})
     described = _wait_for_execution(local_stack, job_id)
-    assert described["status"] == "SUCCEEDED", described
+    assert described["status"] == "SUCCEEDED", (described.get("error"), described.get("cause"))
     item = local_stack.client("dynamodb").get_item(
         TableName=local_stack.state["outputs"]["JobsTableName"], Key={"job_id": {"S": job_id}}
     )["Item"]
@@ -104,18 +127,18 @@ def _get_job(api_url: str, token: str, job_id: str) -> dict[str, Any]:
     request = urllib.request.Request(f"{api_url}/jobs/{job_id}", headers={"Authorization": f"Bearer {token}"})
     try:
         with urllib.request.build_opener(_NoRedirect).open(request, timeout=10) as response:
-            return {"http": response.status, **json.loads(response.read())}
+            retry_after = response.headers.get("Retry-After")
+            return {"http": response.status, "retry_after": retry_after, **json.loads(response.read())}
     except urllib.error.HTTPError as error:  # 303 to the result once complete
         return {"http": error.code, **json.loads(error.read() or b"{}")}
 
 
 def test_a_queue_mode_job_streams_its_output_through_the_local_stack(local_stack: LocalStack) -> None:
     api_url, token = local_stack.state["api_url"], local_stack.state["api_token"]
-    started = time.monotonic()
+    # 60 s of emulated streaming, written once an emulated second: many polls see it grow, even when idle.
     job_id = _post_job(
-        api_url, token, {"provider": "simulated-stream", "input": {"tokens": 120, "tokens_per_second": 5}}
+        api_url, token, {"provider": "simulated-stream", "input": {"tokens": 60, "tokens_per_second": 1}}
     )
-    assert time.monotonic() - started < 5  # the worker runs after the POST, not inside it
 
     outputs = []
     deadline = time.monotonic() + 30
@@ -124,8 +147,118 @@ def test_a_queue_mode_job_streams_its_output_through_the_local_stack(local_stack
         assert time.monotonic() < deadline, "the queued job never finished"
         time.sleep(0.05)
     assert answer["http"] == 303
+    assert outputs, "the POST answered only once the work was done: the worker should run after it"
     grown = [len(text) for text in outputs if text]
     assert len(set(grown)) >= 2 and grown == sorted(grown)  # the output grew across polls
+
+
+def test_an_http_job_in_style_jobpoll_drives_another_job_on_the_same_stack(local_stack: LocalStack) -> None:
+    api_url, token = local_stack.state["api_url"], local_stack.state["api_token"]
+    inner = {"delay": 20, "result": {"answer": 42}}
+    request = {"method": "POST", "path": "/jobs", "body": inner}
+    job_id = _post_job(
+        api_url,
+        token,
+        {
+            "provider": "http",
+            "input": {"profile": "self", "style": "jobpoll", "request": request},
+            "max_tries": 10,
+        },
+    )
+
+    described = _wait_for_execution(local_stack, job_id)
+    assert described["status"] == "SUCCEEDED", (described.get("error"), described.get("cause"))
+    result = urllib.request.Request(
+        f"{api_url}/jobs/{job_id}/result", headers={"Authorization": f"Bearer {token}"}
+    )
+    with urllib.request.urlopen(result, timeout=10) as response:
+        outer = json.loads(response.read())
+    assert outer["output"] == {"answer": 42}  # the inner job's result, read through its 303
+
+
+def _job_when(stack: LocalStack, job_id: str, done: Any, timeout: float = 30) -> dict[str, Any]:
+    api_url, token = stack.state["api_url"], stack.state["api_token"]
+    deadline = time.monotonic() + timeout
+    while not done(answer := _get_job(api_url, token, job_id)):
+        assert time.monotonic() < deadline, f"job {job_id} is still {answer.get('status')}"
+        time.sleep(0.05)
+    return answer
+
+
+def _finished(answer: dict[str, Any]) -> bool:
+    return answer.get("status") in ("COMPLETE", "FAILED", "CANCELED")
+
+
+def test_aws_service_jobs_complete_fail_and_cancel_on_the_local_stack(local_stack: LocalStack) -> None:
+    api_url, token = local_stack.state["api_url"], local_stack.state["api_token"]
+    s3 = local_stack.client("s3")
+    s3.create_bucket(Bucket="media")
+    s3.put_object(Bucket="media", Key="talk.mp3", Body=b"not really audio")
+    transcription = {"media_uri": "s3://media/talk.mp3", "language_code": "en-US"}
+    done = _post_job(api_url, token, {"provider": "aws-transcribe", "input": transcription, "max_tries": 10})
+    failed = _post_job(
+        api_url,
+        token,
+        {"provider": "aws-athena", "input": {"query": "SELECT 1", "output_location": "s3://none/"}},
+    )
+    canceled = _post_job(
+        api_url,
+        token,
+        {"provider": "aws-athena", "input": {"query": "SELECT 1"}, "wait_seconds": 3600, "max_tries": 2},
+    )
+
+    assert _job_when(local_stack, done, _finished)["provider_status"] == "COMPLETED"
+    failure = _job_when(local_stack, failed, _finished)
+    assert (failure["status"], failure["error"]["code"]) == ("FAILED", "QueryFailed")
+    assert "Unable to verify/create output bucket none" in failure["error"]["message"]
+    _job_when(local_stack, canceled, lambda answer: answer.get("status") == "PENDING")
+    request = urllib.request.Request(
+        f"{api_url}/jobs/{canceled}", method="DELETE", headers={"Authorization": f"Bearer {token}"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert json.loads(response.read())["status"] == "CANCELED"
+    item = local_stack.client("dynamodb").get_item(
+        TableName=local_stack.state["outputs"]["JobsTableName"], Key={"job_id": {"S": canceled}}
+    )["Item"]
+    query = local_stack.client("athena").get_query_execution(QueryExecutionId=item["work_id"]["S"])
+    assert query["QueryExecution"]["Status"]["State"] == "CANCELLED"
+
+
+def test_notified_jobs_complete_with_no_poll_when_their_service_announces_the_end(
+    local_stack: LocalStack,
+) -> None:
+    api_url, token = local_stack.state["api_url"], local_stack.state["api_token"]
+    table = local_stack.state["outputs"]["JobsTableName"]
+    transcription = {"media_uri": "s3://media/talk.mp3", "language_code": "en-US"}
+    told = _post_job(api_url, token, {"provider": "aws-transcribe", "input": transcription, "notify": True})
+    # The simulated service puts its own event on the bus when the work ends (20 s, long before 120 s).
+    simulated = _post_job(api_url, token, {"delay": 20, "notify": True, "notify_timeout_seconds": 120})
+
+    dynamodb = local_stack.client("dynamodb")
+    deadline = time.monotonic() + 30
+    while "notify_token" not in (
+        item := dynamodb.get_item(TableName=table, Key={"job_id": {"S": told}})["Item"]
+    ):
+        assert time.monotonic() < deadline, "the transcription job never waited for its notification"
+        time.sleep(0.05)
+    work_id = item["work_id"]["S"]
+    for _ in range(3):  # Transcribe finishes the job (each describe is one step on moto)
+        local_stack.client("transcribe").get_transcription_job(TranscriptionJobName=work_id)
+    local_stack.client("events").put_events(
+        Entries=[
+            {
+                "Source": "aws.transcribe",
+                "DetailType": "Transcribe Job State Change",
+                "Detail": json.dumps(
+                    {"TranscriptionJobName": work_id, "TranscriptionJobStatus": "COMPLETED"}
+                ),
+            }
+        ]
+    )
+
+    for job_id in (told, simulated):
+        answer = _job_when(local_stack, job_id, _finished)
+        assert (answer["status"], answer["try_count"]) == ("COMPLETE", 0), answer
 
 
 def test_a_5_mb_result_is_kept_in_s3_and_read_back_through_the_local_api(local_stack: LocalStack) -> None:
@@ -198,10 +331,70 @@ def test_jobpoll_deploy_and_destroy_run_against_the_emulation(local_stack: Local
     assert again.stderr.strip() == "jobpoll: there is no stack named jobpoll-e2e"
 
 
-def test_sigterm_stops_everything_local_up_started(local_stack: LocalStack) -> None:
-    assert local_stack.descendants, "chalice local should be running as a child"
-    assert local_stack.stop() == 0
-    assert not local_stack.state_file.exists()
-    assert [pid for pid in local_stack.descendants if alive(pid)] == []
-    assert port_is_free(local_stack.api_port)
-    assert port_is_free(local_stack.aws_port)
+def test_under_speed_the_api_and_the_poll_loop_read_one_clock(local_stack: LocalStack) -> None:
+    """At --speed 100, a 10 s wait is `Retry-After: 1` (real seconds), and a 40 s job's created_at (the
+    API's clock) and completed_at (the handlers') are its run time apart on one clock (they were a real
+    time apart from an emulated one: the time since the stack started, x 99)."""
+    api_url, token = local_stack.state["api_url"], local_stack.state["api_token"]
+    began = time.monotonic()
+    job_id = _post_job(api_url, token, {"input": {"delay": 40}, "wait_seconds": 10, "max_tries": 10})
+    polled = []
+    deadline = time.monotonic() + 30
+    while (answer := _get_job(api_url, token, job_id))["http"] == 202:
+        if answer["next_poll_at"] is not None:
+            polled.append(int(answer["retry_after"]))
+        assert time.monotonic() < deadline, "the job never finished"
+        time.sleep(0.02)
+    assert answer["http"] == 303
+    assert polled, "no answer while the poll loop waited"
+    assert max(polled) <= 2
+    request = urllib.request.Request(
+        f"{api_url}/jobs/{job_id}/result", headers={"Authorization": f"Bearer {token}"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        result = json.loads(response.read())
+    took = (from_iso(result["completed_at"]) - from_iso(answer["created_at"])).total_seconds()
+    # Both were stamped while this test looked on: at most that real time x the speed apart.
+    assert 40 <= took <= (time.monotonic() - began) * local_stack.state["clock_speed"] + 1
+
+
+class CallbackReceiver(http.server.BaseHTTPRequestHandler):
+    received: queue.Queue[tuple[str, bytes]] = queue.Queue()
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.received.put((self.headers.get(SIGNATURE_HEADER, ""), body))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_a_fresh_local_stack_delivers_a_signed_callback_to_loopback(local_stack: LocalStack) -> None:
+    receiver = http.server.HTTPServer(("127.0.0.1", 0), CallbackReceiver)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{receiver.server_address[1]}/done"
+        job_id = _post_job(
+            local_stack.state["api_url"],
+            local_stack.state["api_token"],
+            {"input": {"delay": 5}, "callback_url": url},
+        )
+        signature, body = CallbackReceiver.received.get(timeout=30)
+    finally:
+        receiver.shutdown()
+        receiver.server_close()
+    assert verify_signature(local_stack.state["callback_secret"], signature, body, time.time())
+    delivered = json.loads(body)
+    assert (delivered["id"], delivered["status"]) == (job_id, "COMPLETE")
+
+
+def test_sigterm_stops_everything_local_up_started(own_local_stack: LocalStack) -> None:
+    stack = own_local_stack
+    assert stack.descendants, "chalice local should be running as a child"
+    assert stack.stop() == 0
+    assert not stack.state_file.exists()
+    assert [pid for pid in stack.descendants if alive(pid)] == []
+    assert port_is_free(stack.api_port)
+    assert port_is_free(stack.aws_port)

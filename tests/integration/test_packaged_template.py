@@ -10,6 +10,9 @@ import pytest
 from cfnlint.api import lint
 from cfnlint.config import ManualArgs
 
+from chalicelib.settings import Settings
+from jobpoll.emulation import DEAD_LETTER_QUEUE, WORK_QUEUE, Emulation
+from jobpoll.local import every_provider
 from jobpoll.package import Package
 
 REGIONS = ["us-east-1"]
@@ -92,6 +95,15 @@ def rendered(template: dict[str, Any], **parameters: str) -> dict[str, Any]:
     return dict(result)
 
 
+def _parameter_reads(template: dict[str, Any], role: str, condition: str) -> list[dict[str, Any]]:
+    """The role's ssm:GetParameter statements on the parameter that `condition` says is configured."""
+    return [
+        s
+        for s in _statements(template, role)
+        if s["Action"] == "ssm:GetParameter" and s["Resource"]["Fn::If"][0] == condition
+    ]
+
+
 def _actions(statements: list[dict[str, Any]]) -> set[str]:
     found: set[str] = set()
     for statement in statements:
@@ -145,6 +157,7 @@ def test_the_poll_loop_role_reads_and_writes_job_items_and_nothing_else(transfor
         "xray:PutTelemetryRecords",
         "s3:PutObject",  # large results, below
         "s3:DeleteObject",
+        *PROVIDER_JOB_ACTIONS,  # start, read and cancel the AWS job services' work, below
     }
     (dynamodb,) = [s for s in statements if s["Action"][0].startswith("dynamodb:")]
     assert dynamodb["Resource"] == {"Fn::GetAtt": ["JobsTable", "Arn"]}
@@ -161,14 +174,28 @@ def test_functions_that_finish_jobs_may_read_the_callback_signing_key_and_no_oth
         "FailDeadLetteredJobRole",
         "DefaultRole",
     ):
-        reads = [s for s in _statements(transformed, role) if s["Action"] == "ssm:GetParameter"]
-        (read,) = [s for s in reads if s["Resource"]["Fn::If"][0] == "HasCallbackSecret"]
+        (read,) = _parameter_reads(transformed, role, "HasCallbackSecret")
         configured, unset = read["Resource"]["Fn::If"][1:]
         assert configured["Fn::Sub"].endswith(":parameter${CallbackSecretParameter}")
         assert unset["Fn::Sub"].endswith(":parameter/${AWS::StackName}/no-callback-secret")
     for name in ("GetJobStatus", "NotifyJob", "RunQueuedJob", "APIHandler"):
         variables = transformed["Resources"][name]["Properties"]["Environment"]["Variables"]
         assert variables["JOBPOLL_CALLBACK_SECRET_PARAMETER"] == {"Ref": "CallbackSecretParameter"}, name
+
+
+def test_only_the_functions_that_call_http_services_may_read_the_http_profiles(
+    transformed: dict[str, Any],
+) -> None:
+    for role in ("PollLoopFunctionRole", "DefaultRole"):  # submit and poll; validate and cancel (the API)
+        (read,) = _parameter_reads(transformed, role, "HasHttpProfiles")
+        configured, unset = read["Resource"]["Fn::If"][1:]
+        assert configured["Fn::Sub"].endswith(":parameter${HttpProfilesParameter}")
+        assert unset["Fn::Sub"].endswith(":parameter/${AWS::StackName}/no-http-profiles")
+    for role in ("NotifyJobRole", "RunQueuedJobRole", "FailDeadLetteredJobRole"):
+        assert _parameter_reads(transformed, role, "HasHttpProfiles") == []
+    for name in ("StartJob", "GetJobStatus", "RecordJobFailure", "APIHandler"):
+        variables = transformed["Resources"][name]["Properties"]["Environment"]["Variables"]
+        assert variables["JOBPOLL_HTTP_PROFILES_PARAMETER"] == {"Ref": "HttpProfilesParameter"}, name
 
 
 def test_the_state_machine_may_invoke_exactly_the_poll_loop_functions(transformed: dict[str, Any]) -> None:
@@ -206,7 +233,72 @@ def test_the_table_is_on_demand_with_ttl_recovery_and_the_owner_index(transforme
     assert table["BillingMode"] == "PAY_PER_REQUEST"
     assert table["TimeToLiveSpecification"] == {"AttributeName": "ttl", "Enabled": True}
     assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
-    assert [index["IndexName"] for index in table["GlobalSecondaryIndexes"]] == ["by-owner"]
+    assert [index["IndexName"] for index in table["GlobalSecondaryIndexes"]] == ["by-owner", "by-work-id"]
+    (work,) = [index for index in table["GlobalSecondaryIndexes"] if index["IndexName"] == "by-work-id"]
+    assert work["Projection"] == {"ProjectionType": "KEYS_ONLY"}  # the event's job id, nothing more
+
+
+PROVIDER_JOB_ACTIONS = {
+    "transcribe:StartTranscriptionJob",
+    "transcribe:GetTranscriptionJob",
+    "transcribe:DeleteTranscriptionJob",
+    "athena:StartQueryExecution",
+    "athena:GetQueryExecution",
+    "athena:StopQueryExecution",
+}
+
+
+def test_each_role_gets_only_the_provider_actions_its_functions_call(transformed: dict[str, Any]) -> None:
+    def provider_statements(role: str) -> list[dict[str, Any]]:
+        return [s for s in _statements(transformed, role) if set(_actions([s])) & PROVIDER_JOB_ACTIONS]
+
+    expected = {
+        "PollLoopFunctionRole": PROVIDER_JOB_ACTIONS,  # submit, poll, cancel on a recorded failure
+        "DefaultRole": {"transcribe:DeleteTranscriptionJob", "athena:StopQueryExecution"},  # DELETE /jobs
+        "NotifyJobRole": {"transcribe:GetTranscriptionJob", "athena:GetQueryExecution"},  # the event's job
+        "RunQueuedJobRole": set(),
+        "FailDeadLetteredJobRole": set(),
+    }
+    for role, actions in expected.items():
+        statements = provider_statements(role)
+        assert _actions(statements) == actions, role
+        for statement in statements:
+            for resource in (
+                statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+            ):
+                arn = resource["Fn::Sub"]
+                assert arn.endswith(("transcription-job/jobpoll-*", "workgroup/*")), (role, arn)
+
+
+def test_service_state_change_events_reach_notify_job(transformed: dict[str, Any]) -> None:
+    rules = [r["Properties"] for r in transformed["Resources"].values() if r["Type"] == "AWS::Events::Rule"]
+    sources = {(rule["EventPattern"]["source"][0], rule["EventPattern"]["detail-type"][0]) for rule in rules}
+    from chalicelib.bootstrap import build_runtime
+    from chalicelib.providers import NotifiesByEvent
+
+    runtime = build_runtime(dynamodb=object(), sfn=object(), sqs=object())
+    announced = {
+        (p.event_source, p.event_detail_type)
+        for p in runtime.providers.values()
+        if isinstance(p, NotifiesByEvent)
+    }
+    assert (
+        sources
+        == announced
+        == {
+            ("aws.transcribe", "Transcribe Job State Change"),
+            ("aws.athena", "Athena Query State Change"),
+            ("jobpoll.simulated", "Simulated Work State Change"),
+        }
+    )
+    for rule in rules:
+        assert [t["Arn"] for t in rule["Targets"]] == [{"Fn::GetAtt": ["NotifyJob", "Arn"]}]
+    permissions = [
+        r["Properties"] for r in transformed["Resources"].values() if r["Type"] == "AWS::Lambda::Permission"
+    ]
+    assert sum(p["Principal"] == "events.amazonaws.com" for p in permissions) == len(rules)
+    index = [s for s in _statements(transformed, "NotifyJobRole") if s["Action"] == "dynamodb:Query"]
+    assert [s["Resource"] for s in index] == [{"Fn::Sub": "${JobsTable.Arn}/index/by-work-id"}]
 
 
 def test_the_state_machine_may_start_only_executions_of_itself(transformed: dict[str, Any]) -> None:
@@ -330,10 +422,7 @@ def test_every_provider_condition_names_a_provider_the_functions_register(
     transformed: dict[str, Any],
 ) -> None:
     """`<Name>Enabled` conditions (one per provider with AWS permissions) test whole names in the list."""
-    from chalicelib.bootstrap import registered_providers
-    from chalicelib.clock import SystemClock
-
-    registered = set(registered_providers(SystemClock()))
+    registered = set(every_provider())
     conditions = {n: c for n, c in transformed["Conditions"].items() if n.endswith("Enabled")}
     assert conditions
     for name, condition in conditions.items():
@@ -342,6 +431,39 @@ def test_every_provider_condition_names_a_provider_the_functions_register(
         others = ",".join(sorted(registered - {provider}))
         assert rendered(transformed, EnabledProviders=provider)["Conditions"][name] is True
         assert rendered(transformed, EnabledProviders=others)["Conditions"][name] is False
+
+
+@pytest.mark.parametrize(
+    ("enabled", "absent"),
+    [
+        ("simulated", PROVIDER_JOB_ACTIONS | {"sqs:SendMessage", "http-profiles"}),
+        (
+            "simulated,http,aws-athena",
+            {a for a in PROVIDER_JOB_ACTIONS if a.startswith("transcribe:")} | {"sqs:SendMessage"},
+        ),
+        (
+            "simulated-stream,aws-transcribe",
+            {a for a in PROVIDER_JOB_ACTIONS if a.startswith("athena:")} | {"http-profiles"},
+        ),
+    ],
+)
+def test_roles_get_no_actions_of_the_providers_a_stack_does_not_enable(
+    transformed: dict[str, Any], enabled: str, absent: set[str]
+) -> None:
+    everything = rendered(transformed)
+    template = rendered(transformed, EnabledProviders=enabled)
+    roles = [n for n, r in template["Resources"].items() if r["Type"] == "AWS::IAM::Role"]
+
+    def granted(rendered_template: dict[str, Any]) -> set[str]:
+        statements = [s for role in roles for s in _statements(rendered_template, role)]
+        found = _actions(statements)
+        if any("no-http-profiles" in json.dumps(s["Resource"]) for s in statements):
+            found.add("http-profiles")
+        return found
+
+    assert absent <= granted(everything)  # all of them when every provider is enabled (the default)
+    assert not absent & granted(template)
+    assert granted(everything) - absent == granted(template)  # nothing else changes
 
 
 def _membership(provider: str) -> dict[str, Any]:
@@ -371,3 +493,54 @@ def test_callbacks_are_delivered_by_their_own_function_that_the_finishers_may_on
     for name in ("GetJobStatus", "NotifyJob", "RunQueuedJob", "APIHandler"):
         variables = transformed["Resources"][name]["Properties"]["Environment"]["Variables"]
         assert variables["JOBPOLL_CALLBACK_FUNCTION"] == deliver["FunctionName"], name
+
+
+def test_the_queue_workers_limits_in_the_packaged_template_follow_from_one_setting(
+    transformed: dict[str, Any],
+) -> None:
+    settings = Settings()  # what packaging read: nothing set, the defaults
+    worker = transformed["Resources"]["RunQueuedJob"]["Properties"]
+    queue = transformed["Resources"]["WorkQueue"]["Properties"]
+    assert (
+        worker["Environment"]["Variables"]["JOBPOLL_QUEUE_JOB_MAX_SECONDS"] == settings.queue_job_max_seconds
+    )
+    assert worker["Timeout"] == settings.worker_timeout_seconds <= 900  # Lambda's longest
+    assert queue["VisibilityTimeout"] == 6 * worker["Timeout"] <= 12 * 3600  # AWS's advice; SQS's longest
+    assert settings.queue_job_max_seconds < worker["Timeout"]  # the worker stops a job before Lambda would
+    assert (
+        settings.lease_seconds <= queue["VisibilityTimeout"]
+    )  # a redelivery finds a dead worker's lease lapsed
+    assert settings.queue_job_max_seconds >= 90  # a job of a minute and a half fits (the issue's measure)
+
+
+def test_the_emulation_creates_its_resources_with_the_packaged_templates_settings(
+    transformed: dict[str, Any], emulation: Emulation
+) -> None:
+    resources = transformed["Resources"]
+    lambda_client = emulation.client("lambda")
+    for name, arn in emulation.deployment.function_arns.items():
+        timeout = lambda_client.get_function_configuration(FunctionName=arn)["Timeout"]
+        assert timeout == resources[name]["Properties"]["Timeout"], name
+    sqs = emulation.client("sqs")
+    assert set(emulation.deployment.queues) == {
+        name for name, resource in resources.items() if resource["Type"] == "AWS::SQS::Queue"
+    }
+    for name, (url, _) in emulation.deployment.queues.items():
+        attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+        declared = resources[name]["Properties"]
+        for key in ("VisibilityTimeout", "MessageRetentionPeriod"):
+            if key in declared:
+                assert attributes[key] == str(declared[key]), (name, key)
+    redrive = json.loads(
+        sqs.get_queue_attributes(
+            QueueUrl=emulation.deployment.queue_url(WORK_QUEUE), AttributeNames=["RedrivePolicy"]
+        )["Attributes"]["RedrivePolicy"]
+    )
+    assert redrive["maxReceiveCount"] == transformed["Parameters"]["MaxReceiveCount"]["Default"] == 5
+    assert redrive["deadLetterTargetArn"] == emulation.deployment.queues[DEAD_LETTER_QUEUE][1]
+    table = emulation.client("dynamodb").describe_table(TableName=emulation.deployment.table_name)["Table"]
+    declared_table = resources["JobsTable"]["Properties"]
+    assert table["KeySchema"] == declared_table["KeySchema"]
+    assert [i["IndexName"] for i in table["GlobalSecondaryIndexes"]] == [
+        i["IndexName"] for i in declared_table["GlobalSecondaryIndexes"]
+    ]

@@ -174,3 +174,10 @@ def test_a_listing_keeps_only_the_status_and_the_live_jobs_asked_for(store: JobS
     assert [job.job_id for job in running.jobs] == ["expired", "running"]
     assert [job.job_id for job in live.jobs] == ["failed", "running"]
     assert running.last_key is None and live.last_key is None
+
+
+def test_a_job_is_found_by_its_providers_work_id(store: JobStore) -> None:
+    store.create(new_job("job-1"))
+    stored = store.update("job-1", lambda job: dataclasses.replace(job, work_id="w-7"))
+    assert store.find_by_work_id("w-7") == stored
+    assert store.find_by_work_id("w-unknown") is None

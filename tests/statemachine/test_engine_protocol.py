@@ -6,8 +6,10 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+import pytest
+
 from chalicelib import engine
-from chalicelib.clock import from_epoch_ms
+from chalicelib.clock import from_epoch_ms, to_epoch_ms
 from chalicelib.job import JobStatus
 from chalicelib.providers.simulated_engine import SimulatedEngine
 from jobpoll.clocks import VirtualClock
@@ -45,6 +47,14 @@ class ScriptedEngine:
         return self.script[min(len(self.tasks), len(self.script)) - 1](task, self.clock)
 
 
+@pytest.fixture
+def recorder(emulation: Emulation, virtual_clock: VirtualClock) -> RecordingEngine:
+    """The simulated engine, recording every task and answer, registered as `recorded-engine`."""
+    recording = RecordingEngine(SimulatedEngine(virtual_clock), "recorded-engine")
+    emulation.add_provider(recording)
+    return recording
+
+
 def poll_again_in(seconds: float) -> Callable[[dict, VirtualClock], dict]:
     def answer(task: dict, clock: VirtualClock) -> dict:
         payload = task["taskPayload"]
@@ -61,10 +71,8 @@ def done(task: dict, clock: VirtualClock) -> dict:
 
 
 def test_the_engine_round_trip_passes_the_payload_whole_and_keeps_the_original_task(
-    emulation: Emulation, virtual_clock: VirtualClock
+    emulation: Emulation, recorder: RecordingEngine
 ) -> None:
-    recorder = RecordingEngine(SimulatedEngine(virtual_clock), "recorded-engine")
-    emulation.add_provider(recorder)
 
     execution = emulation.run(
         {"provider": "recorded-engine", "input": {"delay": 25, "poll_seconds": 10}, "max_tries": 10},
@@ -90,10 +98,8 @@ def test_the_engine_round_trip_passes_the_payload_whole_and_keeps_the_original_t
 
 
 def test_timestamp_waits_run_on_the_virtual_clock_until_next_poll_time(
-    emulation: Emulation, virtual_clock: VirtualClock
+    emulation: Emulation, virtual_clock: VirtualClock, recorder: RecordingEngine
 ) -> None:
-    recorder = RecordingEngine(SimulatedEngine(virtual_clock), "recorded-engine")
-    emulation.add_provider(recorder)
     started = virtual_clock.now()
 
     execution = emulation.run(
@@ -149,7 +155,12 @@ def test_a_malformed_engine_answer_fails_the_job_with_a_clear_error(
     emulation: Emulation, virtual_clock: VirtualClock
 ) -> None:
     def garbage(task: dict, clock: VirtualClock) -> dict:
-        return {"type": "schedule_poll_task", "taskId": task["taskId"], "nextPollTimeUTC": "soon"}
+        return {
+            "type": "schedule_poll_task",
+            "taskId": task["taskId"],
+            "timestampUTC": to_epoch_ms(clock.now()),
+            "nextPollTimeUTC": "soon",
+        }
 
     emulation.add_provider(ScriptedEngine("garbled", virtual_clock, poll_again_in(10), garbage))
 
@@ -174,3 +185,65 @@ def test_an_engine_that_fails_the_work_fails_the_job_with_its_error(
     assert execution["error"] == "ProviderJobFailed"
     job = emulation.runtime.store.get("engine-fail")
     assert job.error is not None and job.error.code == "SimulatedFailure"
+
+
+def test_an_engine_with_a_payload_of_its_own_runs_to_its_result(
+    emulation: Emulation, virtual_clock: VirtualClock
+) -> None:
+    """No isPollTask, no origTaskId: jobpoll keeps the original task and the chain itself."""
+
+    def submit(task: dict, clock: VirtualClock) -> dict:
+        now = clock.now()
+        return engine.schedule_poll_task(task, now + timedelta(seconds=30), {"ticket": 7}, now)
+
+    def finish(task: dict, clock: VirtualClock) -> dict:
+        assert task["taskPayload"] == {"ticket": 7}
+        return {
+            "type": "task_result",
+            "timestampUTC": to_epoch_ms(clock.now()),
+            "taskId": task["taskId"],
+            "status": "complete",
+            "output": {"ticket": 7},
+        }
+
+    scripted = ScriptedEngine("own-payload", virtual_clock, submit, finish)
+    emulation.add_provider(scripted)
+
+    execution = emulation.run({"provider": "own-payload", "input": {}}, name="own-payload-job")
+
+    assert execution["status"] == "SUCCEEDED"
+    job = emulation.runtime.store.get("own-payload-job")
+    assert job.status is JobStatus.COMPLETE
+    assert job.result == {
+        "output": {"ticket": 7},
+        "taskId": scripted.tasks[1]["taskId"],
+        "origTaskId": scripted.tasks[0]["taskId"],
+    }
+
+
+def test_the_jobs_engine_config_and_tdo_id_reach_the_engines_first_task(
+    emulation: Emulation, recorder: RecordingEngine
+) -> None:
+    request = {"delay": 5, "poll_seconds": 5, "engineConfig": {"language": "en"}, "origTdoId": "tdo-42"}
+
+    execution = emulation.run({"provider": "recorded-engine", "input": request}, name="tdo-job")
+
+    assert execution["status"] == "SUCCEEDED"
+    first_payload = recorder.calls[0][0]["taskPayload"]
+    assert first_payload["engineConfig"] == {"language": "en"}
+    assert first_payload["origTdoId"] == "tdo-42"
+    assert first_payload["input"] == {"delay": 5, "fail": False, "poll_seconds": 5}
+    assert recorder.calls[1][0]["taskPayload"]["origTdoId"] == "tdo-42"  # the engine passes it on
+
+
+def test_an_engine_job_polls_until_the_engine_answers_not_three_times(
+    emulation: Emulation, recorder: RecordingEngine
+) -> None:
+
+    execution = emulation.run(
+        {"provider": "recorded-engine", "input": {"delay": 100, "poll_seconds": 10}}, name="patient-engine"
+    )
+
+    assert execution["status"] == "SUCCEEDED"
+    job = emulation.runtime.store.get("patient-engine")
+    assert job.try_count == 10  # the seed-style 3-poll default would have failed it at the third

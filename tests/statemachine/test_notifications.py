@@ -8,31 +8,13 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
 
 import pytest
+from statemachine_support import advance_until_done, eventually
 
 from chalicelib.job import JobStatus
 from jobpoll.clocks import VirtualClock
 from jobpoll.emulation import Emulation
-
-
-@pytest.fixture
-def manual_clock() -> VirtualClock:
-    return VirtualClock(auto_advance=False)
-
-
-@pytest.fixture
-def paused(manual_clock: VirtualClock) -> Iterator[Emulation]:
-    with Emulation(clock=manual_clock) as emulation:
-        yield emulation
-
-
-def eventually(condition: Callable[[], bool], what: str, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting until {what}"
-        time.sleep(0.005)
 
 
 def waiting_for_notification(emulation: Emulation, job_id: str) -> bool:
@@ -63,16 +45,6 @@ def advance_until_entered(
         clock.advance(step)
         time.sleep(0.005)
     raise AssertionError(f"the execution never entered {state}")
-
-
-def advance_until_done(emulation: Emulation, clock: VirtualClock, arn: str, step: float = 5) -> dict:
-    for _ in range(2000):
-        described = emulation.sfn.describe_execution(executionArn=arn)
-        if described["status"] != "RUNNING":
-            return described
-        clock.advance(step)
-        time.sleep(0.002)
-    raise AssertionError("the execution did not finish")
 
 
 def test_a_notification_in_time_completes_the_job_without_a_single_poll(
@@ -162,8 +134,8 @@ def test_a_late_notification_still_completes_the_job_through_the_next_poll(
         ({"provider": "simulated-engine", "input": {"delay": 1}, "notify": True}, "cannot notify"),
         ({"delay": 1, "notify": "yes"}, "'notify' must be true or false"),
         (
-            {"delay": 1, "notify": True, "notify_timeout_seconds": 60, "heartbeat_seconds": 60},
-            "between 1 and 59",
+            {"delay": 1, "notify": True, "notify_timeout_seconds": 60, "heartbeat_seconds": 0},
+            "'heartbeat_seconds' must be between 1 and",
         ),
     ],
 )

@@ -67,5 +67,8 @@ def test_each_substitution_is_the_arn_of_the_function_the_placeholder_names() ->
 def test_the_emulation_creates_the_table_the_template_declares_minus_its_stack_name() -> None:
     properties = table_properties()
     assert "TableName" not in properties  # a stack parameter; the emulation names its own table
-    assert [index["IndexName"] for index in properties["GlobalSecondaryIndexes"]] == ["by-owner"]
+    assert [index["IndexName"] for index in properties["GlobalSecondaryIndexes"]] == [
+        "by-owner",
+        "by-work-id",
+    ]
     assert properties["TimeToLiveSpecification"] == {"AttributeName": "ttl", "Enabled": True}

@@ -40,6 +40,16 @@ def test_every_name_in_the_set_is_a_jobpoll_error_class() -> None:
     assert classes >= ASL_ERROR_NAMES
 
 
+def test_every_provider_error_is_a_name_the_asl_sees() -> None:
+    # Providers run inside StartJob and GetJobStatus: their named errors reach the state machine.
+    provider_errors = {
+        name
+        for name, cls in inspect.getmembers(errors, inspect.isclass)
+        if issubclass(cls, errors.ProviderError)
+    }
+    assert provider_errors <= ASL_ERROR_NAMES, sorted(provider_errors - ASL_ERROR_NAMES)
+
+
 def test_a_failed_job_fails_its_execution_with_its_own_error_only_where_the_asl_knows_the_name() -> None:
     assert failure_name(JobError("DeadlineExceeded", "late")) == "DeadlineExceeded"
     assert failure_name(JobError("SimulatedFailure", "told to")) == "ProviderJobFailed"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
 import pytest
 
@@ -50,3 +51,26 @@ def test_an_unreachable_endpoint_is_one_line(capsys: pytest.CaptureFixture[str])
     err = capsys.readouterr().err
     assert code == 1
     assert err.count("\n") == 1 and f"127.0.0.1:{port}" in err
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (None, "No such file"),
+        ("{not json", "not JSON"),
+        ('{"svc": {"base_url": "ftp://x", "headers": {"Authorization": "Bearer s3cr3t"}}}', "http(s) URL"),
+    ],
+)
+def test_unusable_http_profiles_stop_local_up_before_it_starts_in_one_line(
+    tmp_path: Path, content: str | None, expected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    profiles = tmp_path / "profiles.json"
+    if content is not None:
+        profiles.write_text(content)
+
+    code = main(["local", "up", "--http-profiles", str(profiles)])
+
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.count("\n") == 1 and expected in err and "--http-profiles" in err
+    assert "s3cr3t" not in err

@@ -1,18 +1,19 @@
 import threading
-import time
 from datetime import UTC, datetime
 
 import pytest
 
+from jobpoll import clocks
 from jobpoll.clocks import ScaledClock, VirtualClock
 
 
-def test_an_auto_advancing_clock_jumps_to_the_end_of_a_wait() -> None:
+def test_an_auto_advancing_clock_jumps_to_the_end_of_a_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    real_waits: list[float | None] = []
+    monkeypatch.setattr(clocks, "_real_wait", lambda seconds, *_: real_waits.append(seconds))
     clock = VirtualClock(start=datetime(2026, 1, 1, tzinfo=UTC))
-    started = time.perf_counter()
     clock.wait(3600)
-    assert time.perf_counter() - started < 0.1
     assert clock.now() == datetime(2026, 1, 1, 1, tzinfo=UTC)
+    assert real_waits == []
 
 
 def test_a_manual_clock_blocks_a_wait_until_advanced() -> None:
@@ -49,10 +50,17 @@ def test_time_does_not_go_backwards() -> None:
         VirtualClock().advance(-1)
 
 
-def test_a_scaled_clock_runs_faster_than_real_time() -> None:
+def test_a_scaled_clock_runs_faster_than_real_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    real_waits: list[float | None] = []
+    monkeypatch.setattr(clocks, "_real_wait", lambda seconds, *_: real_waits.append(seconds))
     clock = ScaledClock(speed=1000)
+    clock.wait(50)
+    assert real_waits == [0.05]  # 50 s of scaled time is 0.05 s real
+
+
+def test_a_scaled_clock_reads_real_time_times_its_speed() -> None:
+    real = [datetime(2026, 1, 1, tzinfo=UTC).timestamp()]
+    clock = ScaledClock(speed=1000, wall=lambda: real[0])
     before = clock.now()
-    started = time.perf_counter()
-    clock.wait(50)  # 50 s of scaled time = 0.05 s real
-    assert 0.04 <= time.perf_counter() - started < 1.0
-    assert (clock.now() - before).total_seconds() >= 50
+    real[0] += 0.05
+    assert (clock.now() - before).total_seconds() == pytest.approx(50)

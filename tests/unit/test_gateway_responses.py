@@ -6,12 +6,27 @@ import json
 
 from jobpoll.paths import INFRA_TEMPLATE
 
-REQUIRED = {
-    "MISSING_AUTHENTICATION_TOKEN",
-    "ACCESS_DENIED",
-    "REQUEST_TOO_LARGE",
-    "DEFAULT_4XX",
-    "DEFAULT_5XX",
+# Every response type API Gateway has (its "Gateway response types" page), with its default status.
+DEFAULT_STATUS = {
+    "ACCESS_DENIED": 403,
+    "API_CONFIGURATION_ERROR": 500,
+    "AUTHORIZER_CONFIGURATION_ERROR": 500,
+    "AUTHORIZER_FAILURE": 500,
+    "BAD_REQUEST_PARAMETERS": 400,
+    "BAD_REQUEST_BODY": 400,
+    "EXPIRED_TOKEN": 403,
+    "INTEGRATION_FAILURE": 504,
+    "INTEGRATION_TIMEOUT": 504,
+    "INVALID_API_KEY": 403,
+    "INVALID_SIGNATURE": 403,
+    "MISSING_AUTHENTICATION_TOKEN": 403,
+    "QUOTA_EXCEEDED": 429,
+    "REQUEST_TOO_LARGE": 413,
+    "RESOURCE_NOT_FOUND": 404,
+    "THROTTLED": 429,
+    "UNAUTHORIZED": 401,
+    "UNSUPPORTED_MEDIA_TYPE": 415,
+    "WAF_FILTERED": 403,
 }
 
 
@@ -24,7 +39,7 @@ def gateway_responses() -> dict[str, dict[str, object]]:
 
 def test_api_gateways_own_errors_render_as_problem_json() -> None:
     responses = gateway_responses()
-    assert set(responses) >= REQUIRED
+    assert set(responses) == {*DEFAULT_STATUS, "DEFAULT_4XX", "DEFAULT_5XX"}
     for kind, properties in responses.items():
         headers = properties["responseParameters"]
         assert headers["gatewayresponse.header.Content-Type"] == "'application/problem+json'"  # type: ignore[index]
@@ -36,3 +51,12 @@ def test_api_gateways_own_errors_render_as_problem_json() -> None:
         assert rendered["type"] == "about:blank" and rendered["title"], kind
         if "statusCode" in properties:
             assert rendered["status"] == int(properties["statusCode"]), kind  # type: ignore[call-overload]
+
+
+def test_every_gateway_error_names_its_status_as_the_problem_schema_requires() -> None:
+    # The DEFAULT_* fallbacks cannot know the status; every type that reaches them is named above instead.
+    responses = gateway_responses()
+    for kind, status in DEFAULT_STATUS.items():
+        assert responses[kind]["statusCode"] == str(status), kind
+        template = responses[kind]["responseTemplates"]["application/json"]  # type: ignore[index]
+        assert json.loads(template.replace("$context.error.messageString", '""'))["status"] == status

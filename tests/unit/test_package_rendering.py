@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from chalicelib.settings import Settings
 from jobpoll.errors import PackageError
 from jobpoll.package import check_packaged, render_merge_template, with_code_location, without_api_gateway
 from jobpoll.paths import POLLER_ASL
@@ -106,3 +107,12 @@ def test_without_api_gateway_drops_the_api_and_whatever_refers_to_it() -> None:
     stripped = without_api_gateway(sam)
     assert set(stripped["Resources"]) == {"APIHandler", "JobsTable"}
     assert set(stripped["Outputs"]) == {"APIHandlerArn"}
+
+
+def test_rendering_fills_in_the_queue_workers_limits_from_the_settings() -> None:
+    template = render_merge_template(settings=Settings(queue_job_max_seconds=100))
+    assert "jobpoll:Setting" not in json.dumps([template["Resources"], template["Globals"]])
+    assert template["Resources"]["RunQueuedJob"]["Properties"]["Timeout"] == 110
+    assert template["Resources"]["WorkQueue"]["Properties"]["VisibilityTimeout"] == 660
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert variables["JOBPOLL_QUEUE_JOB_MAX_SECONDS"] == 100

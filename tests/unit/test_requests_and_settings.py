@@ -68,3 +68,18 @@ def test_settings_read_the_environment_once_with_defaults() -> None:
 def test_a_malformed_setting_names_the_variable() -> None:
     with pytest.raises(ValueError, match="JOBPOLL_MAX_TRIES must be an integer"):
         Settings.from_env({"JOBPOLL_MAX_TRIES": "three"})
+
+
+def test_the_queue_workers_timeout_lease_and_visibility_follow_from_the_longest_job() -> None:
+    settings = Settings.from_env({"JOBPOLL_QUEUE_JOB_MAX_SECONDS": "300"})
+    assert settings.queue_job_max_seconds == 300
+    assert settings.worker_timeout_seconds == 330  # a tenth more for the worker's own last writes
+    assert settings.lease_seconds == settings.worker_timeout_seconds
+    assert settings.work_queue_visibility_timeout_seconds == 6 * 330
+    assert Settings(queue_job_max_seconds=5).worker_timeout_seconds == 7  # at least 2 s more
+
+
+@pytest.mark.parametrize("seconds", ["0", "820"])
+def test_a_longest_queue_job_lambda_cannot_run_is_refused(seconds: str) -> None:
+    with pytest.raises(ValueError, match="JOBPOLL_QUEUE_JOB_MAX_SECONDS must be from 1 to 819"):
+        Settings.from_env({"JOBPOLL_QUEUE_JOB_MAX_SECONDS": seconds})

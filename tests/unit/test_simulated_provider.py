@@ -56,7 +56,6 @@ def test_zero_delay_is_done_at_once(clock: VirtualClock) -> None:
 @pytest.mark.parametrize(
     ("request_body", "message"),
     [
-        ({}, "needs 'delay'"),
         ({"delay": -1}, "between 0 and"),
         ({"delay": "20"}, "must be a number"),
         ({"delay": None}, "must be a number"),
@@ -98,3 +97,12 @@ def test_work_asked_to_report_its_eta_hints_the_time_left(clock: VirtualClock) -
     work_id = provider.submit(provider.validate({"delay": 20, "report_eta": True}))
     clock.advance(5)
     assert provider.poll(work_id).retry_after_seconds == pytest.approx(15)
+
+
+def test_work_without_a_delay_takes_60_seconds_as_the_seeds_does(clock: VirtualClock) -> None:
+    provider = SimulatedProvider(clock)
+    work_id = provider.submit(provider.validate({}))
+    clock.advance(59.9)
+    assert provider.poll(work_id).state is WorkState.RUNNING
+    clock.advance(0.1)
+    assert provider.poll(work_id).state is WorkState.SUCCEEDED

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ..errors import InvalidJobInput
-from .base import Engine, PollResult, Provider, Report, WorkerProvider, WorkState
+from .base import Engine, NotifiesByEvent, PollResult, Provider, Report, WorkerProvider, WorkState, integral
 
 __all__ = [
     "Engine",
+    "NotifiesByEvent",
     "PollResult",
     "Provider",
     "Providers",
@@ -16,6 +17,7 @@ __all__ = [
     "WorkState",
     "WorkerProvider",
     "get_provider",
+    "integral",
 ]
 
 AnyProvider = Provider | Engine | WorkerProvider

@@ -1,7 +1,8 @@
 """A deterministic simulated service: work that completes `delay` seconds after it was submitted.
 
-The request is `{"delay": seconds, "fail": false, "result": any, "report_eta": false}` (or `"result_bytes": n`
-for a text result of n bytes, to try large results); with `report_eta`
+The request is `{"delay": seconds, "fail": false, "result": any, "report_eta": false}` (`delay` 60 when left
+out, as in the seed's GetJobStatus; or `"result_bytes": n` for a text result of n bytes, to try large
+results); with `report_eta`
 each poll also tells how long the work has left (a hint that adaptive polling follows). The work id carries
 the submission time and the request, so the provider keeps no state of its own and any Lambda instance can
 poll it, as with a real service. Progress is the fraction of `delay` that has passed. Time comes from the
@@ -14,40 +15,59 @@ import base64
 import json
 import math
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from ..clock import Clock, from_epoch_ms, to_epoch_ms, to_iso
 from ..errors import InvalidJobInput, ProviderError
 from ..job import JobError
-from .base import PollResult, WorkState
+from .base import PollResult, WorkState, json_object
 
 MAX_DELAY_SECONDS = 366 * 24 * 3600
+DEFAULT_DELAY_SECONDS = 60  # the seed's GetJobStatus: `delay = 60` unless the input says otherwise
 MAX_RESULT_BYTES = 10 * 1024 * 1024
 _PREFIX = "sim-"
-_KNOWN_FIELDS = {"delay", "fail", "result", "result_bytes", "report_eta"}
+# What `validate` accepts, as the OpenAPI document shows it.
+INPUT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "delay": {
+            "type": "number",
+            "minimum": 0,
+            "maximum": MAX_DELAY_SECONDS,
+            "default": DEFAULT_DELAY_SECONDS,
+            "description": "Seconds until the work completes",
+        },
+        "fail": {"type": "boolean", "default": False, "description": "The work fails with SimulatedFailure"},
+        "result": {"description": "What the work returns"},
+        "result_bytes": {
+            "type": "integer",
+            "minimum": 0,
+            "maximum": MAX_RESULT_BYTES,
+            "description": "Instead of `result`: a text result of this many bytes (large results)",
+        },
+        "report_eta": {"type": "boolean", "default": False, "description": "Each poll tells the time left"},
+    },
+}
+_KNOWN_FIELDS = set(INPUT_SCHEMA["properties"])
 
 
 class SimulatedProvider:
     name = "simulated"
-    # The simulated service can be asked to call back when the work is done (the caller delivers it).
+    input_schema = INPUT_SCHEMA
+    # The simulated service announces finished work as a real one does: an event on the bus, which the
+    # template routes to NotifyJob (the local stack's tooling plays the service: infra/jobpoll/).
     can_notify = True
+    event_source = "jobpoll.simulated"
+    event_detail_type = "Simulated Work State Change"
 
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
 
     def validate(self, request: Any) -> dict[str, Any]:
-        if not isinstance(request, dict):
-            raise InvalidJobInput(f"simulated input must be a JSON object, got {type(request).__name__}")
-        unknown = sorted(set(request) - _KNOWN_FIELDS)
-        if unknown:
-            raise InvalidJobInput(
-                f"unknown simulated input field(s): {', '.join(unknown)} "
-                f"(known: {', '.join(sorted(_KNOWN_FIELDS))})"
-            )
-        if "delay" not in request:
-            raise InvalidJobInput("simulated input needs 'delay' (seconds until the work completes)")
-        delay = request["delay"]
+        request = json_object(request, _KNOWN_FIELDS, "simulated input")
+        delay = request.get("delay", DEFAULT_DELAY_SECONDS)
         if isinstance(delay, bool) or not isinstance(delay, int | float):
             raise InvalidJobInput(f"'delay' must be a number of seconds, got {json.dumps(delay)}")
         if not math.isfinite(delay) or delay < 0 or delay > MAX_DELAY_SECONDS:
@@ -81,12 +101,22 @@ class SimulatedProvider:
         encoded = base64.urlsafe_b64encode(json.dumps(ticket, separators=(",", ":")).encode())
         return _PREFIX + encoded.decode().rstrip("=")
 
+    def finishes_at(self, work_id: str) -> datetime:
+        """When the work ends (what the simulated service knows of its own work)."""
+        ticket = _decode(work_id)
+        return from_epoch_ms(ticket["submitted_ms"]) + timedelta(seconds=float(ticket["request"]["delay"]))
+
+    def work_id_of_event(self, event: dict[str, Any]) -> str | None:
+        """The work id a `Simulated Work State Change` event is about."""
+        work_id = (event.get("detail") or {}).get("work_id")
+        return work_id if isinstance(work_id, str) and work_id.startswith(_PREFIX) else None
+
     def poll(self, work_id: str) -> PollResult:
         ticket = _decode(work_id)
         request = ticket["request"]
         submitted = from_epoch_ms(ticket["submitted_ms"])
         delay = float(request["delay"])
-        done_at = submitted + timedelta(seconds=delay)
+        done_at = self.finishes_at(work_id)
         now = self._clock.now()
         if now < done_at:
             elapsed = (now - submitted).total_seconds()

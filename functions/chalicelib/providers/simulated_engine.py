@@ -11,16 +11,30 @@ from datetime import timedelta
 from typing import Any
 
 from ..clock import Clock
-from ..engine import schedule_poll_task, task_result
+from ..engine import FIRST_TASK_FIELDS, schedule_poll_task, task_result
 from ..errors import InvalidJobInput
-from .base import WorkState
-from .simulated import SimulatedProvider
+from .base import WorkState, integral
+from .simulated import INPUT_SCHEMA, MAX_DELAY_SECONDS, SimulatedProvider
 
 DEFAULT_POLL_SECONDS = 10
 
 
 class SimulatedEngine:
     name = "simulated-engine"
+    # The simulated provider's input, how often to poll, and what an engine's first task takes.
+    input_schema: dict[str, Any] = {  # noqa: RUF012 (read only)
+        **INPUT_SCHEMA,
+        "properties": {
+            **INPUT_SCHEMA["properties"],
+            "poll_seconds": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": MAX_DELAY_SECONDS,
+                "default": DEFAULT_POLL_SECONDS,
+            },
+            **FIRST_TASK_FIELDS,
+        },
+    }
 
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
@@ -29,9 +43,15 @@ class SimulatedEngine:
     def validate(self, request: Any) -> dict[str, Any]:
         if not isinstance(request, dict):
             return self._work.validate(request)  # refuses it with the simulated provider's words
-        poll_seconds = request.get("poll_seconds", DEFAULT_POLL_SECONDS)
-        if isinstance(poll_seconds, bool) or not isinstance(poll_seconds, int) or poll_seconds < 1:
-            raise InvalidJobInput("'poll_seconds' must be a whole number of seconds, at least 1")
+        poll_seconds = integral(request.get("poll_seconds", DEFAULT_POLL_SECONDS))
+        if (
+            isinstance(poll_seconds, bool)
+            or not isinstance(poll_seconds, int)
+            or not 1 <= poll_seconds <= MAX_DELAY_SECONDS
+        ):
+            raise InvalidJobInput(
+                f"'poll_seconds' must be a whole number of seconds, 1 to {MAX_DELAY_SECONDS}"
+            )
         work = self._work.validate({k: v for k, v in request.items() if k != "poll_seconds"})
         return {**work, "poll_seconds": poll_seconds}
 
@@ -49,6 +69,8 @@ class SimulatedEngine:
                 "origCallTimeUTC": task["callTimeUTC"],
                 "engineConfig": {**payload.get("engineConfig", {}), "pollSeconds": poll_seconds},
             }
+            if "origTdoId" in payload:
+                next_payload["origTdoId"] = payload["origTdoId"]
             return schedule_poll_task(task, now + timedelta(seconds=poll_seconds), next_payload, now, 0.0)
 
         state = self._work.poll(payload["workId"])

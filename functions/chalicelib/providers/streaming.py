@@ -12,7 +12,7 @@ from typing import Any
 
 from ..clock import Clock
 from ..errors import InvalidJobInput, ProviderError
-from .base import Report
+from .base import Report, integral, json_object
 
 _TEXT = (
     "the quick brown fox jumps over the lazy dog while the long running job keeps polling "
@@ -28,19 +28,25 @@ class StreamingFailure(ProviderError):
 
 class SimulatedStreamingProvider:
     name = "simulated-stream"
+    # What `validate` accepts, as the OpenAPI document shows it.
+    input_schema: dict[str, Any] = {  # noqa: RUF012 (read only)
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "tokens": {"type": "integer", "minimum": 1, "maximum": MAX_TOKENS, "default": 100},
+            "tokens_per_second": {"type": "number", "exclusiveMinimum": 0, "maximum": 10_000, "default": 20},
+            "fail_after": {"type": ["integer", "null"], "minimum": 0, "description": "Fail after N tokens"},
+        },
+    }
 
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
 
     def validate(self, request: Any) -> dict[str, Any]:
-        if not isinstance(request, dict):
-            raise InvalidJobInput(
-                f"simulated-stream input must be a JSON object, got {type(request).__name__}"
-            )
-        unknown = sorted(set(request) - {"tokens", "tokens_per_second", "fail_after"})
-        if unknown:
-            raise InvalidJobInput(f"unknown simulated-stream input field(s): {', '.join(unknown)}")
-        tokens = request.get("tokens", 100)
+        request = json_object(
+            request, {"tokens", "tokens_per_second", "fail_after"}, "simulated-stream input"
+        )
+        tokens = integral(request.get("tokens", 100))
         if isinstance(tokens, bool) or not isinstance(tokens, int) or not 1 <= tokens <= MAX_TOKENS:
             raise InvalidJobInput(f"'tokens' must be a whole number from 1 to {MAX_TOKENS}")
         rate = request.get("tokens_per_second", 20)
@@ -48,7 +54,7 @@ class SimulatedStreamingProvider:
             raise InvalidJobInput(
                 f"'tokens_per_second' must be above 0 and at most 10000, got {json.dumps(rate)}"
             )
-        fail_after = request.get("fail_after")
+        fail_after = integral(request.get("fail_after"))
         if fail_after is not None and (
             isinstance(fail_after, bool) or not isinstance(fail_after, int) or fail_after < 0
         ):
