@@ -39,7 +39,7 @@ from .errors import (
 )
 from .job import Job, JobError, JobStatus
 from .job_request import JOB_ID_PATTERN, new_job, parse_job_request
-from .providers import Providers, WorkerProvider
+from .providers import Providers, WorkerProvider, integral
 from .results import ResultStore, discard
 from .service import cancel_work
 from .settings import Settings
@@ -277,7 +277,7 @@ def _share_seconds(body: Any, settings: Settings) -> int:
         return settings.default_share_seconds
     if not isinstance(body, dict) or set(body) - {"expires_in_seconds"}:
         raise InvalidRequest("the body must be {} or {'expires_in_seconds': N}")
-    seconds = body.get("expires_in_seconds", settings.default_share_seconds)
+    seconds = integral(body.get("expires_in_seconds", settings.default_share_seconds))
     if isinstance(seconds, bool) or not isinstance(seconds, int) or not 1 <= seconds <= MAX_SHARE_SECONDS:
         raise InvalidRequest(f"'expires_in_seconds' must be a whole number from 1 to {MAX_SHARE_SECONDS}")
     return seconds

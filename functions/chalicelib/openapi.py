@@ -370,7 +370,12 @@ def document(providers: Providers, settings: Settings) -> dict[str, Any]:
             "/jobs/{job_id}/shares/{share_id}": {
                 "parameters": [
                     _JOB_ID,
-                    {"name": "share_id", "in": "path", "required": True, "schema": {"type": "string"}},
+                    {
+                        "name": "share_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "pattern": SHARE_ID_PATTERN.pattern},
+                    },
                 ],
                 "delete": {
                     "operationId": "revokeShare",

@@ -68,6 +68,7 @@ def api_url(job_store: JobStore) -> Iterator[tuple[str, str]]:
         mode="local",
         local_tokens=((token, "fuzzer"),),
         callback_secret=secrets.token_hex(32),
+        share_key=secrets.token_hex(32),
         table_name=job_store.table_name,
         state_machine_arn="arn:aws:states:us-east-1:123456789012:stateMachine:poller",
         work_queue_url="https://sqs.us-east-1.amazonaws.com/123456789012/work",

@@ -21,7 +21,7 @@ from typing import Any
 from ..clock import Clock, from_epoch_ms, to_epoch_ms, to_iso
 from ..errors import InvalidJobInput, ProviderError
 from ..job import JobError
-from .base import PollResult, WorkState, json_object
+from .base import PollResult, WorkState, integral, json_object
 
 MAX_DELAY_SECONDS = 366 * 24 * 3600
 DEFAULT_DELAY_SECONDS = 60  # the seed's GetJobStatus: `delay = 60` unless the input says otherwise
@@ -84,7 +84,7 @@ class SimulatedProvider:
         if "result" in request:
             normalised["result"] = request["result"]
         if "result_bytes" in request:
-            size = request["result_bytes"]
+            size = integral(request["result_bytes"])
             if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= MAX_RESULT_BYTES:
                 raise InvalidJobInput(f"'result_bytes' must be a whole number from 0 to {MAX_RESULT_BYTES}")
             if "result" in request:
