@@ -184,9 +184,12 @@ def job_request_schema(providers: Providers, settings: Settings) -> dict[str, An
     """A job request, one variant per provider: its input, the poll fields, the callback URL."""
     variants = []
     for name, provider in sorted(providers.items()):
+        input_schema = getattr(provider, "input_schema", {"type": "object"})
+        if input_schema is None:  # nothing it could run is configured (e.g. http without profiles)
+            continue
         properties: dict[str, Any] = {
             "provider": {"const": name},
-            "input": getattr(provider, "input_schema", {"type": "object"}),
+            "input": input_schema,
             **poll_field_schemas(settings),
             "callback_url": callback_url_schema(allow_loopback=settings.local_mode),
         }

@@ -10,6 +10,7 @@ the API left it.
 from __future__ import annotations
 
 import dataclasses
+import json
 import secrets
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -69,6 +70,16 @@ def api_url(job_store: JobStore) -> Iterator[tuple[str, str]]:
         local_tokens=((token, "fuzzer"),),
         callback_secret=secrets.token_hex(32),
         share_key=secrets.token_hex(32),
+        # http jobs are fuzzed too: validated at POST, never submitted (StartJob does not run here).
+        http_profiles=json.dumps(
+            {
+                "service": {
+                    "base_url": "http://127.0.0.1:9/api",
+                    "headers": {"Authorization": f"Bearer {secrets.token_urlsafe(8)}"},
+                    "defaults": {"style": "google"},
+                }
+            }
+        ),
         table_name=job_store.table_name,
         state_machine_arn="arn:aws:states:us-east-1:123456789012:stateMachine:poller",
         work_queue_url="https://sqs.us-east-1.amazonaws.com/123456789012/work",

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 from ..errors import ProviderError
 from ..job import JobError
-from .aws_service import call, cancel_call, checked_object, json_safe
+from .aws_service import NON_BLANK, call, cancel_call, checked_object, json_safe
 from .base import PollResult, WorkState
 
 _STATES = {
@@ -36,14 +36,30 @@ class AthenaProvider:
         "required": ["query"],
         "additionalProperties": False,
         "properties": {
-            "query": {"type": "string", "maxLength": 262144, "description": "the SQL statement to run"},
-            "database": {"type": "string", "maxLength": 255, "description": "the database it runs in"},
+            "query": {
+                "type": "string",
+                "pattern": NON_BLANK,
+                "maxLength": 262144,
+                "description": "the SQL statement to run",
+            },
+            "database": {
+                "type": "string",
+                "pattern": NON_BLANK,
+                "maxLength": 255,
+                "description": "the database it runs in",
+            },
             "catalog": {
                 "type": "string",
+                "pattern": NON_BLANK,
                 "maxLength": 256,
                 "description": "the data catalog (AwsDataCatalog)",
             },
-            "workgroup": {"type": "string", "maxLength": 128, "description": "the workgroup (primary)"},
+            "workgroup": {
+                "type": "string",
+                "pattern": NON_BLANK,
+                "maxLength": 128,
+                "description": "the workgroup (primary)",
+            },
             "output_location": {
                 "type": "string",
                 "pattern": "^s3://",

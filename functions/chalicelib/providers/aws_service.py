@@ -42,6 +42,10 @@ _INVALID_CODES = frozenset(
 )
 
 
+# A string field's schema pattern for "not empty, not only white space" (what `checked_object` refuses).
+NON_BLANK = "\\S"
+
+
 def error_code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 

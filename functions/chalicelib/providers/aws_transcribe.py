@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 from ..errors import InvalidJobInput, ProviderError
 from ..job import JobError
-from .aws_service import call, cancel_call, checked_object, json_safe
+from .aws_service import NON_BLANK, call, cancel_call, checked_object, json_safe
 from .base import PollResult, WorkState
 
 _STATES = {
@@ -35,6 +35,7 @@ class TranscribeProvider:
     input_schema: ClassVar[dict[str, Any]] = {
         "type": "object",
         "required": ["media_uri"],
+        "dependentRequired": {"output_key": ["output_bucket"]},
         "additionalProperties": False,
         "properties": {
             "media_uri": {
@@ -45,6 +46,7 @@ class TranscribeProvider:
             },
             "language_code": {
                 "type": "string",
+                "pattern": NON_BLANK,
                 "maxLength": 10,
                 "description": "e.g. en-US; leave out to have Transcribe identify the language",
             },
@@ -55,11 +57,13 @@ class TranscribeProvider:
             },
             "output_bucket": {
                 "type": "string",
+                "pattern": NON_BLANK,
                 "maxLength": 64,
                 "description": "an S3 bucket for the transcript (else Transcribe's own, served by a URL)",
             },
             "output_key": {
                 "type": "string",
+                "pattern": NON_BLANK,
                 "maxLength": 1024,
                 "description": "the transcript's key in output_bucket",
             },

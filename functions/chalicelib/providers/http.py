@@ -44,7 +44,7 @@ from ..errors import (
 )
 from ..job import JobError
 from .base import PollResult, WorkState, json_object
-from .http_styles import STYLES, Outcome, Reply, ResultAt, validate_custom
+from .http_styles import CUSTOM_SCHEMA, STYLES, Outcome, Reply, ResultAt, validate_custom
 
 DEFAULT_TIMEOUT_SECONDS = 10.0
 MAX_TIMEOUT_SECONDS = 60.0
@@ -200,6 +200,16 @@ class HttpProvider:
         self._allow_loopback = allow_loopback
         self._resolve = resolve
         self._max_response_bytes = max_response_bytes
+
+    @property
+    def input_schema(self) -> dict[str, Any] | None:
+        """The job input `validate` accepts, for the configured profiles (None: none configured, so no
+        http job can be valid and the API's document offers none)."""
+        try:
+            profiles = self._profiles()
+        except ValueError:
+            return None
+        return input_schema(profiles) if profiles else None
 
     # ---- the provider interface ---------------------------------------------------------------------
 
@@ -443,3 +453,62 @@ def _decode(work_id: str) -> dict[str, Any]:
     except (ValueError, KeyError, TypeError) as exc:
         raise ProviderError(f"malformed http work id: {work_id[:40]!r}") from exc
     return dict(ticket)
+
+
+def _any_case(word: str) -> str:
+    """A regular expression matching `word` in any case (JSON Schema patterns take no flags)."""
+    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else re.escape(c) for c in word)
+
+
+# A path under the base URL: starts with one '/', printable ASCII, no fragment, no '.' or '..' segment (also
+# percent-encoded) and no encoded '/' that could make one; `Profile.contains` checks the same at submission.
+_DOT = "(?:\\.|%2[eE])"
+PATH_PATTERN = f'^/(?!/)(?!(?:[^?]*/)?{_DOT}{{1,2}}(?:[/?]|$))(?!.*%2[fF])[!-"$-~]*$'
+
+
+def input_schema(profiles: Mapping[str, Profile]) -> dict[str, Any]:
+    """The http job input as JSON Schema: one variant per profile and style, as `validate` checks it."""
+    variants = []
+    for name, profile in sorted(profiles.items()):
+        refused = sorted(_CREDENTIAL_HEADERS | _HOP_HEADERS | {h.lower() for h in profile.headers})
+        request = {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["path"],
+            "properties": {
+                "method": {"enum": list(METHODS), "default": "POST"},
+                "path": {"type": "string", "pattern": PATH_PATTERN, "maxLength": MAX_PATH_LENGTH},
+                "headers": {
+                    "type": "object",
+                    "propertyNames": {
+                        "pattern": _HEADER_NAME.pattern,
+                        "not": {"pattern": f"^(?:{'|'.join(_any_case(h) for h in refused)})$"},
+                    },
+                    "additionalProperties": {"type": "string", "pattern": "^[^\\r\\n]*$"},
+                    "description": "Credentials and the profile's own headers come from the profile",
+                },
+                "body": {"description": "Sent as JSON"},
+            },
+        }
+        for style in STYLES:
+            default_style = profile.defaults.get("style") == style
+            properties: dict[str, Any] = {
+                "profile": {"const": name},
+                "style": {"const": style},
+                "request": request,
+            }
+            required = ["profile", "request"] + ([] if default_style else ["style"])
+            if style == "custom":
+                properties["custom"] = CUSTOM_SCHEMA
+                if "custom" not in profile.defaults:
+                    required.append("custom")
+            variants.append(
+                {
+                    "title": f"{name} ({style})",
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": required,
+                    "properties": properties,
+                }
+            )
+    return {"anyOf": variants}

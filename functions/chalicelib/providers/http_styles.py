@@ -301,6 +301,30 @@ _SUFFIX = re.compile(r"^([:/][A-Za-z0-9_.:-]{1,49})?$")
 _CUSTOM_FIELDS = {*_CUSTOM_LISTS, *_CUSTOM_PATHS, "progress_scale", "cancel_method", "cancel_suffix"}
 
 
+_STATUS_VALUES = {
+    "type": "array",
+    "items": {"type": ["string", "integer", "boolean"]},
+    "uniqueItems": True,
+}
+# What `validate_custom` accepts. A value in two lists counts for the first of running, succeeded, failed,
+# canceled (the order `CustomStyle` reads them in), so every list the schema allows has one meaning.
+CUSTOM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["status_path", "running", "succeeded", "failed"],
+    "description": "Where the status is and the values that mean each state (a value in two lists counts for "
+    "the first of running, succeeded, failed, canceled)",
+    "properties": {
+        **{name: {"type": "string", "minLength": 1, "maxLength": 200} for name in _CUSTOM_PATHS},
+        **{name: {**_STATUS_VALUES, "minItems": 1} for name in _CUSTOM_LISTS if name != "canceled"},
+        "canceled": _STATUS_VALUES,
+        "progress_scale": {"type": "number", "exclusiveMinimum": 0, "default": 1},
+        "cancel_method": {"enum": ["DELETE", "POST"], "default": "DELETE"},
+        "cancel_suffix": {"type": "string", "pattern": "^(?:[:/](?!.*\\.\\.)[A-Za-z0-9_.:-]{1,49})?$"},
+    },
+}
+
+
 def validate_custom(spec: Any) -> dict[str, Any]:
     """The `custom` style's description, checked; raises InvalidJobInput."""
     if not isinstance(spec, dict):
@@ -316,17 +340,12 @@ def validate_custom(spec: Any) -> dict[str, Any]:
         if not isinstance(value, str) or not value or len(value) > 200:
             raise InvalidJobInput(f"'custom.{name}' must be a dotted field path, e.g. \"status.state\"")
         normalised[name] = value
-    seen: set[str] = set()
     for name in _CUSTOM_LISTS:
         values = spec.get(name, [])
         if not isinstance(values, list) or not all(isinstance(v, str | int | bool) for v in values):
             raise InvalidJobInput(f"'custom.{name}' must be a list of the status values that mean {name}")
         if not values and name != "canceled":
             raise InvalidJobInput(f"'custom.{name}' must name at least one status value")
-        folded = {str(v).casefold() for v in values}
-        if folded & seen:
-            raise InvalidJobInput(f"'custom.{name}' repeats a value of another list")
-        seen |= folded
         normalised[name] = [str(v) for v in values]
     scale = spec.get("progress_scale", 1)
     if isinstance(scale, bool) or not isinstance(scale, int | float) or scale <= 0:

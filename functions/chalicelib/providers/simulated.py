@@ -49,6 +49,7 @@ INPUT_SCHEMA: dict[str, Any] = {
         },
         "report_eta": {"type": "boolean", "default": False, "description": "Each poll tells the time left"},
     },
+    "not": {"required": ["result", "result_bytes"]},
 }
 _KNOWN_FIELDS = set(INPUT_SCHEMA["properties"])
 
