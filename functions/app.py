@@ -20,10 +20,15 @@ from chalicelib.errors import JobAlreadyFinished, JobPollError, LeaseHeld
 from chalicelib.gateway import base_url, caller_identity
 from chalicelib.job import Job, JobStatus
 from chalicelib.logs import log_event
+from chalicelib.providers import registry
 from chalicelib.settings import Settings
 from chalicelib.views import job_url, job_view, result_url, share_url
 
 app = Chalice(app_name="jobpoll")
+try:
+    registry.load()  # a provider that is broken fails here, when `chalice package` imports the app
+except registry.ProviderRegistryError as exc:
+    raise SystemExit(f"jobpoll: {exc}") from None
 # Read once at import: `chalice package` takes the queues' names from the decorators below.
 _settings = Settings.from_env()
 # On AWS, API Gateway verifies SigV4 signatures (IAM). `chalice local` does not: there the caller is
@@ -395,6 +400,22 @@ def delete_job(job_id: str) -> Response:
     if deleted.canceled:
         return _job_response(runtime, deleted.job, 200)
     return Response(body="", status_code=204, headers={})
+
+
+@app.route("/providers", methods=["GET"], authorizer=iam)
+@_problems
+def list_providers() -> Response:
+    runtime = _runtime()
+    _caller(runtime)
+    return _json({"providers": registry.describe(runtime.providers)}, 200)
+
+
+@app.route("/providers/{name}", methods=["GET"], authorizer=iam)
+@_problems
+def get_provider(name: str) -> Response:
+    runtime = _runtime()
+    _caller(runtime)
+    return _json(registry.describe(runtime.providers, name)[0], 200)
 
 
 @app.route("/openapi.json", methods=["GET"])

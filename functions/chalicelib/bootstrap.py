@@ -18,13 +18,8 @@ from typing import Any
 
 from .callbacks import Notifier, Resolver, Sender, system_resolver, urllib_sender
 from .clock import Clock, clock_from_settings
-from .providers import AnyProvider
-from .providers.aws_athena import AthenaProvider
-from .providers.aws_transcribe import TranscribeProvider
-from .providers.http import HttpProvider, Profile, Profiles, parse_profiles
-from .providers.simulated import SimulatedProvider
-from .providers.simulated_engine import SimulatedEngine
-from .providers.streaming import SimulatedStreamingProvider
+from .providers import AnyProvider, registry
+from .providers.http import Profile, Profiles, parse_profiles
 from .results import ResultStore, S3ResultStore
 from .settings import Settings
 from .store import DynamoDBJobStore, JobStore
@@ -88,39 +83,38 @@ def build_runtime(
     dynamodb: Any = None,
     sfn: Any = None,
     sqs: Any = None,
-    s3: Any = None,
     **parts: Any,
 ) -> Runtime:
     """A runtime from the given parts; missing ones come from the environment and boto3's defaults."""
     ssm = parts.pop("ssm", None)
     settings = with_callback_secret(settings or Settings.from_env(), ssm)
     clock = clock or clock_from_settings(settings)
-    providers = registered_providers(
-        clock,
-        settings,
-        ssm=ssm,
-        resolve=parts.get("resolve", system_resolver),
-        transcribe=parts.pop("transcribe", None),
-        athena=parts.pop("athena", None),
-    )
     if dynamodb is None or sfn is None or sqs is None:
         import boto3
 
         dynamodb = dynamodb or boto3.client("dynamodb")
         sfn = sfn or boto3.client("stepfunctions")
         sqs = sqs or boto3.client("sqs")
+    clients = parts.pop("clients", None) or _boto3_client
+    # Providers get the parts their constructors name (providers/registry.py); AWS clients come from
+    # `clients` (service name -> client) where given, else boto3's defaults.
+    providers: dict[str, AnyProvider] = registry.build(
+        enabled(registry.load(), settings.enabled_providers),
+        clock=clock,
+        settings=settings,
+        resolve=parts.get("resolve", system_resolver),
+        clients=clients,
+        profiles=http_profiles_loader(settings, ssm),
+        allow_loopback=settings.local_mode,
+    )
     results = None
     if settings.results_bucket:
-        if s3 is None:
-            import boto3
-
-            s3 = boto3.client("s3")
-        results = S3ResultStore(settings.results_bucket, s3)
+        results = S3ResultStore(settings.results_bucket, registry.LazyClient("s3", clients))
     return Runtime(
         settings=settings,
         clock=clock,
         store=DynamoDBJobStore(settings.table_name, dynamodb, results, settings.result_threshold_bytes),
-        providers=enabled(providers, settings.enabled_providers),
+        providers=providers,
         sfn=sfn,
         sqs=sqs,
         results=results,
@@ -130,55 +124,17 @@ def build_runtime(
     )
 
 
-def registered_providers(
-    clock: Clock,
-    settings: Settings,
-    *,
-    ssm: Any = None,
-    resolve: Resolver = system_resolver,
-    transcribe: Any = None,
-    athena: Any = None,
-) -> dict[str, AnyProvider]:
-    """Every provider this code has, by the name requests choose it with (their clients made on first use)."""
-    return {
-        "simulated": SimulatedProvider(clock),
-        "simulated-engine": SimulatedEngine(clock),
-        "simulated-stream": SimulatedStreamingProvider(clock),
-        "http": HttpProvider(
-            clock,
-            http_profiles_loader(settings, ssm),
-            allow_loopback=settings.local_mode,
-            resolve=resolve,
-        ),
-        "aws-transcribe": TranscribeProvider(transcribe or LazyClient("transcribe")),
-        "aws-athena": AthenaProvider(athena or LazyClient("athena")),
-    }
-
-
-def enabled(providers: Mapping[str, AnyProvider], names: tuple[str, ...]) -> dict[str, AnyProvider]:
+def enabled(
+    specs: tuple[registry.ProviderSpec, ...], names: tuple[str, ...]
+) -> tuple[registry.ProviderSpec, ...]:
     """The providers this stack runs (the EnabledProviders parameter); no names: all of them."""
-    return {name: provider for name, provider in providers.items() if not names or name in names}
+    return tuple(spec for spec in specs if not names or spec.name in names)
 
 
-class LazyClient:
-    """A boto3 client made on first use: most cold starts never call most providers' services."""
+def _boto3_client(service: str) -> Any:
+    import boto3
 
-    def __init__(self, service: str, make: Callable[[], Any] | None = None) -> None:
-        self.service = service
-        self._make = make
-        self._client: Any = None
-        self._lock = threading.Lock()
-
-    def __getattr__(self, name: str) -> Any:
-        with self._lock:
-            if self._client is None:
-                if self._make is None:
-                    import boto3
-
-                    self._client = boto3.client(self.service)
-                else:
-                    self._client = self._make()
-        return getattr(self._client, name)
+    return boto3.client(service)
 
 
 def with_callback_secret(settings: Settings, ssm: Any = None) -> Settings:

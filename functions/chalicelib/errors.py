@@ -25,6 +25,10 @@ class JobNotFound(JobPollError):
     """No job has this id."""
 
 
+class ProviderNotFound(JobPollError):
+    """No provider has this name."""
+
+
 class JobAlreadyExists(JobPollError):
     """A job with this id exists already."""
 

@@ -169,6 +169,31 @@ SCHEMAS: dict[str, Any] = {
             "expires_in_seconds": {"type": "integer", "minimum": 1, "maximum": MAX_SHARE_SECONDS},
         },
     },
+    "Provider": {
+        "type": "object",
+        "required": ["name", "kind", "can_notify", "description", "input_schema", "examples"],
+        "properties": {
+            "name": {"type": "string"},
+            "kind": {
+                "type": "string",
+                "enum": ["poll", "engine", "worker"],
+                "description": "poll: submit, poll, cancel; engine: one function answers every task; "
+                "worker: run on a queue worker, its output growing as it runs",
+            },
+            "can_notify": {"type": "boolean", "description": "Whether `notify: true` is allowed"},
+            "description": {"type": "string"},
+            "input_schema": {
+                "type": ["object", "null"],
+                "description": "JSON Schema of the job's `input` (null: none configured here can run)",
+            },
+            "examples": {"type": "array", "minItems": 1, "items": {"type": "object"}},
+        },
+    },
+    "ProviderList": {
+        "type": "object",
+        "required": ["providers"],
+        "properties": {"providers": {"type": "array", "items": _ref("Provider")}},
+    },
     "JobList": {
         "type": "object",
         "required": ["jobs", "next"],
@@ -405,6 +430,38 @@ def document(providers: Providers, settings: Settings) -> dict[str, Any]:
                         "403": _problem("The owner revoked the link"),
                         "409": _problem("The job has no result (yet)"),
                         "410": _problem("The link expired, or the job or its result is gone"),
+                        "default": _COMMON_ERRORS["default"],
+                    },
+                },
+            },
+            "/providers": {
+                "get": {
+                    "operationId": "listProviders",
+                    "summary": "The providers a job can name, with their input schemas and examples",
+                    "responses": {
+                        "200": {
+                            "description": "Every provider",
+                            "content": {"application/json": {"schema": _ref("ProviderList")}},
+                        },
+                        "401": _COMMON_ERRORS["401"],
+                        "default": _COMMON_ERRORS["default"],
+                    },
+                }
+            },
+            "/providers/{name}": {
+                "parameters": [
+                    {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}},
+                ],
+                "get": {
+                    "operationId": "getProvider",
+                    "summary": "One provider",
+                    "responses": {
+                        "200": {
+                            "description": "The provider",
+                            "content": {"application/json": {"schema": _ref("Provider")}},
+                        },
+                        "401": _COMMON_ERRORS["401"],
+                        "404": _problem("No such provider"),
                         "default": _COMMON_ERRORS["default"],
                     },
                 },

@@ -41,6 +41,7 @@ _BY_EXCEPTION: list[tuple[type[Exception], ProblemType]] = [
     (errors.ShareLinkInvalid, ProblemType(401, "share-link-invalid", "Invalid share link")),
     (errors.ShareLinkRevoked, ProblemType(403, "share-link-revoked", "Share link revoked")),
     (errors.JobNotFound, ProblemType(404, "job-not-found", "Job not found")),
+    (errors.ProviderNotFound, ProblemType(404, "provider-not-found", "Provider not found")),
     (errors.JobNotFinished, ProblemType(409, "job-not-finished", "Job not finished")),
     (errors.JobAlreadyFinished, ProblemType(409, "job-already-finished", "Job already finished")),
     (errors.JobAlreadyExists, ProblemType(409, "job-already-exists", "Job already exists")),

@@ -226,6 +226,29 @@ def _wait(args: argparse.Namespace, jobs: Any, job_id: str) -> int:
     return 0 if job["status"] == "COMPLETE" else 1
 
 
+def cmd_new_provider(args: argparse.Namespace) -> int:
+    from .paths import ROOT
+    from .scaffold import new_provider
+
+    written = new_provider(args.name, args.kind)
+    for path in written:
+        print(f"wrote {path.relative_to(ROOT)}")
+    print(f"next: python -m pytest -q -k {args.name.replace('-', '_')}")
+    return 0
+
+
+def cmd_providers_list(args: argparse.Namespace) -> int:
+    found = _console(args).jobs().providers()
+    _show(args, found, render.providers_table(found))
+    return 0
+
+
+def cmd_providers_describe(args: argparse.Namespace) -> int:
+    provider = _console(args).jobs().provider(args.name)
+    _show(args, provider, render.provider_fields(provider))
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run
 
@@ -314,6 +337,13 @@ def _add_console_commands(commands: Any) -> None:
     wait.add_argument("id", help="job id")
     wait.add_argument("--timeout", type=_positive, help="give up after this many seconds (exit 1)")
 
+    providers = commands.add_parser("providers", help="the providers a job can name (GET /providers)")
+    group = providers.add_subparsers(dest="providers_command", required=True, metavar="COMMAND")
+    add(group, "list", cmd_providers_list, "every provider: kind, whether it can notify, an example")
+    add(
+        group, "describe", cmd_providers_describe, "one provider: its input schema and examples"
+    ).add_argument("name", help="provider name")
+
     demo = commands.add_parser(
         "demo",
         help="the README demo: a local stack, the seed and a failing execution, a streaming job",
@@ -369,6 +399,23 @@ def build_parser() -> argparse.ArgumentParser:
         help='the http provider\'s profiles, JSON: {"NAME": {"base_url": ..., "headers": {...}}}',
     )
     up.set_defaults(handler=cmd_local_up)
+
+    new = commands.add_parser("new", help="scaffold a part of your own")
+    new_commands = new.add_subparsers(dest="new_command", required=True, metavar="COMMAND")
+    provider = new_commands.add_parser(
+        "provider",
+        help="a working provider, its tests (the conformance kit), and its line in the registry",
+        description="Write functions/chalicelib/providers/NAME.py and tests/providers/test_NAME_provider.py, "
+        "and register NAME in functions/chalicelib/providers.json.",
+    )
+    provider.add_argument("name", help="lowercase letters and digits, words joined by '-', e.g. acme")
+    provider.add_argument(
+        "--kind",
+        choices=("poll", "engine", "worker"),
+        default="poll",
+        help="the provider's kind (default poll)",
+    )
+    provider.set_defaults(handler=cmd_new_provider)
     _add_console_commands(commands)
     return parser
 

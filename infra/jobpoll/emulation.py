@@ -338,7 +338,7 @@ class Emulation:
         from .moto_patches import emulation_patches
 
         ensure_functions_importable()
-        from chalicelib.bootstrap import LazyClient, build_runtime, set_runtime
+        from chalicelib.bootstrap import build_runtime, set_runtime
         from chalicelib.settings import Settings
 
         try:
@@ -363,10 +363,8 @@ class Emulation:
                 self.client("dynamodb"),
                 self.client("stepfunctions"),
                 self.client("sqs"),
-                s3=self.client("s3"),
                 sender=loopback_only_sender,
-                transcribe=LazyClient("transcribe", functools.partial(self.client, "transcribe")),
-                athena=LazyClient("athena", functools.partial(self.client, "athena")),
+                clients=self.client,
             )
             set_runtime(self.runtime)
             self._stack.callback(set_runtime, None)

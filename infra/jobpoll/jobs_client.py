@@ -6,6 +6,7 @@ use IAM auth, so each request is signed with SigV4 for `execute-api` with the se
 
 from __future__ import annotations
 
+import builtins
 import json
 import time
 import urllib.error
@@ -152,6 +153,14 @@ class JobsClient:
     def unshare(self, job_id: str, share_id: str) -> None:
         """Revoke a share link."""
         self.request("DELETE", f"/jobs/{_quote(job_id)}/shares/{_quote(share_id)}")
+
+    def providers(self) -> builtins.list[dict[str, Any]]:
+        """Every provider a job can name (GET /providers)."""
+        return builtins.list(self.request("GET", "/providers").body["providers"])
+
+    def provider(self, name: str) -> dict[str, Any]:
+        """One provider: kind, whether it can notify, input schema and examples (GET /providers/NAME)."""
+        return dict(self.request("GET", f"/providers/{_quote(name)}").body)
 
     def wait(
         self,

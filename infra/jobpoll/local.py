@@ -207,7 +207,7 @@ def install_handler_runtime(
     `clock` (which ends an invocation at its function's Timeout). Returns the environment the settings
     came from."""
     ensure_functions_importable()
-    from chalicelib.bootstrap import LazyClient, build_runtime, set_runtime
+    from chalicelib.bootstrap import build_runtime, set_runtime
     from chalicelib.settings import Settings
 
     environment = {**function_environment(target, stack_name, POLL_LOOP_FUNCTION), **(overrides or {})}
@@ -218,11 +218,9 @@ def install_handler_runtime(
             dynamodb=target.client("dynamodb"),
             sfn=target.client("stepfunctions"),
             sqs=target.client("sqs"),
-            s3=target.client("s3"),
             ssm=target.client("ssm"),
             lambda_client=target.client("lambda"),
-            transcribe=LazyClient("transcribe", functools.partial(target.client, "transcribe")),
-            athena=LazyClient("athena", functools.partial(target.client, "athena")),
+            clients=target.client,
         )
     )
     return environment
@@ -231,11 +229,9 @@ def install_handler_runtime(
 def every_provider() -> list[str]:
     """The name of every provider the functions' code has."""
     ensure_functions_importable()
-    from chalicelib.bootstrap import registered_providers
-    from chalicelib.clock import SystemClock
-    from chalicelib.settings import Settings
+    from chalicelib.providers import registry
 
-    return list(registered_providers(SystemClock(), Settings()))
+    return [spec.name for spec in registry.load()]
 
 
 def store_secret_parameter(target: Target, name: str, env_var: str) -> str:

@@ -88,6 +88,41 @@ def render_merge_template(infra_template: Path = INFRA_TEMPLATE, settings: Any =
     return template
 
 
+def schema_problems(spec: Any) -> list[str]:
+    """What is wrong with a registered provider's input schema, or with an example it does not fit."""
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import SchemaError
+
+    if spec.input_schema is None:
+        return []  # the schema depends on the deployment: the contract checks it where one is configured
+    try:
+        Draft202012Validator.check_schema(dict(spec.input_schema))
+    except SchemaError as exc:
+        return [f"input_schema is not a JSON Schema: {exc.message}"]
+    validator = Draft202012Validator(dict(spec.input_schema))
+    return [
+        f"example {json.dumps(example)[:80]} does not fit its input_schema: {error.message}"
+        for example in spec.examples
+        for error in validator.iter_errors(example)
+    ]
+
+
+def check_providers(registry_file: Path | None = None) -> None:
+    """Import and check every registered provider (declaration, protocol, examples against the schema):
+    a broken one fails packaging with one line naming it, not the first job."""
+    ensure_functions_importable()
+    from chalicelib.providers import registry
+
+    try:
+        specs = registry.load(registry_file or registry.REGISTRY_FILE)
+    except registry.ProviderRegistryError as exc:
+        raise PackageError(str(exc)) from None
+    for spec in specs:
+        problems = schema_problems(spec)
+        if problems:
+            raise PackageError(f"provider {spec.name!r} ({spec.target}): {problems[0]}")
+
+
 def chalice_executable() -> str:
     """The `chalice` command of this environment."""
     beside_python = Path(sys.executable).with_name("chalice")
@@ -98,7 +133,8 @@ def chalice_executable() -> str:
 
 
 def chalice_package(stage: str, out_dir: Path, region: str) -> Package:
-    """Run `chalice package --merge-template` into `out_dir` and check what it produced."""
+    """Check the providers, run `chalice package --merge-template` into `out_dir`, check what it produced."""
+    check_providers()
     out_dir.mkdir(parents=True, exist_ok=True)
     merge_path = out_dir / "merge-template.json"
     merge_path.write_text(json.dumps(render_merge_template(), indent=2))

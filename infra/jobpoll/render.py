@@ -141,6 +141,12 @@ _JOB_FIELDS = (
     "id", "status", "provider_status", "provider", "input", "progress", "try_count", "max_tries",
     "created_at", "updated_at", "next_poll_at", "error", "result_available", "partial_output",
 )  # fmt: skip
+_PROVIDER_COLUMNS: list[Column] = [
+    ("NAME", lambda p: p["name"]),
+    ("KIND", lambda p: p["kind"]),
+    ("NOTIFY", lambda p: "yes" if p.get("can_notify") else "no"),
+    ("EXAMPLE INPUT", lambda p: (p.get("examples") or [None])[0]),
+]
 _EXECUTION_FIELDS = (
     "name",
     "status",
@@ -186,6 +192,18 @@ def execution_fields(described: dict[str, Any]) -> str:
 
 def job_fields(job: dict[str, Any]) -> str:
     return fields(job, _JOB_FIELDS)
+
+
+def providers_table(providers: Sequence[dict[str, Any]]) -> str:
+    return table(providers, _PROVIDER_COLUMNS)
+
+
+def provider_fields(provider: dict[str, Any]) -> str:
+    """A provider's name, kind and description, then its input schema and examples as indented JSON."""
+    head = fields(provider, ("name", "kind", "can_notify", "description"))
+    schema = json.dumps(provider.get("input_schema", {}), indent=2)
+    examples = "\n".join(json.dumps(example) for example in provider.get("examples", []))
+    return f"{head}\ninput schema:\n{schema}\nexamples:\n{examples}"
 
 
 def job_summary(job: dict[str, Any]) -> str:

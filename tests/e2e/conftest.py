@@ -4,27 +4,13 @@ conftest puts them on one xdist worker), and one of its own for a test that stop
 from __future__ import annotations
 
 import json
-import os
 import secrets
-import signal
-import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
-from e2e_support import (
-    SPEED,
-    STARTUP_TIMEOUT,
-    STOP_TIMEOUT,
-    LocalStack,
-    alive,
-    children_of,
-    cli_environment,
-    free_port,
-    jobpoll_command,
-)
+from e2e_support import SPEED, LocalStack, cli_environment, free_port, jobpoll_command, running_local_up
 
 from jobpoll.paths import ROOT
 
@@ -90,34 +76,6 @@ def running_local_stack(directory: Path) -> Iterator[LocalStack]:
         "--http-profiles",
         str(profiles),
     ]
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            command,
-            cwd=ROOT,
-            env={**cli_environment(), "JOBPOLL_LOCAL_TOKENS": f"e2e:{token}"},
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    stack = LocalStack(process, api_port, aws_port, state_file, log)
-    try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while not state_file.exists():
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"jobpoll local up did not start:\n{log.read_text()}")
-            time.sleep(0.1)
-        stack.state = json.loads(state_file.read_text())
-        stack.descendants = children_of(process.pid)
+    env = {**cli_environment(), "JOBPOLL_LOCAL_TOKENS": f"e2e:{token}"}
+    with running_local_up(command, ROOT, env, state_file, log, api_port, aws_port) as stack:
         yield stack
-    finally:
-        if process.poll() is None:
-            stack.descendants |= children_of(process.pid)
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-        for pid in stack.descendants:
-            if alive(pid):
-                os.kill(pid, signal.SIGKILL)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -103,3 +107,37 @@ class LocalStack:
             self.descendants |= children_of(self.process.pid)
             self.process.send_signal(signal.SIGTERM)
         return self.process.wait(STOP_TIMEOUT)
+
+
+@contextlib.contextmanager
+def running_local_up(
+    argv: list[str], cwd: Path, env: dict[str, str], state_file: Path, log: Path, api_port: int, aws_port: int
+) -> Iterator[LocalStack]:
+    """`argv` (a `jobpoll local up`) in its own session, until its state file appears; stopped (SIGTERM,
+    then SIGKILL) and reaped with every descendant afterwards."""
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            argv, cwd=cwd, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    stack = LocalStack(process, api_port, aws_port, state_file, log)
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while not state_file.exists():
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"jobpoll local up did not start:\n{log.read_text()}")
+            time.sleep(0.1)
+        stack.state = json.loads(state_file.read_text())
+        stack.descendants = children_of(process.pid)
+        yield stack
+    finally:
+        if process.poll() is None:
+            stack.descendants |= children_of(process.pid)
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        for pid in stack.descendants:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)

@@ -95,7 +95,7 @@ def make_api(emulation: Emulation, **settings: Any) -> Api:
         emulation.client("dynamodb"),
         sfn=emulation.client("stepfunctions"),
         sqs=emulation.client("sqs"),
-        s3=emulation.client("s3"),
+        clients=emulation.client,
         resolve=fake_resolver,
         sender=loopback_only_sender,
     )

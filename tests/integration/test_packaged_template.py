@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import zipfile
 from typing import Any
 
 import pytest
@@ -544,3 +545,15 @@ def test_the_emulation_creates_its_resources_with_the_packaged_templates_setting
     assert [i["IndexName"] for i in table["GlobalSecondaryIndexes"]] == [
         i["IndexName"] for i in declared_table["GlobalSecondaryIndexes"]
     ]
+
+
+def test_the_bundle_ships_the_provider_registry_and_every_provider_it_lists(packaged: Package) -> None:
+    from chalicelib.providers.registry import REGISTRY_FILE, read_entries
+
+    with zipfile.ZipFile(packaged.deployment_zip) as bundle:
+        names = set(bundle.namelist())
+        assert "chalicelib/providers.json" in names
+        shipped = json.loads(bundle.read("chalicelib/providers.json"))["providers"]
+    assert shipped == read_entries(REGISTRY_FILE)
+    for target in shipped.values():
+        assert target.partition(":")[0].replace(".", "/") + ".py" in names

@@ -14,12 +14,13 @@ from typing import Any
 
 import pytest
 
-from chalicelib import jobs_api, worker
+from chalicelib import worker
 from chalicelib.errors import LeaseHeld
 from chalicelib.job import JobStatus
 from chalicelib.providers.streaming import SimulatedStreamingProvider
 from jobpoll.clocks import VirtualClock
 from jobpoll.emulation import DEAD_LETTER_QUEUE, Emulation
+from jobpoll.testing import JobRunner
 
 
 class Scripted:
@@ -50,20 +51,7 @@ class Scripted:
 
 def submit(emulation: Emulation, key: str, provider: str = "simulated-stream", **fields: Any) -> str:
     """What POST /jobs does for a queue-mode provider (its Idempotency-Key picks the job id here)."""
-    runtime = emulation.runtime
-    submitted = jobs_api.submit_job(
-        {"provider": provider, "input": fields},
-        owner="local",
-        idempotency_key=key,
-        store=runtime.store,
-        providers=runtime.providers,
-        sfn=runtime.sfn,
-        clock=runtime.clock,
-        settings=runtime.settings,
-        resolve=lambda host: [],
-        sqs=runtime.sqs,
-    )
-    return submitted.job.job_id
+    return JobRunner(emulation).submit({"provider": provider, "input": fields}, idempotency_key=key)
 
 
 def run_worker(emulation: Emulation, job_id: str, worker_id: str = "w1", settings: Any = None) -> str:

@@ -26,7 +26,11 @@ _SERVICE = "Amazon Athena"
 
 
 class AthenaProvider:
+    """Amazon Athena: a SQL query, run by StartQueryExecution and polled with GetQueryExecution."""
+
     name = "aws-athena"
+    kind = "poll"
+    aws_service = "athena"  # the registry gives the constructor this service's client
     can_notify = True
     # The service's state-change event on EventBridge (its documented source and detail-type).
     event_source = "aws.athena"

@@ -27,7 +27,11 @@ _SERVICE = "Amazon Transcribe"
 
 
 class TranscribeProvider:
+    """Amazon Transcribe: a batch transcription (StartTranscriptionJob, polled with GetTranscriptionJob)."""
+
     name = "aws-transcribe"
+    kind = "poll"
+    aws_service = "transcribe"  # the registry gives the constructor this service's client
     can_notify = True
     # The service's state-change event on EventBridge (its documented source and detail-type).
     event_source = "aws.transcribe"

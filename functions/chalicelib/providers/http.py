@@ -29,7 +29,7 @@ import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import unquote, urljoin, urlsplit
 
 from ..callbacks import DIRECT_OPENER, Resolver, system_resolver, unreachable_reason
@@ -183,8 +183,22 @@ def retry_after_seconds(value: str | None, now: datetime) -> float | None:
 
 
 class HttpProvider:
+    """A REST long-running operation at a configured profile's base URL, in one of the common styles."""
+
     name = "http"
+    kind = "poll"
     can_notify = False
+    examples: ClassVar[list[dict[str, Any]]] = [
+        {
+            "profile": "speech",
+            "style": "azure",
+            "request": {
+                "method": "POST",
+                "path": "/v1/analyze",
+                "body": {"url": "https://example.com/a.wav"},
+            },
+        }
+    ]
 
     def __init__(
         self,
@@ -218,7 +232,7 @@ class HttpProvider:
         profile = self._profile(request.get("profile"))
         merged = {**profile.defaults, **request}
         style = merged.get("style")
-        if style not in STYLES:
+        if not isinstance(style, str) or style not in STYLES:  # a dict or list would be unhashable
             raise InvalidJobInput(f"'style' must be one of {', '.join(STYLES)}, got {json.dumps(style)}")
         normalised: dict[str, Any] = {
             "profile": profile.name,

@@ -16,7 +16,7 @@ import json
 import math
 import uuid
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 from ..clock import Clock, from_epoch_ms, to_epoch_ms, to_iso
 from ..errors import InvalidJobInput, ProviderError
@@ -55,8 +55,16 @@ _KNOWN_FIELDS = set(INPUT_SCHEMA["properties"])
 
 
 class SimulatedProvider:
+    """A simulated service: the work completes `delay` seconds after it was submitted, or fails if told to."""
+
     name = "simulated"
+    kind = "poll"
     input_schema = INPUT_SCHEMA
+    examples: ClassVar[list[dict[str, Any]]] = [
+        {"delay": 20},
+        {"delay": 5, "fail": True},
+        {"delay": 30, "report_eta": True, "result": "done"},
+    ]
     # The simulated service announces finished work as a real one does: an event on the bus, which the
     # template routes to NotifyJob (the local stack's tooling plays the service: infra/jobpoll/).
     can_notify = True

@@ -8,7 +8,7 @@ answers `schedule_poll_task`; each poll task checks the work and answers either 
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 from ..clock import Clock
 from ..engine import FIRST_TASK_FIELDS, schedule_poll_task, task_result
@@ -20,7 +20,12 @@ DEFAULT_POLL_SECONDS = 10
 
 
 class SimulatedEngine:
+    """The simulated service as an engine: one function answers every task, polling every `poll_seconds`."""
+
     name = "simulated-engine"
+    kind = "engine"
+    can_notify = False
+    examples: ClassVar[list[dict[str, Any]]] = [{"delay": 25, "poll_seconds": 10}, {"delay": 5, "fail": True}]
     # The simulated provider's input, how often to poll, and what an engine's first task takes.
     input_schema: dict[str, Any] = {  # noqa: RUF012 (read only)
         **INPUT_SCHEMA,

@@ -8,7 +8,7 @@ reaches the store), and returns the whole text. `fail_after: N` fails the work a
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, ClassVar
 
 from ..clock import Clock
 from ..errors import InvalidJobInput, ProviderError
@@ -27,7 +27,15 @@ class StreamingFailure(ProviderError):
 
 
 class SimulatedStreamingProvider:
+    """A simulated worker whose output grows word by word at a steady rate, like a model streaming tokens."""
+
     name = "simulated-stream"
+    kind = "worker"
+    can_notify = False
+    examples: ClassVar[list[dict[str, Any]]] = [
+        {"tokens": 200, "tokens_per_second": 20},
+        {"tokens": 10, "fail_after": 5},
+    ]
     # What `validate` accepts, as the OpenAPI document shows it.
     input_schema: dict[str, Any] = {  # noqa: RUF012 (read only)
         "type": "object",
