@@ -2,7 +2,7 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test unit-without-moto flake-check lint check bench local
+.PHONY: demo test unit-without-moto flake-check lint check bench local scan
 $(PY):
 	python3 -m venv $(VENV) && $(VENV)/bin/pip install -q -e '.[dev]'
 
@@ -32,3 +32,11 @@ bench: $(PY)
 
 local: $(PY)
 	$(VENV)/bin/jobpoll local up
+
+# checkov on the packaged template (every finding fixed or skipped in infra/template.json with its reason),
+# in a virtualenv of its own: checkov's pins would move the project's dependencies.
+scan: $(PY)
+	test -x .venv-scan/bin/checkov || (python3 -m venv .venv-scan && .venv-scan/bin/pip install -q checkov)
+	$(PY) -c "import sys; sys.path.insert(0, 'infra'); from pathlib import Path; \
+		from jobpoll.package import chalice_package; chalice_package('dev', Path('.jobpoll/scan').resolve(), 'us-east-1')"
+	.venv-scan/bin/checkov -f .jobpoll/scan/chalice/sam.json --framework cloudformation --compact --quiet

@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 from chalice import Chalice, IAMAuthorizer, Response
 from chalice.app import SQSEvent
 
-from chalicelib import jobs_api, openapi, problems, service, worker
+from chalicelib import jobs_api, openapi, problems, reconciler, service, worker
 from chalicelib.bootstrap import Runtime, get_runtime
 from chalicelib.clock import to_iso
 from chalicelib.errors import JobAlreadyFinished, JobPollError, LeaseHeld
@@ -126,6 +126,26 @@ def notify_job(event: dict[str, Any], context: Any) -> dict[str, Any]:
         on_finished=runtime.notifier.job_finished,
     )
     log_event(app.log, "job_notified", **outcome)
+    return outcome
+
+
+@app.lambda_function(name="Reconcile")
+def reconcile(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Scheduled (infra/template.json): resume unfinished jobs whose execution or worker was lost."""
+    runtime = _runtime()
+    outcome = reconciler.reconcile(
+        store=runtime.store,
+        providers=runtime.providers,
+        sfn=runtime.sfn,
+        sqs=runtime.sqs,
+        clock=runtime.clock,
+        settings=runtime.settings,
+        on_finished=runtime.notifier.job_finished,
+    )
+    for job_id in outcome["resumed"]:
+        log_event(app.log, "job_resumed", logging.WARNING, job_id=job_id)
+    level = logging.WARNING if outcome["errors"] else logging.INFO
+    log_event(app.log, "reconciled", level, **{k: v for k, v in outcome.items() if k != "resumed"})
     return outcome
 
 

@@ -174,6 +174,8 @@ class Job:
     partial_output: str | None = None
     # How many executions the poll loop has continued into (0: still the first).
     generation: int = 0
+    # How often the reconciler resumed the job after its execution (or its worker) was lost.
+    resumes: int = 0
     # Things worth telling the job's owner about how it was polled (e.g. a schedule clamped to the deadline).
     notes: tuple[str, ...] = ()
     version: int = 0

@@ -59,6 +59,15 @@ class InMemoryJobStore(ConditionalStore):
             self._jobs[job.job_id] = stored
         return stored
 
+    def stale_unfinished(self, updated_before: datetime, limit: int) -> list[Job]:
+        with self._lock:
+            jobs = [
+                job
+                for job in self._jobs.values()
+                if not job.status.is_terminal and job.updated_at < updated_before
+            ]
+        return sorted(jobs, key=lambda job: (job.updated_at, job.job_id))[:limit]
+
     def list_by_owner(
         self,
         owner: str,

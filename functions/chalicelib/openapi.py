@@ -131,6 +131,11 @@ SCHEMAS: dict[str, Any] = {
                 "description": "Tries so far (polls, worker runs)",
             },
             "max_tries": {"type": "integer", "minimum": 1},
+            "resumes": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "How often the job was resumed after its execution or worker was lost",
+            },
             "wait_seconds": {"type": "integer", "minimum": 1},
             "created_at": _TIME,
             "updated_at": _TIME,

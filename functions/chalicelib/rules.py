@@ -7,6 +7,7 @@ allowed; the use cases (`service`, `worker`, `jobs_api`) read, apply one of thes
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 from . import engine
@@ -233,5 +234,74 @@ def dead_lettered(job: Job, receive_count: int, now: datetime) -> Job:
             "DeliveryFailed",
             f"the job's message was received {receive_count} times without the job finishing; "
             "it is in the dead-letter queue",
+        ),
+    )
+
+
+# ---- The reconciler: jobs whose execution or worker was lost ----------------------------------------
+
+
+class Reconcile(StrEnum):
+    """What the reconciler does with an unfinished job."""
+
+    LEAVE = "leave"  # its loop (or worker) is alive, or it finished meanwhile
+    RESUME = "resume"  # a new execution picks up its poll loop from the record
+    REQUEUE = "requeue"  # queue mode: its message goes on the work queue again
+    GIVE_UP = "give-up"  # resumed too often, or past its deadline: FAILED
+
+
+def reconcile_action(
+    job: Job, now: datetime, *, on_queue: bool, execution_running: bool, max_resumes: int
+) -> Reconcile:
+    """What to do with a job the reconciler found unfinished and not updated for a while.
+
+    A poll-loop job is stranded when its execution no longer runs; a queue-mode job when no live lease
+    covers it (its worker died). A stranded job is resumed at most `max_resumes` times and never past its
+    deadline; a finished (canceled, say) job is left alone.
+    """
+    if job.status.is_terminal:
+        return Reconcile.LEAVE
+    if on_queue:
+        # A queued message waits in SQS (whose dead-letter queue ends a job it cannot deliver).
+        if job.status is JobStatus.QUEUED or lease_is_live(job, now):
+            return Reconcile.LEAVE
+    elif execution_running:
+        return Reconcile.LEAVE
+    # An engine's task payload lived only in the lost execution: its loop cannot be picked up.
+    if job.resumes >= max_resumes or past_deadline(job, now) or job.task_id is not None:
+        return Reconcile.GIVE_UP
+    return Reconcile.REQUEUE if on_queue else Reconcile.RESUME
+
+
+def resumed(job: Job, now: datetime, execution_arn: str | None) -> Job:
+    """The reconciler resumes the job (in execution `execution_arn`, or on the work queue): one more
+    resume, noted on the job. IllegalTransition once it finished."""
+    where = f"in {execution_arn.rsplit(':', 1)[-1]}" if execution_arn else "on the work queue"
+    note = f"{to_iso(now)}: resumed {where} (resume {job.resumes + 1}) after its run was lost"
+    return job.transition(
+        job.status,
+        now,
+        resumes=job.resumes + 1,
+        execution_arn=execution_arn if execution_arn is not None else job.execution_arn,
+        notify_token=None,
+        notes=job.with_note(note),
+    )
+
+
+def gave_up(job: Job, now: datetime, max_resumes: int) -> Job:
+    """A stranded job that may not be resumed: FAILED, past its deadline (DeadlineExceeded), an engine's
+    (ExecutionLost) or with ResumesExhausted."""
+    expired = _failed_at_deadline(job, now, job.try_count)
+    if expired is not None:
+        return expired
+    if job.task_id is not None:
+        lost = JobError("ExecutionLost", "the engine's poll loop was lost with its execution")
+        return failed(job, now, lost)
+    return failed(
+        job,
+        now,
+        JobError(
+            "ResumesExhausted",
+            f"the job's run was lost {job.resumes + 1} times; it was resumed {max_resumes} times at most",
         ),
     )

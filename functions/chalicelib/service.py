@@ -49,7 +49,13 @@ def start_job(
     An event with `continuation` resumes a poll loop that an earlier execution handed over.
     """
     if isinstance(event, dict) and "continuation" in event:
-        return resume_job(event["continuation"], store=store, clock=clock, execution_arn=execution_arn)
+        return resume_job(
+            event["continuation"],
+            store=store,
+            providers=providers,
+            clock=clock,
+            execution_arn=execution_arn,
+        )
     request = parse_job_request(event, providers, settings)
     job_id = request.job_id or execution_name
     job = store.find(job_id) or store.create(new_job(job_id, request, clock, settings))
@@ -57,6 +63,14 @@ def start_job(
         if job.status.is_terminal:
             raise IllegalTransition(f"job {job_id} is {job.status.value} already")
         return loop_state(job, clock.now())
+    return _submit(job, store=store, providers=providers, clock=clock, execution_arn=execution_arn)
+
+
+def _submit(
+    job: Job, *, store: JobStore, providers: Providers, clock: Clock, execution_arn: str | None
+) -> dict[str, Any]:
+    """Submit a stored, never submitted job to its provider (or engine): PENDING."""
+    job_id = job.job_id
     if job.status is not JobStatus.QUEUED:
         raise IllegalTransition(f"job {job_id} is {job.status.value}, not QUEUED")
     provider = get_provider(providers, job.provider)
@@ -82,14 +96,25 @@ def start_job(
 
 
 def resume_job(
-    state: Any, *, store: JobStore, clock: Clock, execution_arn: str | None = None
+    state: Any,
+    *,
+    store: JobStore,
+    providers: Providers,
+    clock: Clock,
+    execution_arn: str | None = None,
 ) -> dict[str, Any]:
-    """Pick up a poll loop handed over by the previous execution of the same job."""
+    """Pick up a poll loop handed over by the previous execution of the same job, or resumed by the
+    reconciler from the job record (a job never submitted is submitted now)."""
     if not isinstance(state, dict) or not isinstance(state.get("job_id"), str):
         raise InvalidJobInput("'continuation' must be the poll state of a job")
+    job = store.get(state["job_id"])
+    if job.work_id is None and job.task_id is None and not job.status.is_terminal:
+        return _submit(job, store=store, providers=providers, clock=clock, execution_arn=execution_arn)
     generation = state.get("generation", 0) + 1 if isinstance(state.get("generation"), int) else 1
     job = store.update(
-        state["job_id"], lambda current: rules.handed_over(current, clock.now(), generation, execution_arn)
+        job.job_id,
+        lambda current: rules.handed_over(current, clock.now(), generation, execution_arn),
+        current=job,
     )
     return loop_state(job, clock.now(), task_payload=state.get("task_payload"))
 

@@ -103,6 +103,11 @@ class Settings:
     # since `clock_origin` (ISO-8601 UTC), the same for the API under `chalice local` and the emulation.
     clock_speed: float = 1.0
     clock_origin: str = ""
+    # The reconciler: how often a job whose run was lost is resumed before it fails (ResumesExhausted), how
+    # long an unfinished job goes without an update before it looks at it, and how many jobs per run.
+    max_resumes: int = 3
+    reconcile_after_seconds: int = 120
+    reconcile_batch_size: int = 200
 
     def __post_init__(self) -> None:
         if not self.clock_speed > 0:
@@ -222,4 +227,8 @@ class Settings:
             ),
             clock_speed=number("JOBPOLL_CLOCK_SPEED", defaults.clock_speed),
             clock_origin=env.get("JOBPOLL_CLOCK_ORIGIN", defaults.clock_origin),
+            max_resumes=integer("JOBPOLL_MAX_RESUMES", defaults.max_resumes),
+            reconcile_after_seconds=integer(
+                "JOBPOLL_RECONCILE_AFTER_SECONDS", defaults.reconcile_after_seconds
+            ),
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,6 +32,11 @@ OWNER_INDEX = "by-owner"
 PAGE_KEY_ATTRIBUTES = (KEY, "owner", "created_at")
 # The index on the provider's work id (keys only): which job a service's event is about.
 WORK_INDEX = "by-work-id"
+# The sparse index of unfinished jobs by last update (keys only): only unfinished jobs carry `open_shard`,
+# so the reconciler reads stale unfinished jobs, never the finished ones. The shard spreads writes over a
+# few partitions.
+UNFINISHED_INDEX = "by-unfinished"
+UNFINISHED_SHARDS = 4
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,7 @@ def _to_item(job: Job) -> dict[str, Any]:
         "request": {"S": json.dumps(job.request, separators=(",", ":"))},
         "poll": {"S": json.dumps(job.poll.to_dict(), separators=(",", ":"))},
         "generation": {"N": str(job.generation)},
+        "resumes": {"N": str(job.resumes)},
         "try_count": {"N": str(job.try_count)},
         "progress": {"N": repr(float(job.progress))},
         "created_at": {"S": to_iso(job.created_at)},
@@ -58,6 +65,8 @@ def _to_item(job: Job) -> dict[str, Any]:
         TTL_ATTRIBUTE: {"N": str(int(job.expires_at.timestamp()))},
         "version": {"N": str(job.version)},
     }
+    if not job.status.is_terminal:
+        item["open_shard"] = {"S": open_shard(job.job_id)}
     if job.work_id is not None:
         item["work_id"] = {"S": job.work_id}
     if job.provider_status is not None:
@@ -115,6 +124,7 @@ def _from_item(item: dict[str, Any]) -> Job:
         request=json.loads(item["request"]["S"]),
         poll=PollSettings.from_dict(json.loads(item["poll"]["S"])),
         generation=int(item["generation"]["N"]),
+        resumes=int(item.get("resumes", {}).get("N", 0)),
         task_id=text("task_id"),
         notify_token=text("notify_token"),
         lease_owner=text("lease_owner"),
@@ -142,6 +152,11 @@ def _from_item(item: dict[str, Any]) -> Job:
     )
 
 
+def open_shard(job_id: str) -> str:
+    """The unfinished-jobs index partition of a job."""
+    return f"open-{zlib.crc32(job_id.encode()) % UNFINISHED_SHARDS}"
+
+
 def _is_condition_failure(exc: ClientError) -> bool:
     return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
@@ -167,6 +182,10 @@ class JobStore(Protocol):
 
     def save(self, job: Job) -> Job:
         """Write `job` if the stored version is `job.version`; the stored job, or ConcurrentUpdate."""
+        ...
+
+    def stale_unfinished(self, updated_before: datetime, limit: int) -> list[Job]:
+        """Unfinished jobs last updated before `updated_before`, oldest first, at most `limit`."""
         ...
 
     def update(
@@ -303,6 +322,26 @@ class DynamoDBJobStore(ConditionalStore):
         )
         items = response.get("Items", [])
         return self.find(items[0][KEY]["S"]) if items else None
+
+    def stale_unfinished(self, updated_before: datetime, limit: int) -> list[Job]:
+        """Unfinished jobs last updated before `updated_before`, oldest first: a Query per shard of the
+        sparse unfinished index (finished jobs are not in it), never a Scan."""
+        keys: list[tuple[str, str]] = []
+        for shard in range(UNFINISHED_SHARDS):
+            response = self.dynamodb.query(
+                TableName=self.table_name,
+                IndexName=UNFINISHED_INDEX,
+                KeyConditionExpression="#shard = :shard AND #updated < :before",
+                ExpressionAttributeNames={"#shard": "open_shard", "#updated": "updated_at"},
+                ExpressionAttributeValues={
+                    ":shard": {"S": f"open-{shard}"},
+                    ":before": {"S": to_iso(updated_before)},
+                },
+                Limit=limit,
+            )
+            keys += [(item["updated_at"]["S"], item[KEY]["S"]) for item in response.get("Items", [])]
+        jobs = (self.find(job_id) for _, job_id in sorted(keys)[:limit])
+        return [job for job in jobs if job is not None and not job.status.is_terminal]
 
     def list_by_owner(
         self,

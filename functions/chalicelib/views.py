@@ -38,6 +38,8 @@ def job_view(job: Job, now: datetime, base_url: str | None = None) -> dict[str, 
         "input": job.request,
         "progress": job.progress,
         "try_count": job.try_count,
+        # How often the reconciler resumed the job after its execution (or worker) was lost.
+        "resumes": job.resumes,
         "max_tries": job.poll.max_tries,
         "wait_seconds": job.poll.wait_seconds,
         "created_at": _iso(job.created_at),

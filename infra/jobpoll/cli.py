@@ -88,6 +88,7 @@ def cmd_local_up(args: argparse.Namespace) -> int:
             region=args.region,
             state_file=args.state_file,
             http_profiles=read_http_profiles(args.http_profiles) if args.http_profiles else "",
+            fresh=args.fresh,
         )
     )
     return 0
@@ -392,6 +393,11 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--speed", type=_positive, default=1.0, help="run waits X times faster (default 1)")
     up.add_argument("--region", default="us-east-1", help="region of the emulated stack (default us-east-1)")
     up.add_argument("--state-file", type=Path, default=LOCAL_STATE, help=argparse.SUPPRESS)
+    up.add_argument(
+        "--fresh",
+        action="store_true",
+        help="start with no jobs (default: the jobs an earlier run left under .jobpoll/state/ are restored)",
+    )
     up.add_argument(
         "--http-profiles",
         type=Path,

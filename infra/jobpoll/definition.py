@@ -37,15 +37,25 @@ def table_properties(template: Mapping[str, Any] | None = None) -> dict[str, Any
     return properties
 
 
-def event_rules() -> dict[str, tuple[str, dict[str, Any]]]:
-    """The EventBridge rules infra/template.json gives functions: rule name -> (function, event pattern)."""
+def _function_events(kind: str) -> dict[str, tuple[str, dict[str, Any]]]:
+    """The events of type `kind` infra/template.json gives functions: event name -> (function, properties)."""
     template = json.loads(INFRA_TEMPLATE.read_text())
-    rules = {}
+    events = {}
     for function, resource in template["Resources"].items():
         for name, source in (resource.get("Properties", {}).get("Events") or {}).items():
-            if source.get("Type") == "EventBridgeRule":
-                rules[name] = (function, source["Properties"]["Pattern"])
-    return rules
+            if source.get("Type") == kind:
+                events[name] = (function, source["Properties"])
+    return events
+
+
+def event_rules() -> dict[str, tuple[str, dict[str, Any]]]:
+    """The EventBridge rules infra/template.json gives functions: rule name -> (function, event pattern)."""
+    return {name: (fn, props["Pattern"]) for name, (fn, props) in _function_events("EventBridgeRule").items()}
+
+
+def scheduled_rules() -> dict[str, tuple[str, str]]:
+    """The schedules infra/template.json gives functions: rule name -> (function, schedule expression)."""
+    return {name: (fn, props["Schedule"]) for name, (fn, props) in _function_events("Schedule").items()}
 
 
 def _transitions(state: Mapping[str, Any]) -> list[str]:

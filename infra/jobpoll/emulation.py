@@ -27,13 +27,14 @@ from typing import Any
 import boto3
 
 from .clocks import EmulationClock, VirtualClock
-from .definition import cfn_state_machine_definition, event_rules, table_properties
+from .definition import cfn_state_machine_definition, event_rules, scheduled_rules, table_properties
 from .executions import continued_in
 from .faults import FaultPlan, Invocation
 from .package import render_merge_template
 from .paths import ensure_functions_importable
 from .queues import EventSourceMapping, QueueDelivery
 from .sandbox import HandlerClock
+from .schedules import ScheduleRunner, deployed_schedules
 from .simulated_service import SimulatedServiceEvents
 
 MOTO_CONFIG = {
@@ -263,6 +264,11 @@ def deploy(
         events.put_targets(
             Rule=f"{prefix}-{rule}", Targets=[{"Id": function, "Arn": function_arns[function]}]
         )
+    for rule, (function, expression) in scheduled_rules().items():
+        events.put_rule(Name=f"{prefix}-{rule}", ScheduleExpression=expression)
+        events.put_targets(
+            Rule=f"{prefix}-{rule}", Targets=[{"Id": function, "Arn": function_arns[function]}]
+        )
     return deployment
 
 
@@ -312,12 +318,14 @@ class Emulation:
         queue_delivery: bool = False,
         queue_job_max_seconds: int | None = None,
         simulated_events: bool = False,
+        schedules: bool = False,
     ) -> None:
         self.clock: EmulationClock = clock or VirtualClock()
         self.region = region
         self.queue_job_max_seconds = queue_job_max_seconds
         self.queue_delivery: QueueDelivery | None = None
         self._deliver_queues = queue_delivery
+        self._run_schedules = schedules
         self._simulated_events = simulated_events
         self.simulated_service: SimulatedServiceEvents | None = None
         self.invocations: list[Invocation] = []
@@ -379,6 +387,14 @@ class Emulation:
                     self.client, self.deployment.mappings, self.clock, self.region
                 ).start()
                 self._stack.callback(self.queue_delivery.stop)
+            # The template's schedules (the reconciler): `schedules.run_once()` fires them now; with
+            # `schedules=True` they also fire every period of the emulation clock.
+            self.schedules = ScheduleRunner(
+                self.client, deployed_schedules(self.client("events")), self.clock, self.region
+            )
+            if self._run_schedules:
+                self.schedules.start()
+                self._stack.callback(self.schedules.stop)
             self.sfn = self.client("stepfunctions")
         except BaseException:
             self._stack.close()

@@ -2,7 +2,8 @@
 
 The same calls work against an AWS account and the local stack (the client decides where they go). An
 execution is named by its name (the job id) or its ARN; a long poll continues in new executions named
-`<job id>-<n>`, and `follow` follows that chain to its end.
+`<job id>-<n>`, and `follow` follows that chain to its end, and the executions the reconciler resumed a
+lost loop in (`<job id>-r<n>`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ POLL_INTERVAL = 0.3
 _STOP_SETTLE_SECONDS = 10.0
 _NOT_FOUND = {"ExecutionDoesNotExist", "ResourceNotFound", "StateMachineDoesNotExist"}
 _TASK_STATES = {"StartJob", "GetJobStatus"}
+# `follow` looks for at most this many resumes of one job (the reconciler's JOBPOLL_MAX_RESUMES is lower).
+MAX_RESUMES_FOLLOWED = 10
 
 Output = Callable[[str], None]
 
@@ -235,8 +238,32 @@ class Executions:
             arn = continued_in(described)
             if arn is not None:
                 out(f"  continued in execution {arn.rsplit(':', 1)[-1]}")
+            elif (arn := self._resumed_in(described, followed)) is not None:
+                out(
+                    f"  execution lost ({described['status']}); resumed in execution {arn.rsplit(':', 1)[-1]}"
+                )
         out(summary(followed, self._clock.speed if self._clock is not None else 1.0))
         return followed
+
+    def _resumed_in(self, described: dict[str, Any], followed: Followed) -> str | None:
+        """The execution the reconciler resumed this one's job in (`<job id>-r<n>`), if it started yet."""
+        if described["status"] == "SUCCEEDED":
+            return None
+        given = parse_input(described.get("input") or "{}")
+        given = given.get("continuation", given) if isinstance(given, dict) else {}
+        job_id = given.get("job_id") if isinstance(given, dict) else None
+        job_id = job_id if isinstance(job_id, str) else described["name"]
+        seen = {execution["executionArn"] for execution in followed.executions}
+        for resume in range(1, MAX_RESUMES_FOLLOWED + 1):
+            arn = self.arn(f"{job_id}-r{resume}")
+            if arn in seen:
+                continue
+            try:
+                self.describe(arn)
+            except ToolingError:
+                return None
+            return arn
+        return None
 
     @staticmethod
     def _event_line(

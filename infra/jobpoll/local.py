@@ -27,6 +27,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from . import persistence
 from .clocks import ScaledClock
 from .deploy import Deployed, default_stack_name, deploy
 from .emulation import MOTO_CONFIG, resolve_handler
@@ -35,6 +36,7 @@ from .faults import Invocation
 from .paths import FUNCTIONS_DIR, LOCAL_STATE, ensure_functions_importable
 from .queues import QueueDelivery, take_over_mappings
 from .sandbox import HandlerClock
+from .schedules import ScheduleRunner, deployed_schedules
 from .target import LocalState, Target
 
 HOST = "127.0.0.1"
@@ -43,6 +45,7 @@ _FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "t
 _STARTUP_TIMEOUT = 30.0
 _STOP_TIMEOUT = 5.0
 POLL_LOOP_FUNCTION = "StartJob"
+JOB_KEY = "job_id"  # the job table's key (infra/template.json)
 
 Progress = Callable[[str], None]
 
@@ -56,6 +59,12 @@ class LocalOptions:
     state_file: Path = LOCAL_STATE
     # The http provider's profiles (JSON, checked), handed to the handlers and the API as local settings.
     http_profiles: str = field(default="", repr=False)
+    # Start empty instead of from the jobs (and the clock) an earlier run left in `state_dir`.
+    fresh: bool = False
+
+    @property
+    def state_dir(self) -> Path:
+        return self.state_file.parent / "state"
 
     @property
     def aws_endpoint_url(self) -> str:
@@ -256,9 +265,23 @@ class HandlersAfterRuntime:
         return resolve_handler(handler)
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """In a child before it runs (a `preexec_fn`): the kernel SIGKILLs it when its parent dies, however the
+    parent dies (SIGKILL included), so no child outlives `local up`. Linux only; elsewhere a no-op."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
 def start_chalice_local(options: LocalOptions, environment: dict[str, str]) -> subprocess.Popen[bytes]:
     """`chalice local` (jobpoll.local_api: every method reaches the app) on 127.0.0.1:api_port in its own
-    process group (see `wait_until_serving`)."""
+    process group (see `wait_until_serving`), killed by the kernel if this process dies."""
     return subprocess.Popen(
         [
             sys.executable,
@@ -274,6 +297,7 @@ def start_chalice_local(options: LocalOptions, environment: dict[str, str]) -> s
         cwd=FUNCTIONS_DIR,
         env=environment,
         start_new_session=True,
+        preexec_fn=die_with_parent,
     )
 
 
@@ -302,6 +326,34 @@ def stop_process_group(process: subprocess.Popen[bytes]) -> None:
             return
         except subprocess.TimeoutExpired:
             continue
+
+
+def alive(pid: int, command_part: str) -> bool:
+    """Whether process `pid` runs and its command line contains `command_part` (not a reused pid)."""
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return False
+    return command_part in command
+
+
+def clear_crashed_run(state_file: Path, progress: Progress = print) -> None:
+    """Before a start: a state file whose stack still runs is refused (ToolingError); one a crashed run
+    left is removed, after its orphaned API server (if it still runs) is killed."""
+    if not state_file.exists():
+        return
+    try:
+        left = LocalState.read(state_file)
+    except (ToolingError, TypeError, ValueError):
+        left = None
+    if left is not None and left.pid != os.getpid() and alive(left.pid, "jobpoll"):
+        raise ToolingError(f"a local stack is running already (pid {left.pid}): stop it first")
+    if left is not None and left.api_pid and alive(left.api_pid, "jobpoll.local_api"):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(left.api_pid, signal.SIGKILL)
+        progress(f"Stopped the API server (pid {left.api_pid}) a crashed run left behind")
+    state_file.unlink(missing_ok=True)
+    progress(f"Removed {state_file}, left by a run that did not stop cleanly")
 
 
 def _prepare_process_environment(options: LocalOptions) -> None:
@@ -337,14 +389,21 @@ def up(options: LocalOptions, progress: Progress = print) -> None:
 
     if options.api_port == options.aws_port:
         raise ToolingError(f"--api-port and --aws-port are both {options.api_port}")
+    clear_crashed_run(options.state_file, progress)
     ensure_port_free(options.aws_port, "aws")
     ensure_port_free(options.api_port, "api")
-    from .moto_patches import emulation_patches  # moto: imported once the options are known to be good
+    from .moto_patches import (  # moto: imported once the options are known to be good
+        emulation_patches,
+        journaled_puts,
+    )
 
     with _stop_on_signals(), contextlib.ExitStack() as cleanup:
         try:
             _prepare_process_environment(options)
-            clock = ScaledClock(options.speed)
+            if options.fresh:
+                persistence.clear(options.state_dir)
+            clock = ScaledClock(options.speed, persistence.clock_origin(options.state_dir, options.speed))
+            persistence.save_clock(options.state_dir, clock.speed, clock.origin)
             handlers = HandlersAfterRuntime()
             listeners: list[Callable[[Invocation], None]] = []
             cleanup.enter_context(emulation_patches(clock, handlers, listeners=listeners))
@@ -373,6 +432,11 @@ def up(options: LocalOptions, progress: Progress = print) -> None:
                 },
                 progress=progress,
             )
+            journal = persistence.TableJournal(options.state_dir, key=JOB_KEY)
+            restored = journal.restore(target.client("dynamodb"), deployed.outputs["JobsTableName"])
+            cleanup.enter_context(journaled_puts(journal.record))
+            if restored:
+                progress(f"Restored {restored} jobs from {journal.path}; unfinished ones will be resumed")
             function_env = install_handler_runtime(
                 target, stack_name, clock, local_environment(clock, options.http_profiles)
             )
@@ -380,6 +444,9 @@ def up(options: LocalOptions, progress: Progress = print) -> None:
             mappings = take_over_mappings(target.client("lambda"), target.client("sqs"))
             delivery = QueueDelivery(target.client, mappings, clock, options.region).start()
             cleanup.callback(delivery.stop)
+            schedules = deployed_schedules(target.client("events"))
+            runner = ScheduleRunner(target.client, schedules, clock, options.region).start()
+            cleanup.callback(runner.stop)
             tokens = os.environ.get("JOBPOLL_LOCAL_TOKENS") or f"local:{secrets.token_urlsafe(18)}"
             api_env = {
                 **os.environ,
@@ -404,6 +471,7 @@ def up(options: LocalOptions, progress: Progress = print) -> None:
                 callback_secret=callback_secret,
                 clock_speed=clock.speed,
                 clock_origin=clock.origin.isoformat(),
+                api_pid=chalice.pid,
             ).write(options.state_file)
             for line in _summary(options, deployed):
                 progress(line)

@@ -661,6 +661,40 @@ def atomic_dynamodb_writes() -> Iterator[None]:
         yield
 
 
+_DYNAMODB_PUT = _target(
+    DynamoDBBackend,
+    "put_item",
+    (
+        "self",
+        "table_name",
+        "item_attrs",
+        "expected",
+        "condition_expression",
+        "expression_attribute_names",
+        "expression_attribute_values",
+        "overwrite",
+        "return_values_on_condition_check_failure",
+    ),
+)
+
+
+@contextlib.contextmanager
+def journaled_puts(record: Callable[[str, dict[str, Any]], None]) -> Iterator[None]:
+    """While inside, each item moto's DynamoDB stores by PutItem (its condition held) is also handed to
+    `record(table_name, item)`, under the write lock, so the journal's order is the table's."""
+    original = _DYNAMODB_PUT.original()
+
+    def put_item(self: Any, table_name: str, item_attrs: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        with _dynamodb_write_lock:
+            stored = original(self, table_name, item_attrs, *args, **kwargs)
+            record(table_name, item_attrs)
+            return stored
+
+    put_item._jobpoll_atomic = True  # type: ignore[attr-defined]
+    with _DYNAMODB_PUT.patch(put_item):
+        yield
+
+
 _installed = threading.Lock()
 
 

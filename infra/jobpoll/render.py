@@ -139,7 +139,7 @@ _JOB_COLUMNS: list[Column] = [
 ]
 _JOB_FIELDS = (
     "id", "status", "provider_status", "provider", "input", "progress", "try_count", "max_tries",
-    "created_at", "updated_at", "next_poll_at", "error", "result_available", "partial_output",
+    "resumes", "created_at", "updated_at", "next_poll_at", "error", "result_available", "partial_output",
 )  # fmt: skip
 _PROVIDER_COLUMNS: list[Column] = [
     ("NAME", lambda p: p["name"]),

@@ -109,6 +109,13 @@ class LocalStack:
         return self.process.wait(STOP_TIMEOUT)
 
 
+def _written_by(state_file: Path, pid: int) -> bool:
+    try:
+        return bool(json.loads(state_file.read_text())["pid"] == pid)
+    except (OSError, ValueError, KeyError):
+        return False
+
+
 @contextlib.contextmanager
 def running_local_up(
     argv: list[str], cwd: Path, env: dict[str, str], state_file: Path, log: Path, api_port: int, aws_port: int
@@ -122,7 +129,7 @@ def running_local_up(
     stack = LocalStack(process, api_port, aws_port, state_file, log)
     try:
         deadline = time.monotonic() + STARTUP_TIMEOUT
-        while not state_file.exists():
+        while not _written_by(state_file, process.pid):  # not a file a crashed run left
             if process.poll() is not None or time.monotonic() > deadline:
                 raise AssertionError(f"jobpoll local up did not start:\n{log.read_text()}")
             time.sleep(0.1)

@@ -181,3 +181,18 @@ def test_a_job_is_found_by_its_providers_work_id(store: JobStore) -> None:
     stored = store.update("job-1", lambda job: dataclasses.replace(job, work_id="w-7"))
     assert store.find_by_work_id("w-7") == stored
     assert store.find_by_work_id("w-unknown") is None
+
+
+def test_stale_unfinished_jobs_are_found_oldest_first_and_finished_ones_never(store: JobStore) -> None:
+    for number, status in enumerate(
+        [JobStatus.RUNNING, JobStatus.COMPLETE, JobStatus.QUEUED, JobStatus.CANCELED]
+    ):
+        at = NOW + timedelta(seconds=10 * (3 - number))
+        store.create(make_job(f"job-{number}", status=status, created_at=at))
+    recent = NOW + timedelta(seconds=100)
+    store.create(make_job("job-recent", status=JobStatus.PENDING, created_at=recent))
+    found = store.stale_unfinished(NOW + timedelta(seconds=60), limit=10)
+    assert [job.job_id for job in found] == ["job-2", "job-0"]
+    assert [job.job_id for job in store.stale_unfinished(NOW + timedelta(seconds=60), limit=1)] == ["job-2"]
+    finished = store.update("job-2", lambda job: job.transition(JobStatus.FAILED, job.updated_at))
+    assert finished.job_id not in [job.job_id for job in store.stale_unfinished(recent, limit=10)]

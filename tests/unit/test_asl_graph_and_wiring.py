@@ -70,5 +70,6 @@ def test_the_emulation_creates_the_table_the_template_declares_minus_its_stack_n
     assert [index["IndexName"] for index in properties["GlobalSecondaryIndexes"]] == [
         "by-owner",
         "by-work-id",
+        "by-unfinished",
     ]
     assert properties["TimeToLiveSpecification"] == {"AttributeName": "ttl", "Enabled": True}
