@@ -254,13 +254,7 @@ def test_the_reconciler_runs_every_minute_and_may_only_resume_or_fail_jobs(
     ]
     assert [rule["ScheduleExpression"] for rule in rules] == ["rate(1 minute)"]
     assert rules[0]["Targets"][0]["Arn"] == {"Fn::GetAtt": ["Reconcile", "Arn"]}
-    role = resources["ReconcileRole"]["Properties"]
-    actions = {
-        action
-        for policy in role["Policies"]
-        for statement in policy["PolicyDocument"]["Statement"]
-        for action in ([statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"])
-    }
+    actions = _actions(_statements(transformed, "ReconcileRole"))  # its provider and queue actions: below
     assert {
         "dynamodb:Query",
         "states:StartExecution",
@@ -288,6 +282,7 @@ def test_each_role_gets_only_the_provider_actions_its_functions_call(transformed
         "PollLoopFunctionRole": PROVIDER_JOB_ACTIONS,  # submit, poll, cancel on a recorded failure
         "DefaultRole": {"transcribe:DeleteTranscriptionJob", "athena:StopQueryExecution"},  # DELETE /jobs
         "NotifyJobRole": {"transcribe:GetTranscriptionJob", "athena:GetQueryExecution"},  # the event's job
+        "ReconcileRole": PROVIDER_JOB_ACTIONS,  # resumes (submits) or fails (cancels) stale jobs
         "RunQueuedJobRole": set(),
         "FailDeadLetteredJobRole": set(),
     }
