@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import render
-from .errors import ToolingError
+from .errors import PortInUse, ToolingError
 from .paths import LOCAL_STATE
 from .target import Target
 
@@ -84,6 +84,7 @@ def cmd_local_up(args: argparse.Namespace) -> int:
         LocalOptions(
             api_port=args.api_port,
             aws_port=args.aws_port,
+            console_port=args.console_port,
             speed=args.speed,
             region=args.region,
             state_file=args.state_file,
@@ -227,6 +228,26 @@ def _wait(args: argparse.Namespace, jobs: Any, job_id: str) -> int:
     return 0 if job["status"] == "COMPLETE" else 1
 
 
+def cmd_console(args: argparse.Namespace) -> int:
+    from .console import START_LOCAL, connect
+    from .web_console import ConsoleServer, Stack
+
+    hint = f"deploy it with: jobpoll deploy --stage STAGE --stack {args.stack}" if args.stack else START_LOCAL
+    target = _target(args)
+    served_by = "jobpoll console" + (f" --stack {args.stack}" if args.stack else "")
+    stack = Stack(lambda: connect(args.stack, target, args.state_file), hint, served_by)
+    try:
+        server = ConsoleServer(args.port, stack)
+    except PortInUse:
+        raise ToolingError(f"port {args.port} is already in use; pick another with --port") from None
+    print(f"Web console:    {server.url}  (Ctrl-C stops it)", flush=True)
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+    return 0
+
+
 def cmd_new_provider(args: argparse.Namespace) -> int:
     from .paths import ROOT
     from .scaffold import new_provider
@@ -338,6 +359,15 @@ def _add_console_commands(commands: Any) -> None:
     wait.add_argument("id", help="job id")
     wait.add_argument("--timeout", type=_positive, help="give up after this many seconds (exit 1)")
 
+    console = commands.add_parser(
+        "console",
+        help="serve the web console for the local stack or a deployed one (--stack NAME)",
+        description="Serve the web console on 127.0.0.1: executions on their state graph, jobs, live.",
+        parents=[common],
+    )
+    console.add_argument("--port", type=int, default=8001, help="its port (default 8001; 0: any free one)")
+    console.set_defaults(handler=cmd_console)
+
     providers = commands.add_parser("providers", help="the providers a job can name (GET /providers)")
     group = providers.add_subparsers(dest="providers_command", required=True, metavar="COMMAND")
     add(group, "list", cmd_providers_list, "every provider: kind, whether it can notify, an example")
@@ -390,6 +420,12 @@ def build_parser() -> argparse.ArgumentParser:
     up = local_commands.add_parser("up", help="run the stack locally (moto + chalice local) until Ctrl-C")
     up.add_argument("--api-port", type=int, default=8000, help="chalice local's port (default 8000)")
     up.add_argument("--aws-port", type=int, default=5000, help="the AWS emulation's port (default 5000)")
+    up.add_argument(
+        "--console-port",
+        type=int,
+        default=8001,
+        help="the web console's port (default 8001; 0: any free one)",
+    )
     up.add_argument("--speed", type=_positive, default=1.0, help="run waits X times faster (default 1)")
     up.add_argument("--region", default="us-east-1", help="region of the emulated stack (default us-east-1)")
     up.add_argument("--state-file", type=Path, default=LOCAL_STATE, help=argparse.SUPPRESS)

@@ -9,7 +9,7 @@ from datetime import datetime
 from pathlib import Path
 
 from .clocks import SpeedClock
-from .errors import ToolingError
+from .errors import StackNotRunning, ToolingError
 from .executions import Executions
 from .jobs_client import JobsClient, bearer, sigv4_signer
 from .paths import LOCAL_STATE
@@ -64,11 +64,11 @@ def local_console(state_file: Path = LOCAL_STATE) -> Console:
     try:
         state = LocalState.read(state_file)
     except ToolingError:
-        raise ToolingError(f"no local stack running: {START_LOCAL}") from None
+        raise StackNotRunning(f"no local stack running: {START_LOCAL}") from None
     except (ValueError, TypeError):  # not JSON, or not what `local up` writes
-        raise ToolingError(f"{state_file} is not a local stack's state file: {START_LOCAL}") from None
+        raise StackNotRunning(f"{state_file} is not a local stack's state file: {START_LOCAL}") from None
     if not _running(state.pid):
-        raise ToolingError(f"no local stack running (stale {state_file}): {START_LOCAL}")
+        raise StackNotRunning(f"no local stack running (stale {state_file}): {START_LOCAL}")
     clock = (
         SpeedClock(state.clock_speed, datetime.fromisoformat(state.clock_origin))
         if state.clock_speed != 1

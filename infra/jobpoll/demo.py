@@ -91,7 +91,8 @@ def local_stack(speed: float, directory: Path) -> Iterator[Path]:
     while aws_port == api_port:
         aws_port = _free_port()
     command = [sys.executable, "-m", "jobpoll.cli", "local", "up", "--speed", f"{speed:g}"]
-    command += ["--api-port", str(api_port), "--aws-port", str(aws_port), "--state-file", str(state_file)]
+    command += ["--api-port", str(api_port), "--aws-port", str(aws_port), "--console-port", "0"]
+    command += ["--state-file", str(state_file)]
     process = None
     try:
         # Ctrl-C while Popen runs would leave the stack started but unknown here (in its own session, the

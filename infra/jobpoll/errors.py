@@ -21,3 +21,11 @@ class PortInUse(ToolingError):
     def __init__(self, port: int, purpose: str) -> None:
         super().__init__(f"port {port} ({purpose}) is already in use; pick another with --{purpose}-port")
         self.port = port
+
+
+class StackNotRunning(ToolingError):
+    """The local stack a command acts on is not running (the message says how to start it)."""
+
+
+class UnknownExecution(ToolingError):
+    """No execution of that name or ARN."""

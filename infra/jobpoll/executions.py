@@ -20,7 +20,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from .clocks import SpeedClock
-from .errors import ToolingError
+from .errors import ToolingError, UnknownExecution
 
 TERMINAL = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"})
 STATUSES = ("RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
@@ -134,10 +134,20 @@ class Executions:
             message = exc.response.get("Error", {}).get("Message") or str(exc)
             raise ToolingError(f"{what}: {code}: {message}") from None
 
-    def _unknown(self, execution: str) -> ToolingError:
+    def _unknown(self, execution: str) -> UnknownExecution:
         prefix = self.arn("")
         name = execution[len(prefix) :] if execution.startswith(prefix) else execution
-        return ToolingError(f"no execution {name!r} of state machine {self.state_machine_arn}")
+        return UnknownExecution(f"no execution {name!r} of state machine {self.state_machine_arn}")
+
+    def definition(self) -> dict[str, Any]:
+        """The state machine's ASL definition, as deployed."""
+        described = self._call(
+            "could not describe the state machine",
+            None,
+            "describe_state_machine",
+            stateMachineArn=self.state_machine_arn,
+        )
+        return dict(json.loads(described["definition"]))
 
     def start(self, execution_input: Any, name: str | None = None) -> dict[str, Any]:
         kwargs: dict[str, Any] = {

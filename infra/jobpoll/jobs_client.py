@@ -29,6 +29,18 @@ _REDRAW_INTERVAL = 0.5
 Sign = Callable[[str, str, dict[str, str], bytes | None], dict[str, str]]
 
 
+class ApiProblem(ToolingError):
+    """The API answered an error (its problem detail, in `answer`)."""
+
+    def __init__(self, answer: Answer) -> None:
+        super().__init__(_problem_line(answer))
+        self.answer = answer
+
+
+class ApiUnreachable(ToolingError):
+    """Nothing answers at the API's URL."""
+
+
 class _NoRedirects(urllib.request.HTTPRedirectHandler):
     """GET /jobs/{id} answers a finished job with 303 and the job's JSON: keep that answer."""
 
@@ -102,10 +114,10 @@ class JobsClient:
             answer = Answer(error.code, dict(error.headers.items()), _body(error.read()))
             if error.code < 400:
                 return answer
-            raise ToolingError(_problem_line(answer)) from None
+            raise ApiProblem(answer) from None
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
-            raise ToolingError(f"cannot reach the API at {self.api_url}: {reason}{self._hint}") from None
+            raise ApiUnreachable(f"cannot reach the API at {self.api_url}: {reason}{self._hint}") from None
 
     def submit(self, body: Any, idempotency_key: str | None = None) -> dict[str, Any]:
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None

@@ -29,6 +29,7 @@ from typing import Any
 
 from . import persistence
 from .clocks import ScaledClock
+from .console import local_console
 from .deploy import Deployed, default_stack_name, deploy
 from .emulation import MOTO_CONFIG, resolve_handler
 from .errors import PortInUse, ToolingError
@@ -38,6 +39,7 @@ from .queues import QueueDelivery, take_over_mappings
 from .sandbox import HandlerClock
 from .schedules import ScheduleRunner, deployed_schedules
 from .target import LocalState, Target
+from .web_console import ConsoleServer, Stack
 
 HOST = "127.0.0.1"
 STAGE = "local"
@@ -54,6 +56,7 @@ Progress = Callable[[str], None]
 class LocalOptions:
     api_port: int = 8000
     aws_port: int = 5000
+    console_port: int = 8001  # 0: any free port
     speed: float = 1.0
     region: str = "us-east-1"
     state_file: Path = LOCAL_STATE
@@ -368,10 +371,11 @@ def _prepare_process_environment(options: LocalOptions) -> None:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per moto request
 
 
-def _summary(options: LocalOptions, deployed: Deployed) -> list[str]:
+def _summary(options: LocalOptions, deployed: Deployed, console_url: str) -> list[str]:
     speed = "real time" if options.speed == 1 else f"{options.speed:g}x real time (API, handlers and waits)"
     return [
         f"API:            {options.api_url}",
+        f"Web console:    {console_url}",
         f"AWS endpoint:   {options.aws_endpoint_url}  (region {options.region})",
         f"State machine:  {deployed.state_machine_arn}",
         f"Job table:      {deployed.outputs.get('JobsTableName')}",
@@ -392,12 +396,16 @@ def up(options: LocalOptions, progress: Progress = print) -> None:
     clear_crashed_run(options.state_file, progress)
     ensure_port_free(options.aws_port, "aws")
     ensure_port_free(options.api_port, "api")
+    if options.console_port in (options.api_port, options.aws_port):
+        raise ToolingError(f"--console-port {options.console_port} is the API's or the AWS endpoint's port")
+    console = ConsoleServer(options.console_port, Stack(lambda: local_console(options.state_file)))
     from .moto_patches import (  # moto: imported once the options are known to be good
         emulation_patches,
         journaled_puts,
     )
 
     with _stop_on_signals(), contextlib.ExitStack() as cleanup:
+        cleanup.callback(console.server_close)
         try:
             _prepare_process_environment(options)
             if options.fresh:
@@ -459,6 +467,8 @@ def up(options: LocalOptions, progress: Progress = print) -> None:
             chalice = start_chalice_local(options, api_env)
             cleanup.callback(stop_process_group, chalice)  # registered before anything can interrupt
             wait_until_serving(chalice, options.api_port)
+            console.start()
+            cleanup.callback(console.stop)
             cleanup.callback(options.state_file.unlink, missing_ok=True)
             LocalState(
                 api_url=options.api_url,
@@ -471,9 +481,10 @@ def up(options: LocalOptions, progress: Progress = print) -> None:
                 callback_secret=callback_secret,
                 clock_speed=clock.speed,
                 clock_origin=clock.origin.isoformat(),
+                console_url=console.url,
                 api_pid=chalice.pid,
             ).write(options.state_file)
-            for line in _summary(options, deployed):
+            for line in _summary(options, deployed, console.url):
                 progress(line)
             idle = threading.Event()
             while chalice.poll() is None:

@@ -76,6 +76,8 @@ class LocalState:
     # `--speed`: the stack's time runs `clock_speed` times faster than real time since `clock_origin`.
     clock_speed: float = 1.0
     clock_origin: str = ""
+    # The web console `local up` serves (infra/jobpoll/web_console.py).
+    console_url: str = ""
     # The `chalice local` child serving the API (found and stopped by a start after a crash).
     api_pid: int = 0
 

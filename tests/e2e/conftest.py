@@ -77,6 +77,8 @@ def running_local_stack(directory: Path) -> Iterator[LocalStack]:
         str(api_port),
         "--aws-port",
         str(aws_port),
+        "--console-port",
+        "0",
         "--speed",
         str(SPEED),
         "--state-file",

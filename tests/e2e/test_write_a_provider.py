@@ -73,6 +73,7 @@ def local_up(project: Path) -> contextlib.AbstractContextManager[LocalStack]:
     while aws_port == api_port:
         aws_port = free_port()
     argv = [*command(step), "--speed", "50", "--api-port", str(api_port), "--aws-port", str(aws_port)]
+    argv += ["--console-port", "0"]
     state_file = project / ".jobpoll" / "local.json"
     return running_local_up(
         argv, project, environment(project), state_file, project / "local-up.log", api_port, aws_port

@@ -10,23 +10,41 @@ import pytest
 from jobpoll.cli import main
 
 
-@pytest.mark.parametrize("which", ["aws", "api"])
+@pytest.mark.parametrize("which", ["aws", "api", "console"])
 def test_local_up_on_a_port_in_use_names_the_port_and_exits_1(
     which: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    with socket.socket() as taken, socket.socket() as other:
+    with socket.socket() as taken, socket.socket() as one, socket.socket() as two:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        other.bind(("127.0.0.1", 0))  # a free port for the other server (held so it stays distinct)
-        port, free = taken.getsockname()[1], other.getsockname()[1]
-        other.close()
-        ports = {"aws": port, "api": free} if which == "aws" else {"aws": free, "api": port}
-        code = main(["local", "up", "--aws-port", str(ports["aws"]), "--api-port", str(ports["api"])])
+        one.bind(("127.0.0.1", 0))  # free ports for the other servers (held so that they stay distinct)
+        two.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        free = [one.getsockname()[1], two.getsockname()[1]]
+        one.close()
+        two.close()
+        ports = {name: port if name == which else free.pop() for name in ("aws", "api", "console")}
+        code = main(
+            ["local", "up", *(arg for name, p in ports.items() for arg in (f"--{name}-port", str(p)))]
+        )
     err = capsys.readouterr().err
     assert code == 1
     assert err.count("\n") == 1
     assert f"port {port}" in err and f"--{which}-port" in err
     assert "Traceback" not in err
+
+
+def test_the_web_console_on_a_port_in_use_names_the_port_and_exits_1(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code = main(["console", "--port", str(port)])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err == f"jobpoll: port {port} is already in use; pick another with --port\n"
 
 
 def test_destroy_of_a_missing_profile_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
