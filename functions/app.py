@@ -15,13 +15,14 @@ from chalice.app import AuthRequest, SQSEvent
 
 from chalicelib import auth, jobs_api, openapi, problems, reconciler, service, worker
 from chalicelib.bootstrap import Runtime, get_runtime
+from chalicelib.clock import to_iso
 from chalicelib.errors import JobAlreadyFinished, JobPollError, LeaseHeld, NotAuthenticated
 from chalicelib.gateway import base_url, caller_identity
 from chalicelib.job import Job, JobStatus
 from chalicelib.logs import log_event
 from chalicelib.providers import registry
 from chalicelib.settings import Settings
-from chalicelib.views import job_url, job_view, result_url
+from chalicelib.views import job_url, job_view, result_url, share_url
 
 app = Chalice(app_name="jobpoll")
 try:
@@ -347,7 +348,12 @@ def get_job(job_id: str) -> Response:
     runtime = _runtime()
     caller = _caller(runtime, auth.SCOPE_READ)
     job = jobs_api.visible_job(
-        job_id, owner=caller.owner, store=runtime.store, clock=runtime.clock, operator=caller.operator
+        job_id,
+        owner=caller.owner,
+        store=runtime.store,
+        clock=runtime.clock,
+        operator=caller.operator,
+        results=runtime.results,
     )
     if job.status.is_terminal:
         if job.status is JobStatus.COMPLETE:
@@ -356,15 +362,75 @@ def get_job(job_id: str) -> Response:
     return _job_response(runtime, job, 202, {"Location": job_url(_base(), job.job_id)})
 
 
+def _result_response(answer: jobs_api.ResultAnswer) -> Response:
+    if answer.url is not None:  # a large result: GET it from the results bucket, presigned, short-lived
+        return Response(
+            body="", status_code=303, headers={"Location": answer.url, "Cache-Control": "no-store"}
+        )
+    return _json(answer.value, 200)
+
+
 @app.route("/jobs/{job_id}/result", methods=["GET"], authorizer=authorizer)
 @_problems
 def get_job_result(job_id: str) -> Response:
     runtime = _runtime()
     caller = _caller(runtime, auth.SCOPE_READ)
-    result = jobs_api.job_result(
-        job_id, owner=caller.owner, store=runtime.store, clock=runtime.clock, operator=caller.operator
+    answer = jobs_api.job_result(
+        job_id,
+        owner=caller.owner,
+        operator=caller.operator,
+        store=runtime.store,
+        clock=runtime.clock,
+        settings=runtime.settings,
+        results=runtime.results,
     )
-    return _json(result, 200)
+    return _result_response(answer)
+
+
+@app.route("/jobs/{job_id}/shares", methods=["POST"], authorizer=authorizer, content_types=[JSON])
+@_problems
+def share_job_result(job_id: str) -> Response:
+    runtime = _runtime()
+    raw = _request().raw_body
+    share = jobs_api.share_result(
+        job_id,
+        jobs_api.parse_body(raw, runtime.settings) if raw and raw.strip() else None,
+        owner=_caller(runtime, auth.SCOPE_READ).owner,
+        store=runtime.store,
+        clock=runtime.clock,
+        settings=runtime.settings,
+        share_key=runtime.share_key,
+    )
+    log_event(app.log, "result_shared", job_id=job_id, share_id=share.share_id)
+    url = share_url(_base(), share.token(runtime.share_key))
+    body = {"id": share.share_id, "job_id": share.job_id, "url": url, "expires_at": to_iso(share.expires_at)}
+    return _json(body, 201, {"Location": url})
+
+
+@app.route("/jobs/{job_id}/shares/{share_id}", methods=["DELETE"], authorizer=authorizer)
+@_problems
+def revoke_job_share(job_id: str, share_id: str) -> Response:
+    runtime = _runtime()
+    owner = _caller(runtime, auth.SCOPE_READ).owner
+    jobs_api.revoke_share(job_id, share_id, owner=owner, store=runtime.store, clock=runtime.clock)
+    log_event(app.log, "share_revoked", job_id=job_id, share_id=share_id)
+    return Response(body="", status_code=204, headers={})
+
+
+# No IAM here: the signed link is the credential (signature, expiry and the job's revocations are checked).
+@app.route("/shared/{token}", methods=["GET"])
+@_problems
+def get_shared_result(token: str) -> Response:
+    runtime = _runtime()
+    answer = jobs_api.shared_result(
+        token,
+        store=runtime.store,
+        clock=runtime.clock,
+        settings=runtime.settings,
+        share_key=runtime.share_key,
+        results=runtime.results,
+    )
+    return _result_response(answer)
 
 
 @app.route("/jobs/{job_id}", methods=["DELETE"], authorizer=authorizer)
@@ -382,6 +448,7 @@ def delete_job(job_id: str) -> Response:
         clock=runtime.clock,
         settings=runtime.settings,
         on_finished=runtime.notifier.job_finished,
+        results=runtime.results,
     )
     log_event(app.log, "job_deleted", job_id=job_id, canceled=deleted.canceled, by=caller.owner)
     if deleted.canceled:

@@ -22,6 +22,7 @@ from .clock import Clock, clock_from_settings
 from .limits import CallerLimits
 from .providers import AnyProvider, registry
 from .providers.http import Profile, Profiles, parse_profiles
+from .results import ResultStore, S3ResultStore
 from .settings import Settings
 from .store import DynamoDBJobStore, JobStore
 
@@ -74,6 +75,18 @@ class Runtime:
             scope_prefix=f"{COGNITO_RESOURCE_SERVER}/" if cognito else "",
         )
 
+    # Where large results are kept (None: no results bucket, results stay on the job).
+    results: ResultStore | None = None
+    # SSM: where the share key is read from on first use (made then, if not given).
+    ssm: Any = None
+
+    @cached_property
+    def share_key(self) -> str:
+        """The key that signs share links (only the API reads it: the other functions need no access)."""
+        if self.settings.share_key or not self.settings.share_key_parameter:
+            return self.settings.share_key
+        return read_secure_parameter(self.settings.share_key_parameter, self.ssm)
+
     @cached_property
     def notifier(self) -> Notifier:
         return Notifier(
@@ -117,14 +130,15 @@ def build_runtime(
         dynamodb = dynamodb or boto3.client("dynamodb")
         sfn = sfn or boto3.client("stepfunctions")
         sqs = sqs or boto3.client("sqs")
+    clients = parts.pop("clients", None) or _boto3_client
     # Providers get the parts their constructors name (providers/registry.py); AWS clients come from
     # `clients` (service name -> client) where given, else boto3's defaults.
     providers: dict[str, AnyProvider] = registry.build(
-        registry.load(),
+        enabled(registry.load(), settings.enabled_providers),
         clock=clock,
         settings=settings,
         resolve=parts.get("resolve", system_resolver),
-        clients=parts.pop("clients", None) or _boto3_client,
+        clients=clients,
         profiles=http_profiles_loader(settings, ssm),
         allow_loopback=settings.local_mode,
     )
@@ -135,17 +149,29 @@ def build_runtime(
         settings.max_jobs_in_flight,
         now=parts.get("token_time", time.time),
     )
+    results = None
+    if settings.results_bucket:
+        results = S3ResultStore(settings.results_bucket, registry.LazyClient("s3", clients))
     return Runtime(
         settings=settings,
         clock=clock,
-        store=DynamoDBJobStore(settings.table_name, dynamodb),
+        store=DynamoDBJobStore(settings.table_name, dynamodb, results, settings.result_threshold_bytes),
         limits=limits,
         providers=providers,
         sfn=sfn,
         sqs=sqs,
+        results=results,
+        ssm=ssm,
         sleep=parts.pop("sleep", None) or getattr(clock, "sleep", None) or time.sleep,
         **parts,
     )
+
+
+def enabled(
+    specs: tuple[registry.ProviderSpec, ...], names: tuple[str, ...]
+) -> tuple[registry.ProviderSpec, ...]:
+    """The providers this stack runs (the EnabledProviders parameter); no names: all of them."""
+    return tuple(spec for spec in specs if not names or spec.name in names)
 
 
 def _boto3_client(service: str) -> Any:

@@ -117,6 +117,22 @@ class TooManyRequests(JobPollError):
         self.retry_after = retry_after
 
 
+class ShareLinkInvalid(JobPollError):
+    """A share link that is malformed or not signed with this API's share key (forged or altered)."""
+
+
+class ShareLinkRevoked(JobPollError):
+    """The job's owner revoked this share link."""
+
+
+class ShareLinkExpired(JobPollError):
+    """The share link is past its expiry time."""
+
+
+class SharingNotConfigured(JobPollError):
+    """No share key is configured on this server: share links cannot be made."""
+
+
 class InvalidCallbackUrl(InvalidJobInput):
     """The callback URL is malformed or points where callbacks may not go (SSRF)."""
 

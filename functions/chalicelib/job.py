@@ -14,6 +14,7 @@ from typing import Any
 
 from .clock import from_iso, to_iso
 from .errors import IllegalTransition
+from .results import StoredResult
 
 
 class JobStatus(StrEnum):
@@ -185,6 +186,15 @@ class Job:
     request_hash: str | None = None
     # When the owner deleted the finished job's result.
     result_deleted_at: datetime | None = None
+    # A result over the store's threshold: the object holding it (then `result` is None).
+    stored_result: StoredResult | None = None
+    # Share links of this job's result that its owner revoked (their ids).
+    revoked_shares: tuple[str, ...] = ()
+
+    @property
+    def has_result(self) -> bool:
+        """COMPLETE with its result still kept (inline or as an object)."""
+        return self.status is JobStatus.COMPLETE and self.result_deleted_at is None
 
     @property
     def deadline(self) -> datetime:

@@ -34,12 +34,16 @@ from .errors import (
     JobNotFinished,
     JobNotFound,
     PayloadTooLarge,
+    ShareLinkRevoked,
+    SharingNotConfigured,
 )
 from .job import Job, JobError, JobStatus
 from .job_request import JOB_ID_PATTERN, new_job, parse_job_request
-from .providers import Providers, WorkerProvider
+from .providers import Providers, WorkerProvider, integral
+from .results import ResultStore, discard
 from .service import cancel_work
 from .settings import Settings
+from .shares import SHARE_ID_PATTERN, Share, new_share, verified_share
 from .store import JobStore
 from .views import retry_after_seconds
 from .worker import work_message
@@ -47,6 +51,8 @@ from .worker import work_message
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
+MAX_SHARE_SECONDS = 30 * 24 * 3600
+MAX_REVOKED_SHARES = 1000
 
 
 @dataclass(frozen=True)
@@ -208,7 +214,15 @@ def _mark_start_failed(job: Job, exc: Exception, store: JobStore, clock: Clock) 
     raise ExecutionStartFailed(reason) from exc
 
 
-def visible_job(job_id: str, *, owner: str, store: JobStore, clock: Clock, operator: bool = False) -> Job:
+def visible_job(
+    job_id: str,
+    *,
+    owner: str,
+    store: JobStore,
+    clock: Clock,
+    operator: bool = False,
+    results: ResultStore | None = None,
+) -> Job:
     """The caller's job (an operator's: anyone's); JobNotFound for a malformed id, no job or another
     caller's; JobGone if expired."""
     if not JOB_ID_PATTERN.match(job_id):
@@ -216,21 +230,110 @@ def visible_job(job_id: str, *, owner: str, store: JobStore, clock: Clock, opera
     job = store.find(job_id)
     if job is None or (job.owner != owner and not operator):
         raise JobNotFound(f"no job {job_id!r}")
-    if job.is_expired(clock.now()):
-        raise JobGone(f"job {job_id} expired at its retention limit")
+    return _unexpired(job, clock.now(), results)
+
+
+def _unexpired(job: Job, now: datetime, results: ResultStore | None) -> Job:
+    """The job unless it has expired (JobGone). An expired job's result object goes with it (the bucket's
+    lifecycle rule removes those of jobs nobody asks for again)."""
+    if job.is_expired(now):
+        if results is not None:
+            discard(results, job.stored_result)
+        raise JobGone(f"job {job.job_id} expired at its retention limit")
     return job
 
 
-def job_result(job_id: str, *, owner: str, store: JobStore, clock: Clock, operator: bool = False) -> Any:
-    """The finished job's result; JobNotFinished while it runs, JobGone once deleted or expired."""
-    job = visible_job(job_id, owner=owner, store=store, clock=clock, operator=operator)
+@dataclass(frozen=True)
+class ResultAnswer:
+    """A finished job's result: the value itself, or (a large result) a short-lived URL to GET it from."""
+
+    value: Any = None
+    url: str | None = None
+
+
+def _result_of(job: Job, results: ResultStore | None, settings: Settings) -> ResultAnswer:
     if not job.status.is_terminal:
-        raise JobNotFinished(f"job {job_id} is {job.status.value}; poll it until it is COMPLETE")
+        raise JobNotFinished(f"job {job.job_id} is {job.status.value}; poll it until it is COMPLETE")
     if job.result_deleted_at is not None:
-        raise JobGone(f"the result of job {job_id} was deleted")
+        raise JobGone(f"the result of job {job.job_id} was deleted")
     if job.status is not JobStatus.COMPLETE:
-        raise JobNotFinished(f"job {job_id} is {job.status.value}: it has no result")
-    return job.result
+        raise JobNotFinished(f"job {job.job_id} is {job.status.value}: it has no result")
+    if job.stored_result is not None:
+        if results is None:
+            raise JobGone(f"the result of job {job.job_id} is in a result store this server cannot reach")
+        return ResultAnswer(url=results.url(job.stored_result.key, settings.result_url_seconds))
+    return ResultAnswer(value=job.result)
+
+
+def job_result(
+    job_id: str,
+    *,
+    owner: str,
+    store: JobStore,
+    clock: Clock,
+    settings: Settings,
+    results: ResultStore | None = None,
+    operator: bool = False,
+) -> ResultAnswer:
+    """The finished job's result; JobNotFinished while it runs, JobGone once deleted or expired."""
+    job = visible_job(job_id, owner=owner, store=store, clock=clock, operator=operator, results=results)
+    return _result_of(job, results, settings)
+
+
+def _share_seconds(body: Any, settings: Settings) -> int:
+    if body is None:
+        return settings.default_share_seconds
+    if not isinstance(body, dict) or set(body) - {"expires_in_seconds"}:
+        raise InvalidRequest("the body must be {} or {'expires_in_seconds': N}")
+    seconds = integral(body.get("expires_in_seconds", settings.default_share_seconds))
+    if isinstance(seconds, bool) or not isinstance(seconds, int) or not 1 <= seconds <= MAX_SHARE_SECONDS:
+        raise InvalidRequest(f"'expires_in_seconds' must be a whole number from 1 to {MAX_SHARE_SECONDS}")
+    return seconds
+
+
+def share_result(
+    job_id: str, body: Any, *, owner: str, store: JobStore, clock: Clock, settings: Settings, share_key: str
+) -> Share:
+    """A new share link of the caller's job's result, expiring after the body's `expires_in_seconds`
+    (default: settings) or with the job, whichever comes first."""
+    if not share_key:
+        raise SharingNotConfigured("share links are not configured on this server (no share key)")
+    job = visible_job(job_id, owner=owner, store=store, clock=clock)
+    seconds = _share_seconds(body, settings)
+    return new_share(job.job_id, min(clock.now() + timedelta(seconds=seconds), job.expires_at))
+
+
+def revoke_share(job_id: str, share_id: str, *, owner: str, store: JobStore, clock: Clock) -> Job:
+    """Revoke a share link of the caller's job: a marker on the job, checked whenever the link is used."""
+    job = visible_job(job_id, owner=owner, store=store, clock=clock)
+    if not SHARE_ID_PATTERN.match(share_id):
+        raise InvalidRequest("a share id is 16 hexadecimal digits (the `id` its creation answered)")
+    if share_id not in job.revoked_shares and len(job.revoked_shares) >= MAX_REVOKED_SHARES:
+        raise InvalidRequest(f"job {job_id} has {MAX_REVOKED_SHARES} revoked share links already")
+    return store.update(
+        job_id, lambda current: rules.share_revoked(current, share_id, clock.now()), current=job
+    )
+
+
+def shared_result(
+    token: str,
+    *,
+    store: JobStore,
+    clock: Clock,
+    settings: Settings,
+    share_key: str,
+    results: ResultStore | None = None,
+) -> ResultAnswer:
+    """The result a share link grants: ShareLinkInvalid (forged, altered, malformed), ShareLinkExpired,
+    ShareLinkRevoked, or the job's own answers (JobGone once it or its result is gone)."""
+    now = clock.now()
+    share = verified_share(token, share_key, now)
+    job = store.find(share.job_id)
+    if job is None:
+        raise JobGone(f"the shared job {share.job_id} no longer exists")
+    if share.share_id in job.revoked_shares:
+        raise ShareLinkRevoked("the job's owner revoked this share link")
+    return _result_of(_unexpired(job, now, results), results, settings)
 
 
 @dataclass(frozen=True)
@@ -250,6 +353,7 @@ def cancel_or_delete_result(
     settings: Settings,
     on_finished: Callable[[Job], Any] | None = None,
     operator: bool = False,
+    results: ResultStore | None = None,
 ) -> Deleted:
     """Cancel a running job, or delete a finished job's output (its owner only).
 
@@ -257,12 +361,12 @@ def cancel_or_delete_result(
     When the job finished first, JobAlreadyFinished carries the winner's state. An operator cancels any
     tenant's job, and the job records who did.
     """
-    job = visible_job(job_id, owner=owner, store=store, clock=clock, operator=operator)
+    job = visible_job(job_id, owner=owner, store=store, clock=clock, operator=operator, results=results)
     by_operator = job.owner != owner
     if job.status.is_terminal:
         if by_operator:
             raise JobAlreadyFinished(f"job {job_id} is finished: only its owner deletes its output", job=job)
-        return Deleted(_delete_output(job, store, clock), canceled=False)
+        return Deleted(_delete_output(job, store, clock, results), canceled=False)
     reason = f"canceled by the operator {owner}" if by_operator else "canceled by its owner"
 
     try:
@@ -287,10 +391,16 @@ def _stop_execution(job: Job, sfn: Any, settings: Settings, reason: str) -> None
         sfn.stop_execution(executionArn=arn, error="JobCanceled", cause=reason)
 
 
-def _delete_output(job: Job, store: JobStore, clock: Clock) -> Job:
+def _delete_output(job: Job, store: JobStore, clock: Clock, results: ResultStore | None) -> Job:
+    """The job without its output; a large result's object is removed once the record no longer names it."""
     if job.result_deleted_at is not None:
         return job
-    return store.update(job.job_id, lambda current: rules.output_deleted(current, clock.now()), current=job)
+    deleted = store.update(
+        job.job_id, lambda current: rules.output_deleted(current, clock.now()), current=job
+    )
+    if results is not None:
+        discard(results, job.stored_result)  # a finished job's result never changes: this is the one
+    return deleted
 
 
 @dataclass(frozen=True)

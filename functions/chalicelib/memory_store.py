@@ -14,15 +14,23 @@ from datetime import datetime
 from .clock import to_iso
 from .errors import ConcurrentUpdate, JobAlreadyExists, JobNotFound
 from .job import Job, JobStatus
+from .results import ResultStore
+from .settings import DEFAULT_RESULT_THRESHOLD_BYTES
 from .store import ConditionalStore, JobPage
 
 
 class InMemoryJobStore(ConditionalStore):
     """Jobs in a dict, keyed by `job_id`."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        results: ResultStore | None = None,
+        result_threshold_bytes: int = DEFAULT_RESULT_THRESHOLD_BYTES,
+    ) -> None:
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
+        self.results = results
+        self.result_threshold_bytes = result_threshold_bytes
 
     def create(self, job: Job) -> Job:
         stored = dataclasses.replace(job, version=1)
@@ -42,7 +50,7 @@ class InMemoryJobStore(ConditionalStore):
         with self._lock:
             return next((job for job in self._jobs.values() if job.work_id == work_id), None)
 
-    def save(self, job: Job) -> Job:
+    def _write(self, job: Job) -> Job:
         stored = dataclasses.replace(job, version=job.version + 1)
         with self._lock:
             current = self._jobs.get(job.job_id)

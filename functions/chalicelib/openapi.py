@@ -15,11 +15,18 @@ from .auth import AUTH_IAM, SCOPE_CANCEL, SCOPE_OPERATOR, SCOPE_READ, SCOPE_SUBM
 from .callbacks import callback_url_schema
 from .job import JobStatus
 from .job_request import DEFAULT_PROVIDER, JOB_ID_PATTERN
-from .jobs_api import DEFAULT_PAGE_SIZE, MAX_IDEMPOTENCY_KEY_LENGTH, MAX_PAGE_SIZE, PAGE_TOKEN_PATTERN
+from .jobs_api import (
+    DEFAULT_PAGE_SIZE,
+    MAX_IDEMPOTENCY_KEY_LENGTH,
+    MAX_PAGE_SIZE,
+    MAX_SHARE_SECONDS,
+    PAGE_TOKEN_PATTERN,
+)
 from .policy import poll_field_schemas
 from .problems import PROBLEM_CONTENT_TYPE
 from .providers import Providers
 from .settings import Settings
+from .shares import SHARE_ID_PATTERN
 
 _TIME = {"type": "string", "format": "date-time"}
 _NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
@@ -46,6 +53,12 @@ _JOB_ID = {
     "schema": {"type": "string", "pattern": JOB_ID_PATTERN.pattern},
     "description": "The job id (1-64 letters, digits, '-' or '_')",
 }
+_LARGE_RESULT = {
+    "description": "A large result (kept in the results bucket): GET it at Location, a presigned URL valid "
+    "for minutes, without this API's credentials",
+    "headers": {"Location": _LOCATION},
+}
+_RESULT = {"description": "The result", "content": {"application/json": {"schema": {}}}}
 _COMMON_ERRORS = {
     "401": _problem("No caller identity, or a token that is expired, forged or for another API"),
     "403": _problem("The token lacks the scope this operation needs (named in `scope`)"),
@@ -145,6 +158,23 @@ SCHEMAS: dict[str, Any] = {
                     "result": {"type": "string", "format": "uri"},
                 },
             },
+        },
+    },
+    "Share": {
+        "type": "object",
+        "required": ["id", "job_id", "url", "expires_at"],
+        "properties": {
+            "id": {"type": "string", "pattern": SHARE_ID_PATTERN.pattern, "description": "Revoke with it"},
+            "job_id": {"type": "string", "pattern": JOB_ID_PATTERN.pattern},
+            "url": {"type": "string", "format": "uri", "description": "GET it without credentials"},
+            "expires_at": _TIME,
+        },
+    },
+    "ShareRequest": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "expires_in_seconds": {"type": "integer", "minimum": 1, "maximum": MAX_SHARE_SECONDS},
         },
     },
     "Provider": {
@@ -347,9 +377,71 @@ def document(providers: Providers, settings: Settings) -> dict[str, Any]:
                     "operationId": "getJobResult",
                     "summary": "The finished job's result (readable any number of times)",
                     "responses": {
-                        "200": {"description": "The result", "content": {"application/json": {"schema": {}}}},
+                        "200": _RESULT,
+                        "303": _LARGE_RESULT,
                         "409": _problem("Not finished, or finished without a result"),
                         **_COMMON_ERRORS,
+                    },
+                },
+            },
+            "/jobs/{job_id}/shares": {
+                "parameters": [_JOB_ID],
+                "post": {
+                    "operationId": "shareJobResult",
+                    "summary": "A share link of the job's result: anyone with it reads the result, until it "
+                    "expires (or the job does) or the owner revokes it",
+                    "requestBody": {
+                        "required": False,
+                        "content": {"application/json": {"schema": _ref("ShareRequest")}},
+                    },
+                    "responses": {
+                        "201": {
+                            "description": "The link (its `url`, also in Location)",
+                            "headers": {"Location": _LOCATION},
+                            "content": {"application/json": {"schema": _ref("Share")}},
+                        },
+                        "400": _problem("A bad body"),
+                        "501": _problem("No share key is configured on this server"),
+                        **_COMMON_ERRORS,
+                    },
+                },
+            },
+            "/jobs/{job_id}/shares/{share_id}": {
+                "parameters": [
+                    _JOB_ID,
+                    {
+                        "name": "share_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "pattern": SHARE_ID_PATTERN.pattern},
+                    },
+                ],
+                "delete": {
+                    "operationId": "revokeShare",
+                    "summary": "Revoke a share link (it answers 403 from then on)",
+                    "responses": {
+                        "204": {"description": "Revoked"},
+                        "400": _problem("Not a share id"),
+                        **_COMMON_ERRORS,
+                    },
+                },
+            },
+            "/shared/{token}": {
+                "parameters": [
+                    {"name": "token", "in": "path", "required": True, "schema": {"type": "string"}}
+                ],
+                "get": {
+                    "operationId": "getSharedResult",
+                    "summary": "A job's result through a share link (the link is the credential)",
+                    "security": [],
+                    "responses": {
+                        "200": _RESULT,
+                        "303": _LARGE_RESULT,
+                        "401": _problem("Not a link this API signed (forged, altered or malformed)"),
+                        "403": _problem("The owner revoked the link"),
+                        "409": _problem("The job has no result (yet)"),
+                        "410": _problem("The link expired, or the job or its result is gone"),
+                        "default": _COMMON_ERRORS["default"],
                     },
                 },
             },

@@ -42,15 +42,19 @@ _BY_EXCEPTION: list[tuple[type[Exception], ProblemType]] = [
     (errors.InvalidRequest, ProblemType(400, "invalid-request", "Invalid request")),
     (errors.NotAuthenticated, ProblemType(401, "not-authenticated", "Not authenticated")),
     (errors.MissingScope, ProblemType(403, "missing-scope", "Missing scope")),
+    (errors.ShareLinkInvalid, ProblemType(401, "share-link-invalid", "Invalid share link")),
+    (errors.ShareLinkRevoked, ProblemType(403, "share-link-revoked", "Share link revoked")),
     (errors.JobNotFound, ProblemType(404, "job-not-found", "Job not found")),
     (errors.ProviderNotFound, ProblemType(404, "provider-not-found", "Provider not found")),
     (errors.JobNotFinished, ProblemType(409, "job-not-finished", "Job not finished")),
     (errors.JobAlreadyFinished, ProblemType(409, "job-already-finished", "Job already finished")),
     (errors.JobAlreadyExists, ProblemType(409, "job-already-exists", "Job already exists")),
+    (errors.ShareLinkExpired, ProblemType(410, "share-link-expired", "Share link expired")),
     (errors.JobGone, ProblemType(410, "job-gone", "Gone")),
     (errors.PayloadTooLarge, ProblemType(413, "payload-too-large", "Payload too large")),
     (errors.IdempotencyKeyReused, ProblemType(422, "idempotency-key-reused", "Idempotency key reused")),
     (errors.TooManyRequests, ProblemType(429, "too-many-requests", "Too many requests")),
+    (errors.SharingNotConfigured, ProblemType(501, "sharing-not-configured", "Share links not configured")),
     (errors.ExecutionStartFailed, ProblemType(503, "execution-start-failed", "Job could not be started")),
     (errors.ConcurrentUpdate, ProblemType(503, "concurrent-update", "Busy, try again")),
 ]
@@ -111,8 +115,8 @@ def from_exception(exc: Exception, extensions: Mapping[str, Any] | None = None) 
         headers["Retry-After"] = str(exc.retry_after)
     if kind.status == 503:
         headers["Retry-After"] = "1"
-    detail = str(exc) if kind.status < 500 or kind.status == 503 else "An internal error occurred."
-    return problem_response(kind.status, kind.title, detail, kind.uri, headers, **extensions)
+    detail = str(exc) if kind.status < 500 or kind.status in (501, 503) else "An internal error occurred."
+    return problem_response(kind.status, kind.title, detail, kind.uri, headers, **(extensions or {}))
 
 
 def _phrase(status: int) -> str:

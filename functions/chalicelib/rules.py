@@ -153,7 +153,14 @@ def output_deleted(job: Job, now: datetime) -> Job:
     """A finished job without its result (deleting twice changes nothing)."""
     if job.result_deleted_at is not None:
         return job
-    return job.amend(now, result=None, result_deleted_at=now)
+    return job.amend(now, result=None, stored_result=None, result_deleted_at=now)
+
+
+def share_revoked(job: Job, share_id: str, now: datetime) -> Job:
+    """The owner revoked a share link of the job's result: its id is marked on the job for good."""
+    if share_id in job.revoked_shares:
+        return job
+    return job.amend(now, revoked_shares=(*job.revoked_shares, share_id))
 
 
 # ---- Queue mode: leases --------------------------------------------------------------------------------

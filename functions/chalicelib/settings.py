@@ -15,6 +15,8 @@ DEFAULT_JOB_TTL_SECONDS = 7 * 24 * 3600
 DEFAULT_DEADLINE_SECONDS = 24 * 3600
 # A poll adds about 13 history events; Standard executions stop at 25,000.
 DEFAULT_CONTINUE_AFTER = 1000
+# Results larger than this (JSON bytes) go to the results bucket: a DynamoDB item holds at most 400 KB.
+DEFAULT_RESULT_THRESHOLD_BYTES = 256 * 1024
 # Queue mode: the longest job a worker runs (seed 003: "ten seconds to a few minutes"). The worker's Lambda
 # timeout, its lease and the work queue's visibility timeout all follow from it (Settings below).
 DEFAULT_QUEUE_JOB_MAX_SECONDS = 600
@@ -49,7 +51,18 @@ class Settings:
     worker_max_concurrency: int = 0  # 0: Lambda's default; else 2-1000
     report_interval_seconds: float = 1.0
     partial_output_max_chars: int = 16 * 1024
-    max_result_chars: int = 300 * 1024
+    # Large results: objects in this bucket above this size (JSON bytes); the API redirects to a presigned
+    # URL valid for `result_url_seconds`. No bucket: results stay on the job (a DynamoDB item holds 400 KB).
+    results_bucket: str = ""
+    result_threshold_bytes: int = DEFAULT_RESULT_THRESHOLD_BYTES
+    result_url_seconds: int = 300
+    # Share links of results: signed (HMAC-SHA256) with this key, or the one in the SSM SecureString
+    # parameter named here (read on first use, by the API only). Neither: no share links.
+    share_key: str = field(default="", repr=False)
+    share_key_parameter: str = ""
+    default_share_seconds: int = 3600
+    # The providers this stack runs (the EnabledProviders stack parameter); empty: every registered one.
+    enabled_providers: tuple[str, ...] = ()
     job_ttl_seconds: int = DEFAULT_JOB_TTL_SECONDS
     log_level: str = "INFO"
     # "deployed" (callbacks only to public addresses) or "local" (`chalice local`: callbacks may go to
@@ -199,6 +212,15 @@ class Settings:
                 "JOBPOLL_CALLBACK_TIMEOUT_SECONDS", defaults.callback_timeout_seconds
             ),
             max_body_bytes=integer("JOBPOLL_MAX_BODY_BYTES", defaults.max_body_bytes),
+            results_bucket=env.get("JOBPOLL_RESULTS_BUCKET", defaults.results_bucket),
+            result_threshold_bytes=integer("JOBPOLL_RESULT_THRESHOLD_BYTES", defaults.result_threshold_bytes),
+            result_url_seconds=integer("JOBPOLL_RESULT_URL_SECONDS", defaults.result_url_seconds),
+            share_key=env.get("JOBPOLL_SHARE_KEY", defaults.share_key),
+            share_key_parameter=env.get("JOBPOLL_SHARE_KEY_PARAMETER", defaults.share_key_parameter),
+            default_share_seconds=integer("JOBPOLL_SHARE_SECONDS", defaults.default_share_seconds),
+            enabled_providers=tuple(
+                name.strip() for name in env.get("JOBPOLL_ENABLED_PROVIDERS", "").split(",") if name.strip()
+            ),
             default_retry_after_seconds=integer(
                 "JOBPOLL_DEFAULT_RETRY_AFTER_SECONDS", defaults.default_retry_after_seconds
             ),

@@ -21,6 +21,8 @@ from botocore.exceptions import ClientError
 from .clock import from_iso, to_iso
 from .errors import ConcurrentUpdate, JobAlreadyExists, JobNotFound
 from .job import CallbackRecord, Job, JobError, JobStatus, PollSettings
+from .results import ResultStore, StoredResult, discard, encoded, new_key
+from .settings import DEFAULT_RESULT_THRESHOLD_BYTES
 
 # Attribute names. `ttl` holds epoch seconds for DynamoDB's time-to-live.
 KEY = "job_id"
@@ -97,6 +99,10 @@ def _to_item(job: Job) -> dict[str, Any]:
         item["partial_output"] = {"S": job.partial_output}
     if job.notes:
         item["notes"] = {"L": [{"S": note} for note in job.notes]}
+    if job.stored_result is not None:
+        item["stored_result"] = {"S": json.dumps(job.stored_result.to_dict(), separators=(",", ":"))}
+    if job.revoked_shares:
+        item["revoked_shares"] = {"L": [{"S": share} for share in job.revoked_shares]}
     return item
 
 
@@ -109,6 +115,7 @@ def _from_item(item: dict[str, Any]) -> Job:
     next_poll_text = text("next_poll_at")
     callback_text = text("callback")
     deleted_text = text("result_deleted_at")
+    stored_text = text("stored_result")
     return Job(
         job_id=item[KEY]["S"],
         status=JobStatus(item["status"]["S"]),
@@ -140,6 +147,8 @@ def _from_item(item: dict[str, Any]) -> Job:
         callback=CallbackRecord.from_dict(json.loads(callback_text)) if callback_text is not None else None,
         request_hash=text("request_hash"),
         result_deleted_at=from_iso(deleted_text) if deleted_text is not None else None,
+        stored_result=StoredResult.from_dict(json.loads(stored_text)) if stored_text is not None else None,
+        revoked_shares=tuple(share["S"] for share in item.get("revoked_shares", {}).get("L", [])),
     )
 
 
@@ -200,13 +209,41 @@ class JobStore(Protocol):
 
 
 class ConditionalStore:
-    """`find` and the retrying `update` of the port, on top of a store's own `get` and `save`."""
+    """`save`, `find` and the retrying `update` of the port, on top of a store's own `get` and `_write`.
+
+    A result over `result_threshold_bytes` is written to `results` (when given) and the job keeps only
+    where it is (`stored_result`), so the record stays small.
+    """
+
+    results: ResultStore | None = None
+    result_threshold_bytes: int = DEFAULT_RESULT_THRESHOLD_BYTES
 
     def get(self, job_id: str) -> Job:
         raise NotImplementedError
 
-    def save(self, job: Job) -> Job:
+    def _write(self, job: Job) -> Job:
+        """Store `job` with the next version if the stored version is `job.version`; else ConcurrentUpdate."""
         raise NotImplementedError
+
+    def save(self, job: Job) -> Job:
+        """Write `job` if the stored version is `job.version`; the stored job, or ConcurrentUpdate."""
+        offloaded = self._offloaded(job)
+        try:
+            return self._write(offloaded)
+        except ConcurrentUpdate:
+            if self.results is not None and offloaded.stored_result is not job.stored_result:
+                discard(self.results, offloaded.stored_result)  # this write lost: its object is nobody's
+            raise
+
+    def _offloaded(self, job: Job) -> Job:
+        if self.results is None or job.result is None:
+            return job
+        body = encoded(job.result)
+        if len(body) <= self.result_threshold_bytes:
+            return job
+        stored = StoredResult(new_key(job.job_id), len(body))
+        self.results.put(stored.key, body)
+        return dataclasses.replace(job, result=None, stored_result=stored)
 
     def find(self, job_id: str) -> Job | None:
         """The stored job, or None."""
@@ -235,9 +272,17 @@ class ConditionalStore:
 class DynamoDBJobStore(ConditionalStore):
     """Jobs in one DynamoDB table, keyed by `job_id`."""
 
-    def __init__(self, table_name: str, dynamodb: Any) -> None:
+    def __init__(
+        self,
+        table_name: str,
+        dynamodb: Any,
+        results: ResultStore | None = None,
+        result_threshold_bytes: int = DEFAULT_RESULT_THRESHOLD_BYTES,
+    ) -> None:
         self.table_name = table_name
         self.dynamodb = dynamodb
+        self.results = results
+        self.result_threshold_bytes = result_threshold_bytes
 
     def create(self, job: Job) -> Job:
         """Store a new job (version 1); raises JobAlreadyExists if the id is taken."""
@@ -354,7 +399,7 @@ class DynamoDBJobStore(ConditionalStore):
             query["ExclusiveStartKey"] = last_evaluated
         return JobPage(jobs, _page_key(last_evaluated) if last_evaluated else None)
 
-    def save(self, job: Job) -> Job:
+    def _write(self, job: Job) -> Job:
         """Write `job` over the stored one if nobody changed it since it was read (same version).
 
         Returns the stored job with its new version; raises ConcurrentUpdate when the check fails.

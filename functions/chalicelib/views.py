@@ -24,8 +24,8 @@ def result_url(base_url: str, job_id: str) -> str:
     return f"{job_url(base_url, job_id)}/result"
 
 
-def result_available(job: Job) -> bool:
-    return job.status is JobStatus.COMPLETE and job.result_deleted_at is None
+def share_url(base_url: str, token: str) -> str:
+    return f"{base_url}/shared/{token}"
 
 
 def job_view(job: Job, now: datetime, base_url: str | None = None) -> dict[str, Any]:
@@ -47,7 +47,7 @@ def job_view(job: Job, now: datetime, base_url: str | None = None) -> dict[str, 
         "expires_at": _iso(job.expires_at),
         "next_poll_at": _iso(job.next_poll_at) if not job.status.is_terminal else None,
         "error": job.error.to_dict() if job.error is not None else None,
-        "result_available": result_available(job),
+        "result_available": job.has_result,
         "result_deleted_at": _iso(job.result_deleted_at),
         "callback": None,
         # Queue mode: the latest part of the output while the worker runs.

@@ -137,10 +137,7 @@ def run_job(
         return _finish(
             store, job_id, worker_id, clock, error=JobError(exc.code, str(exc)), on_finished=on_finished
         )
-
-    if len(json.dumps(result)) > settings.max_result_chars:
-        error = JobError("ResultTooLarge", f"the result is over {settings.max_result_chars} characters")
-        return _finish(store, job_id, worker_id, clock, error=error, on_finished=on_finished)
+    # A large result goes to the result store when the job is written (see store.ConditionalStore).
     return _finish(store, job_id, worker_id, clock, result=result, on_finished=on_finished)
 
 

@@ -212,6 +212,18 @@ def cmd_jobs_result(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_jobs_share(args: argparse.Namespace) -> int:
+    link = _console(args).jobs().share(args.id, args.expires_in)
+    _show(args, link, f"{link['url']}\n(share id {link['id']}, expires {link['expires_at']})")
+    return 0
+
+
+def cmd_jobs_unshare(args: argparse.Namespace) -> int:
+    _console(args).jobs().unshare(args.id, args.share_id)
+    _show(args, {"id": args.share_id, "revoked": True}, f"share link {args.share_id} revoked")
+    return 0
+
+
 def cmd_jobs_wait(args: argparse.Namespace) -> int:
     return _wait(args, _console(args).jobs(), args.id)
 
@@ -353,6 +365,14 @@ def _add_console_commands(commands: Any) -> None:
     add(group, "result", cmd_jobs_result, "a finished job's result (GET /jobs/ID/result)").add_argument(
         "id", help="job id"
     )
+    share = add(
+        group, "share", cmd_jobs_share, "a link anyone can read the result with (POST /jobs/ID/shares)"
+    )
+    share.add_argument("id", help="job id")
+    share.add_argument("--expires-in", type=int, metavar="SECONDS", help="the link's lifetime (default 3600)")
+    unshare = add(group, "unshare", cmd_jobs_unshare, "revoke a share link (DELETE /jobs/ID/shares/SHARE_ID)")
+    unshare.add_argument("id", help="job id")
+    unshare.add_argument("share_id", help="the share id `jobs share` printed")
     wait = add(group, "wait", cmd_jobs_wait, "show a job's progress until it ends; exit 0 when it completes")
     wait.add_argument("id", help="job id")
     wait.add_argument("--timeout", type=_positive, help="give up after this many seconds (exit 1)")

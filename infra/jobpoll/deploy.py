@@ -234,10 +234,15 @@ def deploy(
 
 
 def destroy(target: Target, stack_name: str, progress: Progress = print, timeout: float = 1800.0) -> None:
-    """Delete the stack and wait until it is gone."""
+    """Empty the stack's results bucket (CloudFormation deletes only an empty bucket), delete the stack and
+    wait until it is gone."""
     cloudformation = target.client("cloudformation")
-    if _stack(cloudformation, stack_name) is None:
+    stack = _stack(cloudformation, stack_name)
+    if stack is None:
         raise DeployError(f"there is no stack named {stack_name}")
+    bucket = _outputs(stack).get("ResultsBucketName")
+    if bucket:
+        _empty_bucket(target.client("s3"), bucket, progress)
     events = _Events(cloudformation, stack_name, progress)
     progress(f"Deleting stack {stack_name} ...")
     cloudformation.delete_stack(StackName=stack_name)
@@ -246,3 +251,14 @@ def destroy(target: Target, stack_name: str, progress: Progress = print, timeout
         detail = "; ".join(events.failures[:3]) or final
         raise DeployError(f"stack {stack_name} ended {final}: {detail}")
     progress(f"Stack {stack_name}: DELETE_COMPLETE")
+
+
+def _empty_bucket(s3: Any, bucket: str, progress: Progress) -> None:
+    removed = 0
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+        if keys:
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
+            removed += len(keys)
+    if removed:
+        progress(f"Removed {removed} result object(s) from {bucket}")

@@ -148,6 +148,7 @@ class Deployment:
     table_name: str
     state_machine_arn: str
     function_arns: dict[str, str] = field(default_factory=dict)
+    results_bucket: str = ""
     # Queue mode: the template's queues by logical id -> (url, arn), and the event source mappings.
     queues: dict[str, tuple[str, str]] = field(default_factory=dict)
     mappings: list[EventSourceMapping] = field(default_factory=list)
@@ -247,7 +248,9 @@ def deploy(
     state_machine_arn = clients("stepfunctions").create_state_machine(
         name=resolve(machine["StateMachineName"]), definition=definition, roleArn=role_arn
     )["stateMachineArn"]
-    deployment = Deployment(table_name, state_machine_arn, function_arns)
+    results_bucket = f"{prefix}-results"
+    clients("s3").create_bucket(Bucket=results_bucket)
+    deployment = Deployment(table_name, state_machine_arn, function_arns, results_bucket=results_bucket)
     _deploy_queues(clients("sqs"), _by_type(template, "AWS::SQS::Queue"), resolve, deployment)
     for name, (handler, _, batch_size) in chalice_queue_handlers().items():
         arn = create_function(name, handler)
@@ -360,6 +363,7 @@ class Emulation:
                 table_name=self.deployment.table_name,
                 state_machine_arn=self.deployment.state_machine_arn,
                 work_queue_url=self.deployment.queue_url(WORK_QUEUE),
+                results_bucket=self.deployment.results_bucket,
             )
             self.runtime = build_runtime(
                 self.settings,

@@ -146,7 +146,26 @@ class JobsClient:
         return dict(answer.body) if answer.status == 200 and isinstance(answer.body, dict) else None
 
     def result(self, job_id: str) -> Any:
-        return self.request("GET", f"/jobs/{_quote(job_id)}/result").body
+        """The finished job's result; a large one from the presigned URL the API redirects to (fetched
+        without this API's credentials: the URL carries its own)."""
+        answer = self.request("GET", f"/jobs/{_quote(job_id)}/result")
+        location = {k.lower(): v for k, v in answer.headers.items()}.get("location")
+        if answer.status == 303 and location:
+            try:
+                with self._opener.open(location, timeout=_TIMEOUT) as response:
+                    return _body(response.read())
+            except (urllib.error.URLError, OSError) as exc:
+                raise ToolingError(f"cannot read the result at its presigned URL: {exc}") from None
+        return answer.body
+
+    def share(self, job_id: str, expires_in_seconds: int | None = None) -> dict[str, Any]:
+        """A share link of the job's result (`url`, `id` to revoke it, `expires_at`)."""
+        body = {"expires_in_seconds": expires_in_seconds} if expires_in_seconds else {}
+        return dict(self.request("POST", f"/jobs/{_quote(job_id)}/shares", body).body)
+
+    def unshare(self, job_id: str, share_id: str) -> None:
+        """Revoke a share link."""
+        self.request("DELETE", f"/jobs/{_quote(job_id)}/shares/{_quote(share_id)}")
 
     def providers(self) -> builtins.list[dict[str, Any]]:
         """Every provider a job can name (GET /providers)."""

@@ -258,13 +258,20 @@ def install_handler_runtime(
     return environment
 
 
-def store_callback_secret(target: Target, stack_name: str) -> tuple[str, str]:
-    """The key that signs callbacks (JOBPOLL_CALLBACK_SECRET, or a new one) as the stack's SecureString
-    parameter, as on AWS; returns (parameter name, key)."""
-    secret = os.environ.get("JOBPOLL_CALLBACK_SECRET") or secrets.token_hex(32)
-    name = f"/{stack_name}/callback-key"
+def every_provider() -> list[str]:
+    """The name of every provider the functions' code has."""
+    ensure_functions_importable()
+    from chalicelib.providers import registry
+
+    return [spec.name for spec in registry.load()]
+
+
+def store_secret_parameter(target: Target, name: str, env_var: str) -> str:
+    """A key (`env_var`'s value, or a new one) as the SSM SecureString parameter `name`, as on AWS, where the
+    stack's functions read it; returns the key."""
+    secret = os.environ.get(env_var) or secrets.token_hex(32)
     target.client("ssm").put_parameter(Name=name, Value=secret, Type="SecureString", Overwrite=True)
-    return name, secret
+    return secret
 
 
 class HandlersAfterRuntime:
@@ -442,7 +449,10 @@ def up(options: LocalOptions, progress: Progress = print) -> None:
             listeners.append(simulated_service)
             cleanup.callback(simulated_service.stop)
             stack_name = default_stack_name(STAGE)
-            callback_parameter, callback_secret = store_callback_secret(target, stack_name)
+            callback_parameter = f"/{stack_name}/callback-key"
+            callback_secret = store_secret_parameter(target, callback_parameter, "JOBPOLL_CALLBACK_SECRET")
+            share_key_parameter = f"/{stack_name}/share-key"
+            store_secret_parameter(target, share_key_parameter, "JOBPOLL_SHARE_KEY")
             # The API takes the local issuer's bearer tokens: the stack is a `jwt` stack, as deployed.
             issuer = local_issuer(options.state_file, options.issuer_port)
             cleanup.enter_context(serving_issuer(issuer, options.issuer_port))
@@ -455,6 +465,9 @@ def up(options: LocalOptions, progress: Progress = print) -> None:
                     "JwtIssuer": issuer.url,
                     "JwtAudience": issuer.audience,
                     "JwtJwksUrl": options.issuer_url + JWKS_PATH,
+                    "ShareKeyParameter": share_key_parameter,
+                    # The local stack runs every provider the code has (a deployed stack: its choice).
+                    "EnabledProviders": ",".join(every_provider()),
                 },
                 progress=progress,
                 auth="jwt",

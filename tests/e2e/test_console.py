@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -156,6 +158,23 @@ def test_jobs_submit_wait_get_list_and_result(console: Console) -> None:
     code, out, _ = console("jobs", "result", job_id)
     assert code == 0
     assert json.loads(out)["output"]["delay"] == 20
+
+
+def test_jobs_result_reads_a_large_result_and_share_links_are_made_and_revoked(console: Console) -> None:
+    request = '{"input": {"delay": 1, "result_bytes": 400000}, "wait_seconds": 1}'
+    code, out, _ = console("jobs", "submit", "--input", request, "--json", "--wait")
+    job_id = json.loads(out)["id"]
+    code, out, _ = console("jobs", "result", job_id)  # the API redirects to the object: followed
+    assert code == 0 and len(json.loads(out)["output"]) == 400000
+    code, out, _ = console("jobs", "share", job_id, "--expires-in", "600", "--json")
+    link = json.loads(out)
+    with urllib.request.urlopen(link["url"], timeout=30) as response:  # anyone, no credentials
+        assert len(json.loads(response.read())["output"]) == 400000
+    code, out, _ = console("jobs", "unshare", job_id, link["id"])
+    assert (code, out.strip()) == (0, f"share link {link['id']} revoked")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(link["url"], timeout=30)
+    assert refused.value.code == 403
 
 
 def test_jobs_wait_shows_a_streaming_jobs_output_grow(console: Console) -> None:

@@ -124,14 +124,15 @@ def test_the_aws_cli_lists_the_local_executions(local_stack: LocalStack) -> None
     assert "SUCCEEDED" in {e["status"] for e in json.loads(result.stdout)["executions"]}
 
 
-def _get_job(api_url: str, token: str, job_id: str) -> dict[str, Any]:
-    class NoRedirect(urllib.request.HTTPRedirectHandler):
-        def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-            return None
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
 
+
+def _get_job(api_url: str, token: str, job_id: str) -> dict[str, Any]:
     request = urllib.request.Request(f"{api_url}/jobs/{job_id}", headers={"Authorization": f"Bearer {token}"})
     try:
-        with urllib.request.build_opener(NoRedirect).open(request, timeout=10) as response:
+        with urllib.request.build_opener(_NoRedirect).open(request, timeout=10) as response:
             retry_after = response.headers.get("Retry-After")
             return {"http": response.status, "retry_after": retry_after, **json.loads(response.read())}
     except urllib.error.HTTPError as error:  # 303 to the result once complete
@@ -264,6 +265,43 @@ def test_notified_jobs_complete_with_no_poll_when_their_service_announces_the_en
     for job_id in (told, simulated):
         answer = _job_when(local_stack, job_id, _finished)
         assert (answer["status"], answer["try_count"]) == ("COMPLETE", 0), answer
+
+
+def test_a_5_mb_result_is_kept_in_s3_and_read_back_through_the_local_api(local_stack: LocalStack) -> None:
+    api_url, token = local_stack.state["api_url"], local_stack.state["api_token"]
+    five_mb = 5 * 1024 * 1024
+    body = {"input": {"delay": 1, "result_bytes": five_mb}, "wait_seconds": 1}
+    job_id = _post_job(api_url, token, body)
+    assert _wait_for_execution(local_stack, job_id)["status"] == "SUCCEEDED"
+    item = local_stack.client("dynamodb").get_item(
+        TableName=local_stack.state["outputs"]["JobsTableName"], Key={"job_id": {"S": job_id}}
+    )["Item"]
+    assert "result" not in item and len(json.dumps(item)) < 4096  # the record names the object only
+
+    presigned = _redirect(api_url, token, f"/jobs/{job_id}/result")  # a presigned URL of the local S3
+    with urllib.request.urlopen(presigned, timeout=30) as response:
+        assert len(json.loads(response.read())["output"]) == five_mb
+
+    request = urllib.request.Request(
+        f"{api_url}/jobs/{job_id}/shares",
+        data=b'{"expires_in_seconds": 600}',
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        share_url = json.loads(response.read())["url"]
+    with urllib.request.urlopen(share_url, timeout=30) as response:  # no credentials; follows the 303
+        assert len(json.loads(response.read())["output"]) == five_mb
+
+
+def _redirect(api_url: str, token: str, path: str) -> str:
+    """Where `path` answers 303 See Other to."""
+    request = urllib.request.Request(f"{api_url}{path}", headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.build_opener(_NoRedirect).open(request, timeout=10) as response:
+            raise AssertionError(f"{path} answered {response.status}, not a redirect")
+    except urllib.error.HTTPError as error:
+        assert error.code == 303
+        return str(error.headers["Location"])
 
 
 def test_jobpoll_deploy_and_destroy_run_against_the_emulation(local_stack: LocalStack) -> None:

@@ -117,6 +117,7 @@ def make_api(
         "mode": "local",
         **token_settings(issuer),
         "callback_secret": secrets.token_hex(32),
+        "share_key": secrets.token_hex(32),
         **settings,
     }
     configured = dataclasses.replace(emulation.settings, **overrides)
@@ -126,6 +127,7 @@ def make_api(
         emulation.client("dynamodb"),
         sfn=emulation.client("stepfunctions"),
         sqs=emulation.client("sqs"),
+        clients=emulation.client,
         resolve=fake_resolver,
         sender=loopback_only_sender,
         jwks=jwks or issuer.jwks,

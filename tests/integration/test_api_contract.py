@@ -147,6 +147,17 @@ def test_real_responses_match_the_openapi_document(api: Api) -> None:
     api.wait_done(done_id)
     call("GET", f"/jobs/{done_id}")  # 303
     call("GET", f"/jobs/{done_id}/result")  # 200
+    # Virtual time runs on while jobs wait: the link lives as long as its job, so it cannot expire here.
+    link = call("POST", f"/jobs/{done_id}/shares", {"expires_in_seconds": 30 * 24 * 3600}).json_body  # 201
+    shared_path = link["url"].split("api.example.test", 1)[1]
+    call("GET", shared_path, Authorization="")  # 200, no credentials
+    call("GET", shared_path[:-4] + "0000" if not shared_path.endswith("0000") else shared_path[:-4] + "1111")
+    call("DELETE", f"/jobs/{done_id}/shares/{link['id']}")  # 204
+    call("GET", shared_path)  # 403 revoked
+    call("DELETE", f"/jobs/{done_id}/shares/not-an-id")  # 400
+    large = call("POST", "/jobs", {"input": {"delay": 1, "result_bytes": 300 * 1024}}).json_body["id"]
+    api.wait_done(large)
+    call("GET", f"/jobs/{large}/result")  # 303 to the object
     call("DELETE", f"/jobs/{done_id}")  # 204
     call("GET", f"/jobs/{done_id}/result")  # 410
     call("GET", "/jobs?limit=1")
@@ -157,7 +168,16 @@ def test_real_responses_match_the_openapi_document(api: Api) -> None:
     call("GET", "/openapi.json")
 
     statuses = {status for _, _, status in seen}
-    assert {200, 202, 204, 303, 400, 401, 404, 409, 410, 422} <= statuses
+    assert {200, 201, 202, 204, 303, 400, 401, 403, 404, 409, 410, 422} <= statuses
+    assert ("GET", f"/jobs/{large}/result", 303) in seen
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(token=st.text(min_size=1, max_size=200))
+def test_generated_share_tokens_never_produce_a_5xx(api: Api, token: str) -> None:
+    response = api.client.http.get(f"/shared/{quote(token, safe='')}", headers={"Host": "api.example.test"})
+    assert response.status_code < 500, response.body
+    assert response.headers["Content-Type"] == PROBLEM
 
 
 def _not_queued() -> tuple[Any, ...]:

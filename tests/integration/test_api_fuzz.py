@@ -71,6 +71,7 @@ def api_url(job_store: JobStore) -> Iterator[tuple[str, str]]:
         mode="local",
         **token_settings(),
         callback_secret=secrets.token_hex(32),
+        share_key=secrets.token_hex(32),
         # http jobs are fuzzed too: validated at POST, never submitted (StartJob does not run here).
         http_profiles=json.dumps(
             {

@@ -78,6 +78,14 @@ def test_the_seed_scenario_completes_through_the_deployed_state_machine(
 
     environment = install_handler_runtime(moto_target, STACK, virtual_clock)
     assert environment["JOBPOLL_TABLE"] == deployed.outputs["JobsTableName"] == f"{STACK}-jobs"
+    bucket = environment["JOBPOLL_RESULTS_BUCKET"]
+    assert bucket == deployed.outputs["ResultsBucketName"]
+    assert "EnqueueWork" in _api_role_policies()  # simulated-stream (queue mode) is enabled by default
+    # moto's CloudFormation applies a bucket's encryption (not its lifecycle or public access block: the
+    # packaged template's tests check those).
+    encryption = boto3.client("s3", region_name=REGION).get_bucket_encryption(Bucket=bucket)
+    rule = encryption["ServerSideEncryptionConfiguration"]["Rules"][0]
+    assert rule["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
     assert environment["JOBPOLL_STATE_MACHINE_ARN"] == deployed.state_machine_arn
 
     execution = sfn.start_execution(
@@ -107,14 +115,38 @@ def test_redeploying_unchanged_is_a_no_op_and_a_parameter_change_updates(
     assert {str(f["Environment"]["Variables"]["JOBPOLL_MAX_TRIES"]) for f in functions} == {"5"}
 
 
+def _api_role_policies() -> set[str]:
+    role = boto3.client("cloudformation", region_name=REGION).describe_stack_resource(
+        StackName=STACK, LogicalResourceId="DefaultRole"
+    )["StackResourceDetail"]["PhysicalResourceId"]
+    return set(boto3.client("iam", region_name=REGION).list_role_policies(RoleName=role)["PolicyNames"])
+
+
+def test_the_api_may_enqueue_work_only_while_a_queue_mode_provider_is_enabled(
+    deploy_dev: Callable[..., Deployed],
+) -> None:
+    deploy_dev([], parameters={"EnabledProviders": "simulated,simulated-engine"})
+    assert "EnqueueWork" not in _api_role_policies()
+    functions = boto3.client("lambda", region_name=REGION).list_functions()["Functions"]
+    assert {f["Environment"]["Variables"]["JOBPOLL_ENABLED_PROVIDERS"] for f in functions} == {
+        "simulated,simulated-engine"
+    }
+
+
 def test_destroy_removes_the_stack_and_its_resources(
     moto_target: Target, deploy_dev: Callable[..., Deployed]
 ) -> None:
-    deploy_dev([])
+    deployed = deploy_dev([])
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.put_object(Bucket=deployed.outputs["ResultsBucketName"], Key="results/j/r.json", Body=b"{}")
     progress: list[str] = []
     destroy(moto_target, STACK, progress=progress.append)
+    assert f"Removed 1 result object(s) from {deployed.outputs['ResultsBucketName']}" in progress
     assert progress[-1] == f"Stack {STACK}: DELETE_COMPLETE"
     assert boto3.client("stepfunctions", region_name=REGION).list_state_machines()["stateMachines"] == []
     assert boto3.client("dynamodb", region_name=REGION).list_tables()["TableNames"] == []
+    assert s3.list_buckets()["Buckets"] == [] or all(
+        b["Name"] != deployed.outputs["ResultsBucketName"] for b in s3.list_buckets()["Buckets"]
+    )
     with pytest.raises(DeployError, match="no stack named"):
         destroy(moto_target, STACK, progress=progress.append)

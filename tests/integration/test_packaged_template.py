@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import re
 import zipfile
 from typing import Any
 
+import pytest
 from cfnlint.api import lint
 from cfnlint.config import ManualArgs
 
 from chalicelib.settings import Settings
 from jobpoll.emulation import DEAD_LETTER_QUEUE, WORK_QUEUE, Emulation
+from jobpoll.local import every_provider
 from jobpoll.package import Package
 
 REGIONS = ["us-east-1"]
@@ -23,8 +26,74 @@ def _lint(template: dict[str, Any]) -> list[str]:
 
 
 def _statements(template: dict[str, Any], role: str) -> list[dict[str, Any]]:
-    policies = template["Resources"][role]["Properties"]["Policies"]
+    """The statements of a role's inline policies and of the policies (AWS::IAM::Policy) attached to it."""
+    resources = template["Resources"]
+    policies = list(resources[role]["Properties"]["Policies"])
+    policies += [
+        r["Properties"]
+        for r in resources.values()
+        if r["Type"] == "AWS::IAM::Policy" and {"Ref": role} in r["Properties"]["Roles"]
+    ]
     return [s for p in policies for s in p["PolicyDocument"]["Statement"]]
+
+
+_PSEUDO = {"AWS::StackName": "jobpoll-dev", "AWS::Region": "us-east-1", "AWS::Partition": "aws"}
+_NO_VALUE = object()
+
+
+def rendered(template: dict[str, Any], **parameters: str) -> dict[str, Any]:
+    """The template as CloudFormation makes it for these parameters (others take their defaults): each
+    condition decided, resources whose condition is false dropped, every Fn::If chosen, AWS::NoValue gone."""
+    values = {name: str(spec.get("Default", "")) for name, spec in template["Parameters"].items()}
+    values.update({**_PSEUDO, **parameters})
+
+    def value(node: Any) -> Any:  # the intrinsic functions CloudFormation allows in Conditions
+        if not isinstance(node, dict):
+            return node
+        ((function, argument),) = node.items()
+        if function == "Ref":
+            return values[argument]
+        if function == "Condition":
+            return decided(argument)
+        if function == "Fn::Sub":
+            return re.sub(r"\$\{([^}]+)\}", lambda m: values[m.group(1)], argument)
+        if function == "Fn::Join":
+            return argument[0].join(value(argument[1]))
+        if function == "Fn::Split":
+            return value(argument[1]).split(value(argument[0]))
+        if function == "Fn::Equals":
+            return value(argument[0]) == value(argument[1])
+        if function == "Fn::Not":
+            return not value(argument[0])
+        if function == "Fn::And":
+            return all(value(a) for a in argument)
+        if function == "Fn::Or":
+            return any(value(a) for a in argument)
+        raise AssertionError(f"{function} in a condition")
+
+    def decided(name: str) -> bool:
+        return bool(value(template["Conditions"][name]))
+
+    def chosen(node: Any) -> Any:
+        if isinstance(node, list):
+            return [c for c in (chosen(item) for item in node) if c is not _NO_VALUE]
+        if not isinstance(node, dict):
+            return node
+        if node == {"Ref": "AWS::NoValue"}:
+            return _NO_VALUE
+        if set(node) == {"Fn::If"}:
+            condition, if_true, if_false = node["Fn::If"]
+            return chosen(if_true if decided(condition) else if_false)
+        return {k: c for k, c in ((k, chosen(v)) for k, v in node.items()) if c is not _NO_VALUE}
+
+    result = chosen({k: v for k, v in template.items() if k not in ("Resources", "Conditions")})
+    result["Conditions"] = {name: decided(name) for name in template.get("Conditions", {})}
+    result["Resources"] = {
+        name: chosen(resource)
+        for name, resource in template["Resources"].items()
+        if "Condition" not in resource or decided(resource["Condition"])
+    }
+    return dict(result)
 
 
 def _parameter_reads(template: dict[str, Any], role: str, condition: str) -> list[dict[str, Any]]:
@@ -87,6 +156,8 @@ def test_the_poll_loop_role_reads_and_writes_job_items_and_nothing_else(transfor
         "logs:PutLogEvents",
         "xray:PutTraceSegments",
         "xray:PutTelemetryRecords",
+        "s3:PutObject",  # large results, below
+        "s3:DeleteObject",
         *PROVIDER_JOB_ACTIONS,  # start, read and cancel the AWS job services' work, below
     }
     (dynamodb,) = [s for s in statements if s["Action"][0].startswith("dynamodb:")]
@@ -183,13 +254,7 @@ def test_the_reconciler_runs_every_minute_and_may_only_resume_or_fail_jobs(
     ]
     assert [rule["ScheduleExpression"] for rule in rules] == ["rate(1 minute)"]
     assert rules[0]["Targets"][0]["Arn"] == {"Fn::GetAtt": ["Reconcile", "Arn"]}
-    role = resources["ReconcileRole"]["Properties"]
-    actions = {
-        action
-        for policy in role["Policies"]
-        for statement in policy["PolicyDocument"]["Statement"]
-        for action in ([statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"])
-    }
+    actions = _actions(_statements(transformed, "ReconcileRole"))  # its provider and queue actions: below
     assert {
         "dynamodb:Query",
         "states:StartExecution",
@@ -217,6 +282,7 @@ def test_each_role_gets_only_the_provider_actions_its_functions_call(transformed
         "PollLoopFunctionRole": PROVIDER_JOB_ACTIONS,  # submit, poll, cancel on a recorded failure
         "DefaultRole": {"transcribe:DeleteTranscriptionJob", "athena:StopQueryExecution"},  # DELETE /jobs
         "NotifyJobRole": {"transcribe:GetTranscriptionJob", "athena:GetQueryExecution"},  # the event's job
+        "ReconcileRole": PROVIDER_JOB_ACTIONS,  # resumes (submits) or fails (cancels) stale jobs
         "RunQueuedJobRole": set(),
         "FailDeadLetteredJobRole": set(),
     }
@@ -314,11 +380,139 @@ def test_the_api_role_reads_writes_and_lists_jobs_but_never_deletes_them(transfo
         "dynamodb:PutItem",
         "dynamodb:Query",
     }
-    assert "sqs:SendMessage" in actions
+    assert "sqs:SendMessage" in actions  # while a queue-mode provider is enabled (below)
     # The per-caller limits' counters: items keyed `limit#...` only, never a job.
     (counters,) = [s for s in statements if "Condition" in s]
     assert counters["Action"] == "dynamodb:UpdateItem"
     assert counters["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["limit#*"]}}
+
+
+def test_only_the_api_may_read_the_share_key(transformed: dict[str, Any]) -> None:
+    roles = [n for n, r in transformed["Resources"].items() if r["Type"] == "AWS::IAM::Role"]
+    readers = {
+        role: s
+        for role in roles
+        for s in _statements(transformed, role)
+        if "no-share-key" in json.dumps(s.get("Resource"))
+    }
+    assert set(readers) == {"DefaultRole"}
+    configured, _ = readers["DefaultRole"]["Resource"]["Fn::If"][1:]
+    assert configured["Fn::Sub"].endswith(":parameter${ShareKeyParameter}")
+    variables = transformed["Resources"]["APIHandler"]["Properties"]["Environment"]["Variables"]
+    assert variables["JOBPOLL_SHARE_KEY_PARAMETER"] == {"Ref": "ShareKeyParameter"}
+
+
+def test_the_results_bucket_is_encrypted_private_and_expires_what_is_left(
+    transformed: dict[str, Any],
+) -> None:
+    bucket = transformed["Resources"]["ResultsBucket"]["Properties"]
+    (encryption,) = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert encryption["ServerSideEncryptionByDefault"] == {"SSEAlgorithm": "AES256"}
+    assert set(bucket["PublicAccessBlockConfiguration"].values()) == {True}
+    (rule,) = bucket["LifecycleConfiguration"]["Rules"]
+    assert (rule["Status"], rule["Prefix"], rule["ExpirationInDays"]) == (
+        "Enabled",
+        "results/",
+        {"Ref": "ResultRetentionDays"},
+    )
+    parameters = transformed["Parameters"]
+    ttl_days = -(-parameters["JobTtlSeconds"]["Default"] // 86400)
+    assert parameters["ResultRetentionDays"]["Default"] > ttl_days  # a backstop: after the job's expiry
+
+
+def test_result_objects_are_written_by_the_finishers_and_read_by_the_api_only(
+    transformed: dict[str, Any],
+) -> None:
+    objects = {"Fn::Sub": "arn:${AWS::Partition}:s3:::${ResultsBucket}/results/*"}
+    roles = [n for n, r in transformed["Resources"].items() if r["Type"] == "AWS::IAM::Role"]
+    access = {
+        role: _actions([s for s in _statements(transformed, role) if "s3:" in json.dumps(s["Action"])])
+        for role in roles
+    }
+    finishers = {"PollLoopFunctionRole", "NotifyJobRole", "RunQueuedJobRole"}
+    assert {r for r, actions in access.items() if actions} == finishers | {"DefaultRole"}
+    for role in finishers:
+        assert access[role] == {"s3:PutObject", "s3:DeleteObject"}, role
+    assert access["DefaultRole"] == {"s3:GetObject", "s3:DeleteObject"}
+    for role in finishers | {"DefaultRole"}:
+        assert [
+            s["Resource"] for s in _statements(transformed, role) if "s3:" in json.dumps(s["Action"])
+        ] == [objects]
+
+
+@pytest.mark.parametrize(
+    ("enabled", "may_enqueue"),
+    [
+        (None, True),  # the default: every simulated provider
+        ("simulated,simulated-stream", True),
+        ("simulated-stream", True),
+        ("simulated,simulated-engine", False),
+        ("simulated-streaming,x-simulated-stream", False),  # names match whole, not in part
+    ],
+)
+def test_the_api_may_enqueue_work_only_while_a_queue_mode_provider_is_enabled(
+    transformed: dict[str, Any], enabled: str | None, may_enqueue: bool
+) -> None:
+    template = rendered(transformed, **({"EnabledProviders": enabled} if enabled else {}))
+    assert ("sqs:SendMessage" in _actions(_statements(template, "DefaultRole"))) is may_enqueue
+    assert "Fn::If" not in json.dumps(template["Resources"]["DefaultRole"])
+
+
+def test_every_provider_condition_names_a_provider_the_functions_register(
+    transformed: dict[str, Any],
+) -> None:
+    """`<Name>Enabled` conditions (one per provider with AWS permissions) test whole names in the list."""
+    registered = set(every_provider())
+    conditions = {n: c for n, c in transformed["Conditions"].items() if n.endswith("Enabled")}
+    assert conditions
+    for name, condition in conditions.items():
+        (provider,) = [p for p in registered if condition == _membership(p)] or [None]
+        assert provider is not None, f"{name} is not the membership test of a registered provider"
+        others = ",".join(sorted(registered - {provider}))
+        assert rendered(transformed, EnabledProviders=provider)["Conditions"][name] is True
+        assert rendered(transformed, EnabledProviders=others)["Conditions"][name] is False
+
+
+@pytest.mark.parametrize(
+    ("enabled", "absent"),
+    [
+        ("simulated", PROVIDER_JOB_ACTIONS | {"sqs:SendMessage", "http-profiles"}),
+        (
+            "simulated,http,aws-athena",
+            {a for a in PROVIDER_JOB_ACTIONS if a.startswith("transcribe:")} | {"sqs:SendMessage"},
+        ),
+        (
+            "simulated-stream,aws-transcribe",
+            {a for a in PROVIDER_JOB_ACTIONS if a.startswith("athena:")} | {"http-profiles"},
+        ),
+    ],
+)
+def test_roles_get_no_actions_of_the_providers_a_stack_does_not_enable(
+    transformed: dict[str, Any], enabled: str, absent: set[str]
+) -> None:
+    everything = rendered(transformed)
+    template = rendered(transformed, EnabledProviders=enabled)
+    roles = [n for n, r in template["Resources"].items() if r["Type"] == "AWS::IAM::Role"]
+
+    def granted(rendered_template: dict[str, Any]) -> set[str]:
+        statements = [s for role in roles for s in _statements(rendered_template, role)]
+        found = _actions(statements)
+        if any("no-http-profiles" in json.dumps(s["Resource"]) for s in statements):
+            found.add("http-profiles")
+        return found
+
+    assert absent <= granted(everything)  # all of them when every provider is enabled (the default)
+    assert not absent & granted(template)
+    assert granted(everything) - absent == granted(template)  # nothing else changes
+
+
+def _membership(provider: str) -> dict[str, Any]:
+    """The condition "`provider` is in EnabledProviders" (CloudFormation has no list membership: splitting
+    ",<list>," at ",<provider>," changes it exactly when the provider is listed)."""
+    listed = {"Fn::Sub": ",${EnabledProviders},"}
+    return {
+        "Fn::Not": [{"Fn::Equals": [{"Fn::Join": ["", {"Fn::Split": [f",{provider},", listed]}]}, listed]}]
+    }
 
 
 def test_callbacks_are_delivered_by_their_own_function_that_the_finishers_may_only_invoke(

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
 
+import boto3
 import pytest
 
 from chalicelib.errors import ConcurrentUpdate, JobAlreadyExists, JobNotFound
 from chalicelib.job import Job, JobError, JobStatus
 from chalicelib.memory_store import InMemoryJobStore
+from chalicelib.results import InMemoryResultStore, ResultStore, S3ResultStore, StoredResult
 from chalicelib.store import DynamoDBJobStore, JobStore
 from factories import NOW, make_job
 
@@ -29,6 +32,36 @@ def store(request: pytest.FixtureRequest) -> Iterator[JobStore]:
         yield request.getfixturevalue("job_store")
 
 
+@pytest.fixture(params=["dynamodb+s3", "memory"])
+def offloading(request: pytest.FixtureRequest) -> Iterator[tuple[JobStore, ResultStore]]:
+    """Each store with a result store for results over 1 KiB: DynamoDB with S3 (moto), in-memory."""
+    results: ResultStore
+    if request.param == "memory":
+        results = InMemoryResultStore()
+        yield InMemoryJobStore(results, result_threshold_bytes=1024), results
+    else:
+        table = request.getfixturevalue("job_store")
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="results")
+        results = S3ResultStore("results", s3)
+        yield DynamoDBJobStore(table.table_name, table.dynamodb, results, 1024), results
+
+
+def test_a_result_over_the_threshold_is_kept_in_the_result_store(
+    offloading: tuple[JobStore, ResultStore],
+) -> None:
+    store, results = offloading
+    job = store.create(new_job())
+    big, small = {"text": "x" * 2000}, {"text": "x" * 10}
+    saved = store.save(dataclasses.replace(job, status=JobStatus.COMPLETE, result=big))
+    assert saved.result is None and saved.stored_result is not None
+    assert store.get("job-1") == saved
+    assert json.loads(results.get(saved.stored_result.key)) == big
+    store.create(new_job("job-2"))
+    kept = store.update("job-2", lambda j: dataclasses.replace(j, status=JobStatus.COMPLETE, result=small))
+    assert (kept.result, kept.stored_result) == (small, None)
+
+
 def test_a_stored_job_reads_back_whole(store: JobStore) -> None:
     job = dataclasses.replace(
         new_job(),
@@ -40,6 +73,8 @@ def test_a_stored_job_reads_back_whole(store: JobStore) -> None:
         error=JobError("SimulatedFailure", "told to"),
         next_poll_at=NOW + timedelta(seconds=10),
         execution_arn="arn:aws:states:us-east-1:123456789012:execution:m:job-1",
+        stored_result=StoredResult("results/job-1/r.json", 300_000),
+        revoked_shares=("0123456789abcdef", "fedcba9876543210"),
     )
     stored = store.create(job)
     assert stored.version == 1

@@ -229,7 +229,7 @@ def test_a_finished_run_completes_the_job_and_releases_the_lease() -> None:
     done = rules.lease_finished(held, "w1", LATER, result="full")
     assert (done.status, done.result, done.partial_output) == (JobStatus.COMPLETE, "full", None)
     assert (done.lease_owner, done.lease_expires_at) == (None, None)
-    error = JobError("ResultTooLarge", "too big")
+    error = JobError("SimulatedFailure", "the run failed")
     failed = rules.lease_finished(held, "w1", LATER, error=error)
     assert (failed.status, failed.error, failed.lease_owner) == (JobStatus.FAILED, error, None)
 

@@ -1,7 +1,8 @@
 """A deterministic simulated service: work that completes `delay` seconds after it was submitted.
 
 The request is `{"delay": seconds, "fail": false, "result": any, "report_eta": false}` (`delay` 60 when left
-out, as in the seed's GetJobStatus); with `report_eta`
+out, as in the seed's GetJobStatus; or `"result_bytes": n` for a text result of n bytes, to try large
+results); with `report_eta`
 each poll also tells how long the work has left (a hint that adaptive polling follows). The work id carries
 the submission time and the request, so the provider keeps no state of its own and any Lambda instance can
 poll it, as with a real service. Progress is the fraction of `delay` that has passed. Time comes from the
@@ -20,10 +21,11 @@ from typing import Any, ClassVar
 from ..clock import Clock, from_epoch_ms, to_epoch_ms, to_iso
 from ..errors import InvalidJobInput, ProviderError
 from ..job import JobError
-from .base import PollResult, WorkState, json_object
+from .base import PollResult, WorkState, integral, json_object
 
 MAX_DELAY_SECONDS = 366 * 24 * 3600
 DEFAULT_DELAY_SECONDS = 60  # the seed's GetJobStatus: `delay = 60` unless the input says otherwise
+MAX_RESULT_BYTES = 10 * 1024 * 1024
 _PREFIX = "sim-"
 # What `validate` accepts, as the OpenAPI document shows it.
 INPUT_SCHEMA: dict[str, Any] = {
@@ -39,8 +41,15 @@ INPUT_SCHEMA: dict[str, Any] = {
         },
         "fail": {"type": "boolean", "default": False, "description": "The work fails with SimulatedFailure"},
         "result": {"description": "What the work returns"},
+        "result_bytes": {
+            "type": "integer",
+            "minimum": 0,
+            "maximum": MAX_RESULT_BYTES,
+            "description": "Instead of `result`: a text result of this many bytes (large results)",
+        },
         "report_eta": {"type": "boolean", "default": False, "description": "Each poll tells the time left"},
     },
+    "not": {"required": ["result", "result_bytes"]},
 }
 _KNOWN_FIELDS = set(INPUT_SCHEMA["properties"])
 
@@ -83,6 +92,13 @@ class SimulatedProvider:
             normalised["report_eta"] = True
         if "result" in request:
             normalised["result"] = request["result"]
+        if "result_bytes" in request:
+            size = integral(request["result_bytes"])
+            if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= MAX_RESULT_BYTES:
+                raise InvalidJobInput(f"'result_bytes' must be a whole number from 0 to {MAX_RESULT_BYTES}")
+            if "result" in request:
+                raise InvalidJobInput("give 'result' or 'result_bytes', not both")
+            normalised["result_bytes"] = size
         return normalised
 
     def submit(self, request: dict[str, Any]) -> str:
@@ -125,6 +141,8 @@ class SimulatedProvider:
                 error=JobError("SimulatedFailure", "the simulated work was told to fail"),
             )
         result = request.get("result", {"message": "simulated work done", "delay": request["delay"]})
+        if "result_bytes" in request:
+            result = _text_of(int(request["result_bytes"]))
         return PollResult(
             state=WorkState.SUCCEEDED,
             progress=1.0,
@@ -133,6 +151,12 @@ class SimulatedProvider:
 
     def cancel(self, work_id: str) -> None:
         _decode(work_id)  # nothing runs anywhere: a valid id is all there is to cancel
+
+
+def _text_of(size: int) -> str:
+    """`size` bytes of text (ASCII, so as many characters)."""
+    line = "simulated result line: the quick brown fox jumps over the lazy dog\n"
+    return (line * (size // len(line) + 1))[:size]
 
 
 def _decode(work_id: str) -> dict[str, Any]:
