@@ -16,18 +16,32 @@ from jobpoll.demo import free_ports
 from jobpoll.issuer import TENANT_SCOPES
 from jobpoll.local import local_issuer
 from jobpoll.paths import ROOT
+from lro_server import LroServer
 
 # The shared stack's cleanup, run after the last test that uses it (see pytest_runtest_teardown).
 _SHARED_STACK_CLEANUP: list[ExitStack] = []
+# The scripted LRO service on loopback that the shared stack's http profile `lro` names.
+_SHARED_LRO_SERVICE: list[LroServer] = []
 
 
 @pytest.fixture(scope="session")
 def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    """The session's running `jobpoll local up --speed 100`; tests keep apart by execution and job names."""
+    """The session's running `jobpoll local up --speed 100`; tests keep apart by execution and job names.
+    Its http profile `lro` is a scripted long-running-operation service on 127.0.0.1 (`lro_service`)."""
     with ExitStack() as cleanup:
-        stack = cleanup.enter_context(running_local_stack(tmp_path_factory.mktemp("local")))
+        service = cleanup.enter_context(LroServer())
+        _SHARED_LRO_SERVICE[:] = [service]
+        stack = cleanup.enter_context(
+            running_local_stack(tmp_path_factory.mktemp("local"), {"lro": {"base_url": service.url}})
+        )
         _SHARED_STACK_CLEANUP.append(cleanup)
         yield stack
+
+
+@pytest.fixture
+def lro_service(local_stack: LocalStack) -> LroServer:
+    """The shared stack's loopback LRO service (http profile `lro`): script its routes with unique paths."""
+    return _SHARED_LRO_SERVICE[0]
 
 
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
@@ -54,7 +68,9 @@ def local_stack_in_tmp_path(tmp_path: Path) -> Callable[[], AbstractContextManag
 
 
 @contextmanager
-def running_local_stack(directory: Path) -> Iterator[LocalStack]:
+def running_local_stack(
+    directory: Path, more_profiles: dict[str, dict[str, str]] | None = None
+) -> Iterator[LocalStack]:
     """`jobpoll local up --speed 100` on free ports in `directory`; stopped (and reaped) afterwards.
 
     Its http profile `self` is the stack's own API, with a token of the stack's issuer (its key made here,
@@ -67,7 +83,7 @@ def running_local_stack(directory: Path) -> Iterator[LocalStack]:
         "base_url": f"http://127.0.0.1:{api_port}",
         "headers": {"Authorization": f"Bearer {token}"},
     }
-    profiles.write_text(json.dumps({"self": self_profile}))
+    profiles.write_text(json.dumps({"self": self_profile, **(more_profiles or {})}))
     log = directory / "local-up.log"
     command = [
         *jobpoll_command(),

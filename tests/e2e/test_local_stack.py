@@ -25,6 +25,7 @@ from e2e_support import LocalStack, alive, cli_environment, jobpoll_command, por
 from chalicelib.callbacks import SIGNATURE_HEADER, verify_signature
 from chalicelib.clock import from_iso
 from jobpoll.paths import ROOT
+from lro_server import Answer, LroServer
 
 COMMAND_TIMEOUT = 60.0
 
@@ -472,3 +473,56 @@ def test_the_local_issuer_signs_tokens_the_api_accepts_with_their_scopes_only(
     assert configuration["issuer"] == jwt.decode(reader, options={"verify_signature": False})["iss"]
     with urllib.request.urlopen(configuration["jwks_uri"], timeout=5) as response:
         assert [key["kty"] for key in json.loads(response.read())["keys"]] == ["RSA"]
+
+
+def _azure_job(path: str) -> dict[str, Any]:
+    request = {"method": "POST", "path": path, "body": {"audio": "s3://in/a.wav"}}
+    return {
+        "provider": "http",
+        "input": {"profile": "lro", "style": "azure", "request": request},
+        "max_tries": 20,
+    }
+
+
+def test_an_azure_style_job_completes_with_the_services_result_and_a_cancel_reaches_the_service(
+    local_stack: LocalStack, lro_service: LroServer
+) -> None:
+    api_url, token = local_stack.state["api_url"], local_stack.state["api_token"]
+    lro_service.on(
+        "POST", "/v1/done", Answer(202, {"status": "NotStarted"}, {"Operation-Location": "/ops/1"})
+    )
+    lro_service.on(
+        "GET",
+        "/ops/1",
+        Answer(200, {"status": "Running", "percentComplete": 40}),
+        Answer(200, {"status": "Succeeded", "result": {"transcript": "hello"}}),
+    )
+    lro_service.on(
+        "POST", "/v1/slow", Answer(202, {"status": "NotStarted"}, {"Operation-Location": "/ops/2"})
+    )
+    lro_service.on("GET", "/ops/2", Answer(200, {"status": "Running"}))
+    lro_service.on("DELETE", "/ops/2", Answer(204))
+
+    done = _post_job(api_url, token, _azure_job("/v1/done"))
+    slow = _post_job(api_url, token, _azure_job("/v1/slow"))
+
+    finished = _job_when(local_stack, done, _finished)
+    assert finished["status"] == "COMPLETE", finished.get("error")
+    result = urllib.request.Request(
+        f"{api_url}/jobs/{done}/result", headers={"Authorization": f"Bearer {token}"}
+    )
+    with urllib.request.urlopen(result, timeout=10) as response:
+        body = json.loads(response.read())
+        assert body == {"transcript": "hello"}  # the service's result, as the job keeps it
+
+    _job_when(local_stack, slow, lambda answer: answer.get("try_count", 0) >= 1)
+    cancel = urllib.request.Request(
+        f"{api_url}/jobs/{slow}", method="DELETE", headers={"Authorization": f"Bearer {token}"}
+    )
+    with urllib.request.urlopen(cancel, timeout=10) as response:
+        assert response.status == 200
+    deadline = time.monotonic() + 30
+    while not lro_service.requests("DELETE", "/ops/2"):
+        assert time.monotonic() < deadline, "the service never saw the cancel"
+        time.sleep(0.05)
+    assert _get_job(api_url, token, slow)["status"] == "CANCELED"
