@@ -94,6 +94,7 @@ def cmd_local_up(args: argparse.Namespace) -> int:
             state_file=args.state_file,
             http_profiles=read_http_profiles(args.http_profiles) if args.http_profiles else "",
             fresh=args.fresh,
+            fault_plan=args.fault_plan,
         )
     )
     return 0
@@ -470,6 +471,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         metavar="FILE",
         help='the http provider\'s profiles, JSON: {"NAME": {"base_url": ..., "headers": {...}}}',
+    )
+    up.add_argument(
+        "--fault-plan",
+        type=Path,
+        metavar="FILE",
+        help='inject faults at seeded rates, JSON: {"seed": 7, "dynamodb_throttle": 0.01, ...} '
+        "(README: Soak); counted under .jobpoll/state/",
     )
     up.set_defaults(handler=cmd_local_up)
 

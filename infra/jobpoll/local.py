@@ -33,7 +33,7 @@ from .console import local_console
 from .deploy import Deployed, default_stack_name, deploy
 from .emulation import MOTO_CONFIG, resolve_handler
 from .errors import PortInUse, ToolingError
-from .faults import Invocation
+from .faults import FaultLog, FaultPlan, FaultRates, Invocation
 from .issuer import JWKS_PATH, TENANT_SCOPES, LocalIssuer
 from .issuer import serving as serving_issuer
 from .paths import FUNCTIONS_DIR, LOCAL_STATE, ensure_functions_importable
@@ -70,6 +70,9 @@ class LocalOptions:
     http_profiles: str = field(default="", repr=False)
     # Start empty instead of from the jobs (and the clock) an earlier run left in `state_dir`.
     fresh: bool = False
+    # Faults to inject at seeded rates (faults.FaultRates, JSON), logged under `state_dir`; with a plan the
+    # simulated services also record their submissions there (simulated_service.SubmissionLedger).
+    fault_plan: Path | None = None
 
     @property
     def state_dir(self) -> Path:
@@ -410,8 +413,9 @@ def _summary(options: LocalOptions, deployed: Deployed, console_url: str) -> lis
 
 def up(options: LocalOptions, progress: Progress = print) -> None:
     """Run the local stack in the foreground until SIGINT/SIGTERM; cleans up whatever it started."""
-    from .simulated_service import SimulatedServiceEvents
+    from .simulated_service import SimulatedServiceEvents, SubmissionLedger
 
+    rates = FaultRates.load(options.fault_plan) if options.fault_plan is not None else None
     ports = (options.api_port, options.aws_port, options.issuer_port)
     if len(set(ports)) < len(ports):
         raise ToolingError(f"--api-port, --aws-port and --issuer-port must differ, got {ports}")
@@ -426,6 +430,7 @@ def up(options: LocalOptions, progress: Progress = print) -> None:
     console = ConsoleServer(options.console_port, Stack(lambda: local_console(options.state_file)))
     from .moto_patches import (  # moto: imported once the options are known to be good
         emulation_patches,
+        injected_dynamodb_faults,
         journaled_puts,
     )
 
@@ -435,11 +440,15 @@ def up(options: LocalOptions, progress: Progress = print) -> None:
             _prepare_process_environment(options)
             if options.fresh:
                 persistence.clear(options.state_dir)
+            plan = FaultPlan(rates, FaultLog(options.state_dir)) if rates is not None else None
+            if plan is not None:
+                cleanup.enter_context(SubmissionLedger(options.state_dir).counting())
+                progress(f"Injecting faults at {rates}; counted in {options.state_dir}")
             clock = ScaledClock(options.speed, persistence.clock_origin(options.state_dir, options.speed))
             persistence.save_clock(options.state_dir, clock.speed, clock.origin)
             handlers = HandlersAfterRuntime()
             listeners: list[Callable[[Invocation], None]] = []
-            cleanup.enter_context(emulation_patches(clock, handlers, listeners=listeners))
+            cleanup.enter_context(emulation_patches(clock, handlers, plan, listeners))
             server = MotoServer(options.aws_port)
             cleanup.callback(server.stop)
             _configure_moto(options.aws_endpoint_url)
@@ -477,12 +486,20 @@ def up(options: LocalOptions, progress: Progress = print) -> None:
             cleanup.enter_context(journaled_puts(journal.record))
             if restored:
                 progress(f"Restored {restored} jobs from {journal.path}; unfinished ones will be resumed")
+            if plan is not None:  # after the deploy and the restore: faults hit the running stack only
+                cleanup.enter_context(injected_dynamodb_faults(plan))
             function_env = install_handler_runtime(
                 target, stack_name, clock, local_environment(clock, options.http_profiles)
             )
             handlers.ready.set()
             mappings = take_over_mappings(target.client("lambda"), target.client("sqs"))
-            delivery = QueueDelivery(target.client, mappings, clock, options.region).start()
+            delivery = QueueDelivery(
+                target.client,
+                mappings,
+                clock,
+                options.region,
+                duplicate=plan.duplicate_delivery if plan is not None else None,
+            ).start()
             cleanup.callback(delivery.stop)
             schedules = deployed_schedules(target.client("events"))
             runner = ScheduleRunner(target.client, schedules, clock, options.region).start()

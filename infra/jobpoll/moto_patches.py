@@ -21,6 +21,10 @@ Why each exists:
   poll loop can continue in a new execution.
 - SQS: visibility timeouts, delays and timestamps follow the emulation clock (moto reads wall time), so a
   worker that dies mid-job is taken over once its message's visibility timeout passes on that clock.
+- Faults (`jobpoll local up --fault-plan`): moto's DynamoDB never throttles; `injected_dynamodb_faults`
+  raises ProvisionedThroughputExceededException (and, for version-conditional writes, a lost condition) at the
+  plan's rates, from the backend's GetItem, Query and PutItem, so every client (the API, the handlers) sees
+  them as from AWS.
 - DynamoDB: moto checks a write's condition and then stores the item with nothing in between to stop another
   thread's write; DynamoDB applies a conditional write atomically. `atomic_dynamodb_writes()` serialises
   moto's item writes, so two writers racing on one job behave as on AWS (one wins, the other's condition
@@ -68,6 +72,7 @@ from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.cloudformation.models import ChangeSet, Stack
 from moto.core.exceptions import JsonRESTError
 from moto.core.models import botocore_stubber
+from moto.dynamodb.exceptions import ERROR_TYPE_PREFIX, ConditionalCheckFailed, DynamodbException
 from moto.dynamodb.models import DynamoDBBackend
 from moto.events.models import Rule as EventRule
 from moto.settings import moto_server_port
@@ -92,8 +97,16 @@ from moto.transcribe.models import FakeTranscriptionJob, TranscribeBackend
 
 from .clocks import EmulationClock
 from .definition import cfn_state_machine_definition
-from .faults import FaultPlan, Invocation, ServiceFault
-from .sandbox import LambdaContext, RunTime, SandboxTimedOut, run_in_sandbox, timed_out_error
+from .faults import FaultPlan, Invocation, KillMidRun, ServiceFault
+from .sandbox import (
+    LambdaContext,
+    RunTime,
+    SandboxKilled,
+    SandboxTimedOut,
+    killed_error,
+    run_in_sandbox,
+    timed_out_error,
+)
 
 SUPPORTED_MOTO = ("5.2.3", "5.3")
 
@@ -206,7 +219,8 @@ def _in_process_invoke(
         function = self.get_function(function_name, qualifier)
         name = function.function_name
         event = json.loads(body) if body else {}
-        fault = faults.take(name)
+        asynchronous = (headers or {}).get("X-Amz-Invocation-Type") == "Event"
+        fault = faults.take(name, asynchronous)
         if isinstance(fault, ServiceFault):
             raise LambdaServiceFault(fault)
         invocation = Invocation(function=name, event=event)
@@ -215,13 +229,18 @@ def _in_process_invoke(
             timeout = float(function.timeout)
             context = LambdaContext(name, RunTime(timeout))
             try:
-                if fault is not None:
+                if isinstance(fault, KillMidRun):
+                    context.run_time.killed_at = fault.after_seconds
+                elif fault is not None:
                     raise fault
                 handler = resolve(str(function.handler))
                 invocation.result = run_in_sandbox(handler, event, context)
                 payload = json.dumps(invocation.result)
             except SandboxTimedOut:
                 invocation.error = timed_out_error(context.aws_request_id, timeout)
+                payload = json.dumps(invocation.error)
+            except SandboxKilled:
+                invocation.error = killed_error(context.aws_request_id)
                 payload = json.dumps(invocation.error)
             except Exception as exc:  # what Lambda reports for an unhandled exception
                 invocation.error = {"errorType": type(exc).__name__, "errorMessage": str(exc)}
@@ -230,7 +249,7 @@ def _in_process_invoke(
                 listener(invocation)
             return payload
 
-        if (headers or {}).get("X-Amz-Invocation-Type") == "Event":
+        if asynchronous:
             # Asynchronous: Lambda queues the event and answers 202 at once; the caller never waits.
             threading.Thread(target=run, name=f"async-{name}", daemon=True).start()
             return b""
@@ -692,6 +711,50 @@ def journaled_puts(record: Callable[[str, dict[str, Any]], None]) -> Iterator[No
 
     put_item._jobpoll_atomic = True  # type: ignore[attr-defined]
     with _DYNAMODB_PUT.patch(put_item):
+        yield
+
+
+_DYNAMODB_GET = _target(DynamoDBBackend, "get_item", ("self", "table_name", "keys", "projection_expressions"))
+_DYNAMODB_QUERY = _target(DynamoDBBackend, "query", None)
+
+
+class ProvisionedThroughputExceeded(DynamodbException):
+    """DynamoDB's throttling error (moto never raises it); boto3 retries it with backoff, as on AWS."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            ERROR_TYPE_PREFIX + "ProvisionedThroughputExceededException",
+            "The level of configured provisioned throughput for the table was exceeded (injected fault)",
+        )
+
+
+@contextlib.contextmanager
+def injected_dynamodb_faults(plan: FaultPlan) -> Iterator[None]:
+    """While inside, item reads and writes are throttled at the plan's rates, and writes conditional on the
+    item's version lose to a concurrent writer (ConditionalCheckFailed) at its conflict rate."""
+
+    def faulty(target: _Target, operation: str) -> Callable[..., Any]:
+        original = target.original()
+
+        @functools.wraps(original)
+        def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+            names = kwargs.get("expression_attribute_names") or (args[4] if len(args) > 4 else None)
+            versioned = operation == "PutItem" and "version" in (names or {}).values()
+            fault = plan.dynamodb_fault(operation, conditional_on_version=versioned)
+            if fault == "throttle":
+                raise ProvisionedThroughputExceeded()
+            if fault == "conflict":
+                raise ConditionalCheckFailed()
+            return original(self, *args, **kwargs)
+
+        call._jobpoll_atomic = getattr(original, "_jobpoll_atomic", False)  # type: ignore[attr-defined]
+        return call
+
+    with (
+        _DYNAMODB_GET.patch(faulty(_DYNAMODB_GET, "GetItem")),
+        _DYNAMODB_QUERY.patch(faulty(_DYNAMODB_QUERY, "Query")),
+        _DYNAMODB_PUT.patch(faulty(_DYNAMODB_PUT, "PutItem")),
+    ):
         yield
 
 

@@ -18,6 +18,9 @@ from typing import Any
 
 JOURNAL = "jobs.jsonl"
 CLOCK = "clock.json"
+# What a stack run with a fault plan counts (faults.FaultLog, simulated_service.SubmissionLedger).
+FAULT_LOG = "faults.jsonl"
+SUBMISSIONS = "submissions.jsonl"
 
 
 class TableJournal:
@@ -84,5 +87,5 @@ def save_clock(directory: Path, speed: float, origin: datetime) -> None:
 
 def clear(directory: Path) -> None:
     """`--fresh`: forget the saved state."""
-    for name in (JOURNAL, CLOCK):
+    for name in (JOURNAL, CLOCK, FAULT_LOG, SUBMISSIONS):
         (directory / name).unlink(missing_ok=True)

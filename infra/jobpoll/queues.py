@@ -87,6 +87,7 @@ class QueueDelivery:
         region: str,
         on_error: Callable[[EventSourceMapping, BaseException], None] | None = None,
         concurrency: int = 4,
+        duplicate: Callable[[str], bool] | None = None,
     ) -> None:
         self._sqs = client("sqs")
         self._lambda = client("lambda")
@@ -94,6 +95,9 @@ class QueueDelivery:
         self.clock = clock
         self.region = region
         self.on_error = on_error
+        # Whether a batch received from a queue (its url) is handed to two workers at once (an injected
+        # fault: SQS delivers at least once, and a message can reach two consumers).
+        self.duplicate = duplicate
         self.deliveries = 0
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
@@ -121,10 +125,17 @@ class QueueDelivery:
                 self._slots.release()
                 continue
             handed += len(received)
-            self.deliveries += 1
-            future = self._pool.submit(self._invoke, mapping, received)
-            self._running.add(future)
-            future.add_done_callback(self._running.discard)
+            batches = 1
+            if self.duplicate is not None and self._slots.acquire(blocking=False):
+                if self.duplicate(mapping.queue_url):
+                    batches = 2
+                else:
+                    self._slots.release()
+            for _ in range(batches):
+                self.deliveries += 1
+                future = self._pool.submit(self._invoke, mapping, received)
+                self._running.add(future)
+                future.add_done_callback(self._running.discard)
         if wait:
             for future in list(self._running):
                 future.result()

@@ -24,6 +24,11 @@ class SandboxTimedOut(BaseException):
     Lambda's stop either."""
 
 
+class SandboxKilled(BaseException):
+    """The invocation's process died mid-run (an injected fault, `faults.KillMidRun`): nothing after it runs,
+    as when a worker's host is lost."""
+
+
 class RunTime:
     """How long an invocation has run, as Lambda would count it: the emulation time it waited (on a virtual
     clock a wait is instant, under `--speed` it is shorter) plus the real time it computed (never scaled:
@@ -31,6 +36,8 @@ class RunTime:
 
     def __init__(self, timeout: float) -> None:
         self.timeout = timeout
+        # The run time at which the invocation dies (faults.KillMidRun); None: it lives to its end.
+        self.killed_at: float | None = None
         self.waited = 0.0  # emulation seconds
         self._started = time.monotonic()
         self._waiting = 0.0  # real seconds spent in those waits
@@ -40,6 +47,9 @@ class RunTime:
 
     def left(self) -> float:
         return self.timeout - self.used()
+
+    def until_killed(self) -> float | None:
+        return None if self.killed_at is None else self.killed_at - self.used()
 
     def wait(self, clock: EmulationClock, seconds: float) -> None:
         began = time.monotonic()
@@ -65,8 +75,11 @@ class HandlerClock:
 
     def now(self) -> Any:
         run_time = _current()
-        if run_time is not None and run_time.left() < 0:
-            raise SandboxTimedOut()
+        if run_time is not None:
+            if (until_killed := run_time.until_killed()) is not None and until_killed <= 0:
+                raise SandboxKilled()
+            if run_time.left() < 0:
+                raise SandboxTimedOut()
         return self.clock.now()
 
     def to_real(self, moment: Any) -> Any:
@@ -77,6 +90,10 @@ class HandlerClock:
         if run_time is None:
             self.clock.sleep(seconds)
             return
+        until_killed = run_time.until_killed()
+        if until_killed is not None and seconds >= until_killed:
+            run_time.wait(self.clock, max(0.0, until_killed))
+            raise SandboxKilled()
         left = run_time.left()
         if seconds > left:
             run_time.wait(self.clock, max(0.0, left))
@@ -108,6 +125,14 @@ def run_in_sandbox(handler: Callable[[Any, Any], Any], event: Any, context: Lamb
         return result
     finally:
         _invocation.run_time = outer
+
+
+def killed_error(request_id: str) -> dict[str, str]:
+    """What Lambda answers for an invocation whose runtime exited mid-run."""
+    return {
+        "errorType": "Runtime.ExitError",
+        "errorMessage": f"RequestId: {request_id} Error: Runtime exited with error: signal: killed",
+    }
 
 
 def timed_out_error(request_id: str, timeout: float) -> dict[str, str]:

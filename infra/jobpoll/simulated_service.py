@@ -10,14 +10,18 @@ This never ships in the deployed bundle.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
+from unittest import mock
 
 from .clocks import EmulationClock
 from .faults import Invocation
 from .paths import ensure_functions_importable
+from .persistence import SUBMISSIONS
 
 
 class SimulatedServiceEvents:
@@ -79,3 +83,63 @@ class SimulatedServiceEvents:
 
     def stop(self) -> None:
         self._stopped.set()
+
+
+
+class SubmissionLedger:
+    """The simulated services count their work, as a real service's bill would: one JSON line under the
+    stack's state dir for each simulated submission (keyed by its request, so a soak that tags every job's
+    request finds work submitted twice for one job) and each streaming run (`run-start`, and `run-end` when
+    the worker's run returned), kept across a SIGKILL of the stack."""
+
+    def __init__(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.path = directory / SUBMISSIONS
+        self._lock = threading.Lock()
+
+    def record(self, provider: str, event: str, key: str) -> None:
+        line = json.dumps({"provider": provider, "event": event, "key": key}, separators=(",", ":")) + "\n"
+        with self._lock, self.path.open("a") as ledger:
+            ledger.write(line)
+
+    @contextlib.contextmanager
+    def counting(self) -> Iterator[None]:
+        """While inside, every simulated submission (the `simulated` provider's and `simulated-engine`'s,
+        which submits through it) and every `simulated-stream` run is recorded."""
+        ensure_functions_importable()
+        from chalicelib.providers.simulated import SimulatedProvider
+        from chalicelib.providers.streaming import SimulatedStreamingProvider
+
+        submit, run = SimulatedProvider.submit, SimulatedStreamingProvider.run
+        ledger = self
+
+        def counted_submit(self: Any, request: dict[str, Any]) -> str:
+            work_id = submit(self, request)
+            ledger.record(SimulatedProvider.name, "submit", json.dumps(request, sort_keys=True))
+            return work_id
+
+        def counted_run(self: Any, request: dict[str, Any], report: Any) -> Any:
+            job_id = str(getattr(report, "job_id", ""))
+            ledger.record(SimulatedStreamingProvider.name, "run-start", job_id)
+            result = run(self, request, report)
+            ledger.record(SimulatedStreamingProvider.name, "run-end", job_id)
+            return result
+
+        with (
+            mock.patch.object(SimulatedProvider, "submit", counted_submit),
+            mock.patch.object(SimulatedStreamingProvider, "run", counted_run),
+        ):
+            yield
+
+
+def recorded_submissions(directory: Path) -> list[dict[str, str]]:
+    """The ledger's lines (a torn last line is skipped)."""
+    try:
+        lines = (directory / SUBMISSIONS).read_text().splitlines()
+    except FileNotFoundError:
+        return []
+    entries = []
+    for line in lines:
+        with contextlib.suppress(ValueError):
+            entries.append(json.loads(line))
+    return entries
