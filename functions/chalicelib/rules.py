@@ -255,14 +255,15 @@ def reconcile_action(
     """What to do with a job the reconciler found unfinished and not updated for a while.
 
     A poll-loop job is stranded when its execution no longer runs; a queue-mode job when no live lease
-    covers it (its worker died). A stranded job is resumed at most `max_resumes` times and never past its
-    deadline; a finished (canceled, say) job is left alone.
+    covers it: its worker died, or it is still QUEUED this long after it was stored, its message lost (the
+    API died between storing the job and enqueueing it, or the local stack restarted). A message that was
+    only slow comes twice then, which a worker's lease makes harmless. A stranded job is resumed at most
+    `max_resumes` times and never past its deadline; a finished (canceled, say) job is left alone.
     """
     if job.status.is_terminal:
         return Reconcile.LEAVE
     if on_queue:
-        # A queued message waits in SQS (whose dead-letter queue ends a job it cannot deliver).
-        if job.status is JobStatus.QUEUED or lease_is_live(job, now):
+        if lease_is_live(job, now):
             return Reconcile.LEAVE
     elif execution_running:
         return Reconcile.LEAVE

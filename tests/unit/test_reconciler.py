@@ -146,8 +146,19 @@ def test_a_queue_job_is_requeued_only_once_its_workers_lease_lapsed() -> None:
     assert decide(leased, on_queue=True) is rules.Reconcile.LEAVE
     lapsed = make_job(status=JobStatus.RUNNING, poll=POLL, lease_owner="w", lease_expires_at=STALE)
     assert decide(lapsed, on_queue=True) is rules.Reconcile.REQUEUE
-    waiting = make_job(status=JobStatus.QUEUED, poll=POLL)
-    assert decide(waiting, on_queue=True) is rules.Reconcile.LEAVE  # its message waits in SQS
+
+
+def test_a_queue_job_still_queued_when_found_stale_is_requeued_as_its_message_was_lost(
+    store: InMemoryJobStore,
+) -> None:
+    # Stored, then the API (or the local stack) died before its message reached the queue: only the
+    # reconciler knows. A message that was merely slow arrives twice, which the worker's lease makes safe.
+    lost = make_job(status=JobStatus.QUEUED, poll=POLL, provider="fake-worker")
+    assert decide(lost, on_queue=True) is rules.Reconcile.REQUEUE
+    store.create(lost)
+    queue = FakeQueue()
+    assert run(store, FakeStepFunctions(), queue)["requeue"] == 1
+    assert len(queue.sent) == 1 and store.get(lost.job_id).resumes == 1
 
 
 def test_a_resume_keeps_the_try_count_and_deadline_and_says_so_on_the_job() -> None:
