@@ -1,4 +1,4 @@
-"""A soak run: many jobs of every kind through a local stack's API, under injected faults; nothing may be lost.
+"""A soak run: many jobs of every kind through a local stack's API, under injected faults; nothing lost.
 
     python benchmarks/soak.py [--jobs 10000] [--faults] [--speed 100] [--seed 1] [--json]
 
@@ -660,10 +660,8 @@ def run(options: SoakOptions, progress: Any = print) -> SoakReport:
             job.posted_at = time.monotonic()
             if job.replay:
                 again, replay_headers, replayed = api.call("POST", "/jobs", job.body, headers)
-                if again not in (200, 201, 202) or replayed["id"] != job.job_id:
-                    with lock:
-                        replays_wrong.append(job.tag)
-                elif replay_headers.get("Idempotent-Replayed") != "true":
+                same = again in (200, 201, 202) and replayed["id"] == job.job_id
+                if not same or replay_headers.get("Idempotent-Replayed") != "true":
                     with lock:
                         replays_wrong.append(job.tag)
             if job.kind in ("cancel", "cancel-race"):
@@ -684,6 +682,15 @@ def run(options: SoakOptions, progress: Any = print) -> SoakReport:
             unfinished = {
                 item["job_id"]["S"] for item in journal.items() if item["status"]["S"] not in TERMINAL
             }
+            # Work submitted just before the kill, whose record of it the kill lost: submitted again after the
+            # restart (at least once: no provider here takes an idempotency key).
+            unsubmitted = {
+                item["job_id"]["S"]
+                for item in journal.items()
+                if item["status"]["S"] == "QUEUED" and "work_id" not in item and "task_id" not in item
+            }
+            submissions_at_kill = len(recorded_submissions(stack.state_dir))
+            lro_at_kill = Counter(lro.submissions)
             stale_state_file = stack.state_file.exists()
             stack.start(profiles)
             restored = stack.log.read_text().count("Restored ")
@@ -691,6 +698,9 @@ def run(options: SoakOptions, progress: Any = print) -> SoakReport:
                 "children_left": left,
                 "state_file_left": stale_state_file,
                 "in_flight": sorted(unfinished),
+                "unsubmitted": unsubmitted,
+                "submissions_at_kill": submissions_at_kill,
+                "lro_at_kill": lro_at_kill,
                 "journal": str(stack.state_dir / JOURNAL),
                 "restored_line": restored > 0,
             }
@@ -731,19 +741,29 @@ def run(options: SoakOptions, progress: Any = print) -> SoakReport:
         time.sleep(min(5.0, 600 / options.speed))  # callbacks still in flight arrive
         records = _scan(stack)
 
-        # Duplicated work: a provider saw more than one submission (or finished run) for one job.
-        simulated_submissions: Counter[str] = Counter()
-        stream_runs: Counter[str] = Counter()
-        for entry in recorded_submissions(stack.state_dir):
-            if entry["event"] == "submit":
-                simulated_submissions[json.loads(entry["key"]).get("result", {}).get("soak", "?")] += 1
-            elif entry["event"] == "run-end":
-                stream_runs[entry["key"]] += 1
+        # Duplicated work: a provider saw more than one submission (or finished run) for one job. One
+        # exception, counted apart: work submitted once before the SIGKILL, whose record the kill lost (the
+        # journal at the kill has the job unsubmitted), and once again after the restart.
+        kill = details["kill"] or {}
         by_id = {j.job_id: j for j in jobs}
+        unsubmitted_at_kill = {by_id[i].tag for i in kill.get("unsubmitted", ()) if i in by_id}
+        before_kill: Counter[str] = Counter(kill.get("lro_at_kill", {}))
+        after_kill: Counter[str] = lro.submissions - before_kill
+        stream_runs: Counter[str] = Counter()
+        for number, entry in enumerate(recorded_submissions(stack.state_dir)):
+            if entry["event"] == "submit":
+                tag = json.loads(entry["key"]).get("result", {}).get("soak", "?")
+                pre_kill = number < kill.get("submissions_at_kill", -1)
+                (before_kill if pre_kill else after_kill)[tag] += 1
+            elif entry["event"] == "run-end" and entry["key"] in by_id:
+                stream_runs[by_id[entry["key"]].tag] += 1
+        resubmitted = sorted(
+            tag for tag in unsubmitted_at_kill if before_kill[tag] == 1 and after_kill[tag] == 1
+        )
+        submissions = before_kill + after_kill
         duplicated = sorted(
-            {tag for tag, count in simulated_submissions.items() if count > 1}
-            | {tag for tag, count in lro.submissions.items() if count > 1}
-            | {by_id[job_id].tag for job_id, count in stream_runs.items() if count > 1 and job_id in by_id}
+            ({tag for tag, count in submissions.items() if count > 1} - set(resubmitted))
+            | {tag for tag, count in stream_runs.items() if count > 1}
             | set(replays_wrong)
         )
         lost = [j.tag for j in jobs if j.job_id is None or j.job_id not in records]
@@ -765,9 +785,8 @@ def run(options: SoakOptions, progress: Any = print) -> SoakReport:
         delivered = [j for j in with_callback if receiver.received[j.job_id or ""] > 0]
         injected = Counter(injected_faults(stack.state_dir)) + faults.counts
         failures = []
-        kill = details["kill"]
         in_flight_not_resumed: list[str] = []
-        if kill is not None:
+        if kill:
             in_flight_not_resumed = [
                 job_id
                 for job_id in kill["in_flight"]
@@ -800,11 +819,15 @@ def run(options: SoakOptions, progress: Any = print) -> SoakReport:
             "stuck": len(stuck),
             "wrong outcome": len(wrong),
             "API 5xx": api.server_errors,
-            "idempotent replays": f"{sum(j.replay for j in jobs)} (created a second job: {len(replays_wrong)})",
+            "resubmitted after the SIGKILL": (
+                f"{len(resubmitted)} (submitted just before it, the record of it lost with the stack)"
+            ),
+            "idempotent replays": f"{sum(j.replay for j in jobs)} (a second job: {len(replays_wrong)})",
             "callbacks delivered": f"{len(delivered)} of {len(with_callback)}",
             "in flight at SIGKILL": (
                 f"{len(kill['in_flight'])} (resumed after the restart: "
-                f"{len(kill['in_flight']) - len(in_flight_not_resumed)}; children left: {len(kill['children_left'])})"
+                f"{len(kill['in_flight']) - len(in_flight_not_resumed)}; "
+                f"children left: {len(kill['children_left'])})"
                 if kill
                 else "no kill"
             ),
@@ -828,6 +851,7 @@ def run(options: SoakOptions, progress: Any = print) -> SoakReport:
             injected=dict(injected),
             in_flight_not_resumed=in_flight_not_resumed,
             restarts=stack.starts - 1,
+            resubmitted=resubmitted,
             log=stack.log.read_text()[-5000:] if failures else "",
         )
         return SoakReport(rows, failures, details)

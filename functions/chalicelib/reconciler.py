@@ -102,7 +102,12 @@ def _reconcile_one(
         sfn, job.execution_arn or execution_arn_for(settings.state_machine_arn, job.job_id)
     )
     action = rules.reconcile_action(
-        job, now, on_queue=on_queue, execution_running=running, max_resumes=settings.max_resumes
+        job,
+        now,
+        on_queue=on_queue,
+        execution_running=running,
+        max_resumes=settings.max_resumes,
+        message_lost_after_seconds=settings.work_queue_visibility_timeout_seconds,
     )
     try:
         if action is rules.Reconcile.RESUME:

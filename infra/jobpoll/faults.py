@@ -212,8 +212,9 @@ class FaultPlan:
 
 
 def _named(function: str, names: tuple[str, ...]) -> bool:
-    """Whether a deployed function name (`jobpoll-local-StartJob`, say) is one of the template's `names`."""
-    return any(function == name or function.endswith(f"-{name}") for name in names)
+    """Whether a deployed function name (`jobpoll-dev-StartJob`, or CloudFormation's
+    `jobpoll-local-StartJob-1A2B3C`) is one of the template's `names`."""
+    return any(f"-{name}-" in f"-{function}-" for name in names)
 
 
 @dataclass

@@ -105,7 +105,14 @@ def start_resumed(store: InMemoryJobStore, provider: FakeProvider, started: dict
 
 
 def decide(job: Any, *, on_queue: bool = False, running: bool = False, now: Any = STALE) -> rules.Reconcile:
-    return rules.reconcile_action(job, now, on_queue=on_queue, execution_running=running, max_resumes=2)
+    return rules.reconcile_action(
+        job,
+        now,
+        on_queue=on_queue,
+        execution_running=running,
+        max_resumes=2,
+        message_lost_after_seconds=SETTINGS.work_queue_visibility_timeout_seconds,
+    )
 
 
 def test_a_job_whose_execution_ended_is_resumed_and_one_whose_execution_runs_is_left() -> None:
@@ -153,11 +160,15 @@ def test_a_queue_job_still_queued_when_found_stale_is_requeued_as_its_message_wa
 ) -> None:
     # Stored, then the API (or the local stack) died before its message reached the queue: only the
     # reconciler knows. A message that was merely slow arrives twice, which the worker's lease makes safe.
-    lost = make_job(status=JobStatus.QUEUED, poll=POLL, provider="fake-worker")
-    assert decide(lost, on_queue=True) is rules.Reconcile.REQUEUE
+    day = PollSettings(wait_seconds=10, max_tries=50, deadline_seconds=86400)
+    lost = make_job(status=JobStatus.QUEUED, poll=day, provider="fake-worker")
+    visibility = SETTINGS.work_queue_visibility_timeout_seconds
+    lost_at = NOW + timedelta(seconds=visibility)
+    assert decide(lost, on_queue=True, now=lost_at) is rules.Reconcile.REQUEUE
     store.create(lost)
     queue = FakeQueue()
-    assert run(store, FakeStepFunctions(), queue)["requeue"] == 1
+    assert run(store, FakeStepFunctions(), queue)["requeue"] == 0  # a message may wait that long in SQS
+    assert run(store, FakeStepFunctions(), queue, at=lost_at)["requeue"] == 1
     assert len(queue.sent) == 1 and store.get(lost.job_id).resumes == 1
 
 
