@@ -787,9 +787,11 @@ def run(options: SoakOptions, progress: Any = print) -> SoakReport:
         failures = []
         in_flight_not_resumed: list[str] = []
         if kill:
+            # Every job the kill caught running must be resumed by the reconciler (one still unsubmitted may
+            # be started again by its client's replayed POST instead).
             in_flight_not_resumed = [
                 job_id
-                for job_id in kill["in_flight"]
+                for job_id in sorted(set(kill["in_flight"]) - kill["unsubmitted"])
                 if job_id in records
                 and records[job_id]["status"] != "CANCELED"
                 and records[job_id]["resumes"] < 1
