@@ -691,9 +691,9 @@ def run(options: SoakOptions, progress: Any = print) -> SoakReport:
             }
             submissions_at_kill = len(recorded_submissions(stack.state_dir))
             lro_at_kill = Counter(lro.submissions)
+            stored = len(journal.items())
             stale_state_file = stack.state_file.exists()
             stack.start(profiles)
-            restored = stack.log.read_text().count("Restored ")
             details["kill"] = {
                 "children_left": left,
                 "state_file_left": stale_state_file,
@@ -702,7 +702,7 @@ def run(options: SoakOptions, progress: Any = print) -> SoakReport:
                 "submissions_at_kill": submissions_at_kill,
                 "lro_at_kill": lro_at_kill,
                 "journal": str(stack.state_dir / JOURNAL),
-                "restored_line": restored > 0,
+                "restored": f"Restored {stored} jobs" in stack.log.read_text(),
             }
             available.set()
             if options.faults:
@@ -796,6 +796,8 @@ def run(options: SoakOptions, progress: Any = print) -> SoakReport:
                 and records[job_id]["status"] != "CANCELED"
                 and records[job_id]["resumes"] < 1
             ]
+            if not kill["restored"]:
+                failures.append("the restarted stack did not restore every job the journal held")
             if kill["children_left"]:
                 failures.append(f"children outlived the SIGKILLed stack: {kill['children_left']}")
             if in_flight_not_resumed:

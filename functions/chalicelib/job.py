@@ -166,6 +166,9 @@ class Job:
     execution_arn: str | None = None
     # Engine providers: the original task's id, which the final result message must reference.
     task_id: str | None = None
+    # Engine providers: the payload of the next poll task, as the engine left it (so a reconciler can resume
+    # a loop whose execution, which carried it, was lost).
+    task_payload: dict[str, Any] | None = None
     # The task token of the execution waiting for the provider's notification, once it waits.
     notify_token: str | None = None
     # Queue mode: which worker holds the job, until when (renewed by each report), and its latest output.

@@ -23,6 +23,7 @@ from . import rules
 from .callbacks import Resolver, check_callback_target
 from .clock import Clock, from_iso, real_seconds, to_iso
 from .errors import (
+    ConcurrentUpdate,
     ExecutionStartFailed,
     IdempotencyKeyReused,
     IllegalTransition,
@@ -142,17 +143,28 @@ def submit_job(
             ) from None
         if existing.is_expired(clock.now()):
             raise JobGone("the job this Idempotency-Key created has expired; use a new key") from None
-        if existing.status is JobStatus.QUEUED and not _runs_on_queue(request.provider, providers):
+        if (
+            existing.status is JobStatus.QUEUED
+            and existing.resumes == 0
+            and not _runs_on_queue(request.provider, providers)
+        ):
             # Maybe the first request stored the job and died before starting it. Starting again is safe:
             # Step Functions answers a start with a running execution's name and input with that execution.
-            _start_execution(
-                existing,
-                request.execution_input(job_id),
-                sfn=sfn,
-                store=store,
-                clock=clock,
-                settings=settings,
-            )
+            # But the reconciler may resume the same job meanwhile (a new execution): a conditional write
+            # first, so that of the two only one starts a loop (the soak found both submitting the work).
+            try:
+                claimed = store.save(existing.amend(clock.now()))
+            except ConcurrentUpdate:
+                claimed = None
+            if claimed is not None:
+                _start_execution(
+                    claimed,
+                    request.execution_input(job_id),
+                    sfn=sfn,
+                    store=store,
+                    clock=clock,
+                    settings=settings,
+                )
             existing = store.get(job_id)
         return Submitted(existing, created=False)
     if _runs_on_queue(request.provider, providers):

@@ -100,7 +100,15 @@ def after_engine_answer(
         )
     status = JobStatus.RUNNING if counts_as_try else job.status
     progress = job.progress if answer.progress is None else answer.progress
-    return job.transition(status, now, try_count=tries, progress=progress, next_poll_at=when, notes=notes)
+    return job.transition(
+        status,
+        now,
+        try_count=tries,
+        progress=progress,
+        next_poll_at=when,
+        notes=notes,
+        task_payload=answer.task_payload,
+    )
 
 
 def submitted(job: Job, now: datetime, work_id: str, execution_arn: str | None) -> Job:
@@ -278,8 +286,9 @@ def reconcile_action(
             return Reconcile.LEAVE
     elif execution_running:
         return Reconcile.LEAVE
-    # An engine's task payload lived only in the lost execution: its loop cannot be picked up.
-    if job.resumes >= max_resumes or past_deadline(job, now) or job.task_id is not None:
+    # An engine's task payload is kept on the job; one stored before it was (None) cannot be picked up.
+    lost_payload = job.task_id is not None and job.task_payload is None
+    if job.resumes >= max_resumes or past_deadline(job, now) or lost_payload:
         return Reconcile.GIVE_UP
     return Reconcile.REQUEUE if on_queue else Reconcile.RESUME
 
@@ -305,7 +314,7 @@ def gave_up(job: Job, now: datetime, max_resumes: int) -> Job:
     expired = _failed_at_deadline(job, now, job.try_count)
     if expired is not None:
         return expired
-    if job.task_id is not None:
+    if job.task_id is not None and job.task_payload is None:
         lost = JobError("ExecutionLost", "the engine's poll loop was lost with its execution")
         return failed(job, now, lost)
     return failed(

@@ -116,7 +116,8 @@ def resume_job(
         lambda current: rules.handed_over(current, clock.now(), generation, execution_arn),
         current=job,
     )
-    return loop_state(job, clock.now(), task_payload=state.get("task_payload"))
+    payload = state.get("task_payload") if isinstance(state.get("task_payload"), dict) else job.task_payload
+    return loop_state(job, clock.now(), task_payload=payload)
 
 
 def poll_job(

@@ -89,6 +89,8 @@ def _to_item(job: Job) -> dict[str, Any]:
         item["result_deleted_at"] = {"S": to_iso(job.result_deleted_at)}
     if job.task_id is not None:
         item["task_id"] = {"S": job.task_id}
+    if job.task_payload is not None:
+        item["task_payload"] = {"S": json.dumps(job.task_payload, separators=(",", ":"))}
     if job.notify_token is not None:
         item["notify_token"] = {"S": job.notify_token}
     if job.lease_owner is not None:
@@ -126,6 +128,7 @@ def _from_item(item: dict[str, Any]) -> Job:
         generation=int(item["generation"]["N"]),
         resumes=int(item.get("resumes", {}).get("N", 0)),
         task_id=text("task_id"),
+        task_payload=json.loads(payload) if (payload := text("task_payload")) else None,
         notify_token=text("notify_token"),
         lease_owner=text("lease_owner"),
         lease_expires_at=from_iso(lease) if (lease := text("lease_expires_at")) else None,

@@ -3,10 +3,9 @@ conftest puts them on one xdist worker), and one of its own for a test that stop
 
 from __future__ import annotations
 
-import functools
 import json
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, ExitStack, contextmanager
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
@@ -58,13 +57,6 @@ def own_local_stack(tmp_path: Path) -> Iterator[LocalStack]:
     """A `jobpoll local up` of the test's own, for a test that stops it."""
     with running_local_stack(tmp_path) as stack:
         yield stack
-
-
-@pytest.fixture
-def local_stack_in_tmp_path(tmp_path: Path) -> Callable[[], AbstractContextManager[LocalStack]]:
-    """Starts `jobpoll local up` in the test's directory, each time on new ports with the same state (for a
-    test that kills it and starts it again)."""
-    return functools.partial(running_local_stack, tmp_path)
 
 
 @contextmanager

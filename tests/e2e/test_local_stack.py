@@ -15,8 +15,6 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Callable
-from contextlib import AbstractContextManager
 from typing import Any
 
 import jwt
@@ -28,9 +26,6 @@ from jobpoll.paths import ROOT
 from lro_server import Answer, LroServer
 
 COMMAND_TIMEOUT = 60.0
-
-
-JOBS_IN_FLIGHT = 8
 
 
 def _wait_for_execution(stack: LocalStack, name: str, timeout: float = 30.0) -> dict[str, Any]:
@@ -395,30 +390,6 @@ def test_a_fresh_local_stack_delivers_a_signed_callback_to_loopback(local_stack:
     assert verify_signature(local_stack.state["callback_secret"], signature, body, time.time())
     delivered = json.loads(body)
     assert (delivered["id"], delivered["status"]) == (job_id, "COMPLETE")
-
-
-def test_after_a_sigkill_no_child_is_left_and_a_restart_completes_every_job_in_flight(
-    local_stack_in_tmp_path: Callable[[], AbstractContextManager[LocalStack]],
-) -> None:
-    with local_stack_in_tmp_path() as stack:
-        api, token = stack.state["api_url"], stack.state["api_token"]
-        # 10 s of real time at --speed 100: running when the stack is killed, done soon after its restart.
-        body = {"input": {"delay": 1000}, "wait_seconds": 30, "max_tries": 200}
-        job_ids = [_post_job(api, token, body) for _ in range(JOBS_IN_FLIGHT)]
-        assert not any(_finished(_get_job(api, token, job_id)) for job_id in job_ids)
-        stack.process.kill()  # SIGKILL: no cleanup of its own runs
-        stack.process.wait(30)
-        deadline = time.monotonic() + 30
-        while [pid for pid in stack.descendants if alive(pid)]:
-            assert time.monotonic() < deadline, "a child outlived the SIGKILLed local up"
-            time.sleep(0.1)
-        assert stack.state_file.exists()  # left behind: the next start clears it
-    with local_stack_in_tmp_path() as restarted:
-        api, token = restarted.state["api_url"], restarted.state["api_token"]
-        finished = {job_id: _job_when(restarted, job_id, _finished, timeout=60) for job_id in job_ids}
-    assert {job["status"] for job in finished.values()} == {"COMPLETE"}
-    assert {job["resumes"] for job in finished.values()} == {1}
-    assert f"Restored {JOBS_IN_FLIGHT} jobs" in restarted.log.read_text()
 
 
 def test_sigterm_stops_everything_local_up_started(own_local_stack: LocalStack) -> None:

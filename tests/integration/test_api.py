@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from api_harness import Api, make_api
 
-from chalicelib import jobs_api
+from chalicelib import jobs_api, rules
 from chalicelib.job import JobStatus
 
 SEED = {"provider": "simulated", "input": {"delay": 20}}
@@ -113,6 +113,25 @@ def test_a_replay_starts_a_job_whose_first_request_died_before_starting_it(
     assert job_id_of(again) == job_id
     assert api.wait_done(job_id)["status"] == "SUCCEEDED"
     assert api.post(SEED, **{"Idempotency-Key": "order-19"}).json_body["status"] == "COMPLETE"
+
+
+def test_a_replay_starts_nothing_for_a_job_the_reconciler_resumed_meanwhile(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with monkeypatch.context() as crashed:
+        crashed.setattr(jobs_api, "_start_execution", lambda *args, **kwargs: None)
+        job_id = job_id_of(api.post(SEED, **{"Idempotency-Key": "order-20"}))
+    # The reconciler resumed the stranded job (in `<id>-r1`) before the client sent its request again.
+    later = api.emulation.clock.now()
+    api.runtime.store.update(job_id, lambda job: rules.resumed(job, later, f"arn:x:{job_id}-r1"))
+
+    again = api.post(SEED, **{"Idempotency-Key": "order-20"})
+
+    assert job_id_of(again) == job_id
+    executions = api.emulation.sfn.list_executions(
+        stateMachineArn=api.emulation.deployment.state_machine_arn
+    )["executions"]
+    assert job_id not in [e["name"] for e in executions]  # one loop per job: the reconciler's
 
 
 def test_idempotency_key_with_another_body_is_a_422_problem(api: Api) -> None:

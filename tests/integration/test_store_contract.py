@@ -75,6 +75,8 @@ def test_a_stored_job_reads_back_whole(store: JobStore) -> None:
         execution_arn="arn:aws:states:us-east-1:123456789012:execution:m:job-1",
         stored_result=StoredResult("results/job-1/r.json", 300_000),
         revoked_shares=("0123456789abcdef", "fedcba9876543210"),
+        task_id="t-1",
+        task_payload={"workId": "w-42", "isPollTask": True, "engineConfig": {"pollSeconds": 10}},
     )
     stored = store.create(job)
     assert stored.version == 1

@@ -11,7 +11,7 @@ import pytest
 from botocore.exceptions import ClientError
 from test_use_cases import FakeProvider, FakeWorker
 
-from chalicelib import reconciler, rules, service
+from chalicelib import engine, reconciler, rules, service
 from chalicelib.errors import IllegalTransition
 from chalicelib.job import JobStatus, PollSettings
 from chalicelib.memory_store import InMemoryJobStore
@@ -170,6 +170,26 @@ def test_a_queue_job_still_queued_when_found_stale_is_requeued_as_its_message_wa
     assert run(store, FakeStepFunctions(), queue)["requeue"] == 0  # a message may wait that long in SQS
     assert run(store, FakeStepFunctions(), queue, at=lost_at)["requeue"] == 1
     assert len(queue.sent) == 1 and store.get(lost.job_id).resumes == 1
+
+
+def test_an_engine_job_whose_execution_was_lost_resumes_with_the_task_payload_kept_on_the_job(
+    store: InMemoryJobStore,
+) -> None:
+    # The soak found engine jobs failing with ExecutionLost after a SIGKILL of the local stack: the payload
+    # of the next poll task lived only in the lost execution. The job keeps it now.
+    payload = {"workId": "w-42", "isPollTask": True, "origTaskId": "t-1"}
+    answer = engine.SchedulePoll(next_poll_at=STALE, task_payload=payload, progress=0.5)
+    job = rules.after_engine_answer(
+        make_job(status=JobStatus.PENDING, poll=POLL, task_id="t-1", execution_arn=arn("j1")), answer, NOW
+    )
+    assert job.task_payload == payload
+    assert decide(job) is rules.Reconcile.RESUME
+    store.create(job)
+    sfn = FakeStepFunctions(statuses={arn("j1"): "ABORTED"})
+    assert run(store, sfn)["resume"] == 1
+    (started,) = sfn.started
+    state = start_resumed(store, FakeProvider(), started)
+    assert state["task_payload"] == payload and state["job_id"] == "j1"
 
 
 def test_a_resume_keeps_the_try_count_and_deadline_and_says_so_on_the_job() -> None:
