@@ -70,7 +70,7 @@ PROVIDER_5XX = 0.05
 PROVIDER_TIMEOUT = 0.02
 PROVIDER_TIMEOUT_SECONDS = 1  # the `lro` profile's request timeout (real seconds); a late answer takes more
 # Queue-mode jobs last at most this (emulation seconds): a killed worker's lease lapses after about as long.
-QUEUE_JOB_MAX_SECONDS = 60
+QUEUE_JOB_MAX_SECONDS = 120
 
 # Job kinds: the request (with `tag` in what the provider sees, so its submissions can be counted per job)
 # and the outcome expected.
@@ -505,6 +505,7 @@ class Api:
     def __init__(self, stack: Stack, available: threading.Event) -> None:
         self.stack = stack
         self.available = available
+        self.stopping = threading.Event()
         self.server_errors = 0
         self.retried = 0
         self._lock = threading.Lock()
@@ -514,6 +515,8 @@ class Api:
     ) -> tuple[int, dict[str, str], Any]:
         deadline = time.monotonic() + START_TIMEOUT * 2
         while True:
+            if self.stopping.is_set():
+                raise RuntimeError("the soak run stopped")
             if not self.available.wait(START_TIMEOUT):
                 raise RuntimeError("the stack did not come back")
             state = self.stack.state
@@ -710,7 +713,8 @@ def run(options: SoakOptions, progress: Any = print) -> SoakReport:
                 receiver.up()
 
         kill_after = options.jobs // 2 if options.faults else None
-        with ThreadPoolExecutor(SUBMITTERS) as pool:
+        pool = ThreadPoolExecutor(SUBMITTERS)
+        try:
             futures = [pool.submit(submit, job) for job in jobs]
             if kill_after is not None:
                 while sum(submitted.values()) < kill_after and not all(f.done() for f in futures):
@@ -719,6 +723,9 @@ def run(options: SoakOptions, progress: Any = print) -> SoakReport:
                 kill_and_restart()
             for future in futures:
                 future.result()
+        finally:  # stopped (Ctrl-C, SIGTERM) or failed: no submitter outlives the run
+            api.stopping.set()
+            pool.shutdown(wait=True, cancel_futures=True)
         submitted_at = time.monotonic()
         progress(f"{len(jobs)} jobs submitted in {submitted_at - started:.1f} s; waiting for them to finish")
 
