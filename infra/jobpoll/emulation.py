@@ -384,7 +384,11 @@ class Emulation:
                 self._stack.callback(self.simulated_service.stop)
             if self._deliver_queues:
                 self.queue_delivery = QueueDelivery(
-                    self.client, self.deployment.mappings, self.clock, self.region
+                    self.client,
+                    self.deployment.mappings,
+                    self.clock,
+                    self.region,
+                    duplicate=self.faults.duplicate_delivery,
                 ).start()
                 self._stack.callback(self.queue_delivery.stop)
             # The template's schedules (the reconciler): `schedules.run_once()` fires them now; with

@@ -202,7 +202,9 @@ class FaultPlan:
         """`throttle`, `conflict` (a version-conditional write only) or None for this DynamoDB call."""
         if self._draw(self.rates.dynamodb_throttle, "dynamodb_throttle", operation):
             return "throttle"
-        if conditional_on_version and self._draw(self.rates.dynamodb_conflict, "dynamodb_conflict", operation):
+        if conditional_on_version and self._draw(
+            self.rates.dynamodb_conflict, "dynamodb_conflict", operation
+        ):
             return "conflict"
         return None
 

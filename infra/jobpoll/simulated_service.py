@@ -85,7 +85,6 @@ class SimulatedServiceEvents:
         self._stopped.set()
 
 
-
 class SubmissionLedger:
     """The simulated services count their work, as a real service's bill would: one JSON line under the
     stack's state dir for each simulated submission (keyed by its request, so a soak that tags every job's

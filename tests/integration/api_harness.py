@@ -21,6 +21,7 @@ from chalicelib.jobs_api import execution_arn_for
 from jobpoll.emulation import Emulation, loopback_only_sender
 from jobpoll.issuer import LocalIssuer, new_private_key
 from jobpoll.local_api import install_refusing_authorizer
+from jobpoll.sandbox import HandlerClock
 
 ISSUER_URL = "https://issuer.example.test"
 
@@ -123,7 +124,7 @@ def make_api(
     configured = dataclasses.replace(emulation.settings, **overrides)
     runtime = build_runtime(
         configured,
-        emulation.clock,
+        HandlerClock(emulation.clock),  # as the emulation's: a handler's invocation ends at its Timeout
         emulation.client("dynamodb"),
         sfn=emulation.client("stepfunctions"),
         sqs=emulation.client("sqs"),
