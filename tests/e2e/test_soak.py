@@ -1,4 +1,4 @@
-"""The soak run, small, with every fault: `benchmarks/soak.py --jobs 60 --faults` as one test.
+"""The soak run, small, with every fault: `benchmarks/soak.py --jobs 40 --faults` as one test.
 
 It starts its own `jobpoll local up`, SIGKILLs it halfway through the submissions and starts it again on the
 same state: no child may outlive the kill, the restart restores every stored job, and every job in flight
@@ -11,8 +11,8 @@ from pathlib import Path
 
 from soak import SoakOptions, run
 
-JOBS = 60
-SPEED = 200
+JOBS = 40
+SPEED = 100
 
 
 def test_a_small_soak_with_every_fault_and_a_sigkill_loses_and_duplicates_nothing(tmp_path: Path) -> None:
