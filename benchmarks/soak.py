@@ -43,13 +43,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import boto3
-
 from jobpoll.demo import free_ports
 from jobpoll.faults import injected_faults
 from jobpoll.persistence import JOURNAL, TableJournal
+from jobpoll.processes import alive, children_of
 from jobpoll.schedules import deployed_schedules
 from jobpoll.simulated_service import recorded_submissions
+from jobpoll.target import Target
 
 HOST = "127.0.0.1"
 TERMINAL = {"COMPLETE", "FAILED", "CANCELED"}
@@ -314,32 +314,6 @@ class CallbackReceiver:
             self._server = None
 
 
-def children_of(pid: int) -> set[int]:
-    """Every live descendant of `pid` (from /proc)."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
-    found: set[int] = set()
-    frontier = {pid}
-    while frontier:
-        frontier = {child for child, parent in parents.items() if parent in frontier} - found
-        found |= frontier
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
 @dataclass
 class Stack:
     """A `jobpoll local up` subprocess on fixed ports and one state dir."""
@@ -442,12 +416,8 @@ class Stack:
                 os.kill(pid, signal.SIGKILL)
 
     def client(self, service: str) -> Any:
-        return boto3.client(
-            service,
-            endpoint_url=self.state["aws_endpoint_url"],
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
+        return Target(region=self.state["region"], endpoint_url=self.state["aws_endpoint_url"]).client(
+            service
         )
 
 

@@ -17,6 +17,8 @@ from typing import Any
 
 import boto3
 
+from jobpoll.processes import alive, children_of
+
 STARTUP_TIMEOUT = 60.0
 STOP_TIMEOUT = 15.0
 SPEED = 100
@@ -42,32 +44,6 @@ def port_is_free(port: int) -> bool:
         except OSError:
             return False
         return True
-
-
-def children_of(pid: int) -> set[int]:
-    """Every live descendant of `pid` (from /proc)."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
-    found: set[int] = set()
-    frontier = {pid}
-    while frontier:
-        frontier = {child for child, parent in parents.items() if parent in frontier} - found
-        found |= frontier
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def jobpoll_command() -> list[str]:
