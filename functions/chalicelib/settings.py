@@ -65,6 +65,8 @@ class Settings:
     enabled_providers: tuple[str, ...] = ()
     job_ttl_seconds: int = DEFAULT_JOB_TTL_SECONDS
     log_level: str = "INFO"
+    # The CloudWatch namespace of the metrics (chalicelib/metrics.py); the template makes it the stack's.
+    metrics_namespace: str = "jobpoll"
     # "deployed" (callbacks only to public addresses) or "local" (`chalice local`: callbacks may go to
     # loopback).
     mode: str = DEPLOYED_MODE
@@ -186,6 +188,7 @@ class Settings:
             worker_batch_size=integer("JOBPOLL_WORKER_BATCH_SIZE", defaults.worker_batch_size),
             worker_max_concurrency=integer("JOBPOLL_WORKER_MAX_CONCURRENCY", defaults.worker_max_concurrency),
             log_level=env.get("JOBPOLL_LOG_LEVEL", defaults.log_level).upper(),
+            metrics_namespace=env.get("JOBPOLL_METRICS_NAMESPACE") or defaults.metrics_namespace,
             mode=mode,
             auth=env.get("JOBPOLL_AUTH", defaults.auth).strip().lower() or defaults.auth,
             jwt_issuer=env.get("JOBPOLL_JWT_ISSUER", defaults.jwt_issuer),
