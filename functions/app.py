@@ -162,7 +162,6 @@ def reconcile(event: dict[str, Any], context: Any) -> dict[str, Any]:
 @app.on_sqs_message(
     queue=_settings.work_queue_name,
     batch_size=_settings.worker_batch_size,
-    maximum_concurrency=_settings.worker_max_concurrency or None,
     name="RunQueuedJob",
 )
 def run_queued_job(event: SQSEvent) -> dict[str, Any]:

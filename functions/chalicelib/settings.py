@@ -46,9 +46,9 @@ class Settings:
     dead_letter_queue_name: str = "jobpoll-work-dlq"
     # The longest queue-mode job: the worker fails a job still running after this (QueueJobTimedOut).
     queue_job_max_seconds: int = DEFAULT_QUEUE_JOB_MAX_SECONDS
-    # The worker's event source mapping (read when `chalice package` imports app.py).
+    # The worker's event source mapping (read when `chalice package` imports app.py); its concurrency is the
+    # template's WorkerConcurrency parameter.
     worker_batch_size: int = 1
-    worker_max_concurrency: int = 0  # 0: Lambda's default; else 2-1000
     report_interval_seconds: float = 1.0
     partial_output_max_chars: int = 16 * 1024
     # Large results: objects in this bucket above this size (JSON bytes); the API redirects to a presigned
@@ -186,7 +186,6 @@ class Settings:
             dead_letter_queue_name=env.get("JOBPOLL_DEAD_LETTER_QUEUE", defaults.dead_letter_queue_name),
             queue_job_max_seconds=integer("JOBPOLL_QUEUE_JOB_MAX_SECONDS", defaults.queue_job_max_seconds),
             worker_batch_size=integer("JOBPOLL_WORKER_BATCH_SIZE", defaults.worker_batch_size),
-            worker_max_concurrency=integer("JOBPOLL_WORKER_MAX_CONCURRENCY", defaults.worker_max_concurrency),
             log_level=env.get("JOBPOLL_LOG_LEVEL", defaults.log_level).upper(),
             metrics_namespace=env.get("JOBPOLL_METRICS_NAMESPACE") or defaults.metrics_namespace,
             mode=mode,
