@@ -512,12 +512,6 @@ for _depth in range(1, 7):
 def deliver_callback(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """POST a finished job to its callback URL (invoked asynchronously by whatever finished the job)."""
     runtime = _runtime()
-    job = runtime.notifier.deliver_stored(str(event.get("job_id", "")))
+    job = runtime.notifier.deliver_stored(str(event.get("job_id", "")))  # logs the outcome (metrics)
     record = job.callback
-    log_event(
-        app.log,
-        "callback_delivered" if record and record.delivered_at else "callback_not_delivered",
-        job_id=job.job_id,
-        attempts=record.attempts if record else 0,
-    )
     return {"job_id": job.job_id, "delivered": bool(record and record.delivered_at)}

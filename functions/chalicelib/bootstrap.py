@@ -110,6 +110,7 @@ class Runtime:
             sender=self.sender,
             resolve=self.resolve,
             dispatch=self._dispatch_callback if self.settings.callback_function else None,
+            metrics=self.metrics,
         )
 
     def _dispatch_callback(self, job_id: str) -> None:

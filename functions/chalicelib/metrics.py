@@ -32,6 +32,8 @@ JOBS_FAILED = "JobsFailed"
 JOBS_CANCELED = "JobsCanceled"
 POLLS = "Polls"
 JOBS_RESUMED = "JobsResumed"
+CALLBACKS_DELIVERED = "CallbacksDelivered"
+CALLBACKS_FAILED = "CallbacksFailed"
 END_TO_END_LATENCY = "EndToEndLatency"
 COUNT = "Count"
 MILLISECONDS = "Milliseconds"
@@ -112,3 +114,18 @@ class Metrics:
         """The reconciler resumed the job after its execution (or worker) was lost."""
         values = {JOBS_RESUMED: (1, COUNT)}
         self.emit("job_resumed", job.provider, values, job_id=job.job_id, resumes=job.resumes + 1)
+
+    def callback_sent(self, job: Job) -> None:
+        """A finished job's callback was delivered, or its delivery gave up (`job.callback` says how)."""
+        record = job.callback
+        delivered = record is not None and record.delivered_at is not None
+        metric = CALLBACKS_DELIVERED if delivered else CALLBACKS_FAILED
+        self.emit(
+            "callback_delivered" if delivered else "callback_failed",
+            job.provider,
+            {metric: (1, COUNT)},
+            job_id=job.job_id,
+            attempts=record.attempts if record else 0,
+            last_status=record.last_status if record else None,
+            last_error=record.last_error if record else None,
+        )
