@@ -7,6 +7,7 @@ as arguments. A job another caller owns is reported as not found: its existence 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import math
@@ -128,6 +129,9 @@ def submit_job(
             raise InvalidJobInput("callbacks are not configured on this server (no signing secret)")
         check_callback_target(request.callback_url, allow_loopback=settings.local_mode, resolve=resolve)
     request_hash = _request_hash(body)
+    start_execution = functools.partial(
+        _start_execution, sfn=sfn, store=store, clock=clock, settings=settings, on_finished=on_finished
+    )
     if idempotency_key is not None:
         job_id = _job_id_for_key(owner, _check_idempotency_key(idempotency_key))
     else:
@@ -147,29 +151,13 @@ def submit_job(
         if existing.status is JobStatus.QUEUED and not _runs_on_queue(request.provider, providers):
             # Maybe the first request stored the job and died before starting it. Starting again is safe:
             # Step Functions answers a start with a running execution's name and input with that execution.
-            _start_execution(
-                existing,
-                request.execution_input(job_id),
-                sfn=sfn,
-                store=store,
-                clock=clock,
-                settings=settings,
-                on_finished=on_finished,
-            )
+            start_execution(existing, request.execution_input(job_id))
             existing = store.get(job_id)
         return Submitted(existing, created=False)
     if _runs_on_queue(request.provider, providers):
         _enqueue(job, sqs=sqs, store=store, clock=clock, settings=settings, on_finished=on_finished)
     else:
-        _start_execution(
-            job,
-            request.execution_input(job_id),
-            sfn=sfn,
-            store=store,
-            clock=clock,
-            settings=settings,
-            on_finished=on_finished,
-        )
+        start_execution(job, request.execution_input(job_id))
     return Submitted(job, created=True)
 
 

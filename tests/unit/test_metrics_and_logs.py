@@ -13,7 +13,7 @@ import pytest
 from test_use_cases import SETTINGS, FakeProvider, FakeWorker
 
 from chalicelib import rules, service, worker
-from chalicelib.job import JobError, JobStatus
+from chalicelib.job import CallbackRecord, JobError, JobStatus
 from chalicelib.logs import json_lines, log_event
 from chalicelib.memory_store import InMemoryJobStore
 from chalicelib.metrics import Metrics
@@ -124,25 +124,16 @@ def test_a_poll_loop_writes_started_then_one_document_per_poll_then_finished(
     store, finished = InMemoryJobStore(), []
     provider = FakeProvider([PollResult(WorkState.RUNNING, progress=0.5), PollResult(WorkState.SUCCEEDED)])
     providers = {"fake": provider}
-    state = service.start_job(
-        {"provider": "fake", "input": {}, "job_id": "j1"},
-        "j1",
-        store=store,
-        providers=providers,
-        clock=clock,
-        settings=SETTINGS,
-        metrics=metrics,
-    )
-    # A retried StartJob (the job was submitted already) starts nothing again.
-    service.start_job(
-        {"provider": "fake", "input": {}, "job_id": "j1"},
-        "j1",
-        store=store,
-        providers=providers,
-        clock=clock,
-        settings=SETTINGS,
-        metrics=metrics,
-    )
+    for _ in range(2):  # the second: a retried StartJob (the job was submitted already) starts nothing
+        state = service.start_job(
+            {"provider": "fake", "input": {}, "job_id": "j1"},
+            "j1",
+            store=store,
+            providers=providers,
+            clock=clock,
+            settings=SETTINGS,
+            metrics=metrics,
+        )
     for _ in range(2):
         clock.advance(10)
         state = service.poll_job(
@@ -175,3 +166,23 @@ def test_a_queue_job_counts_as_started_on_its_first_lease_only(
         )  # fmt: skip
         assert outcome == "complete"
     assert [(d["event"], d["job_id"]) for d in documents(lines)] == [("job_started", "fresh")]
+
+
+def test_a_callback_is_one_document_delivered_or_failed(metrics: Metrics, lines: list[str]) -> None:
+    delivered = CallbackRecord(attempts=2, delivered_at=NOW, last_status=200)
+    refused = CallbackRecord(attempts=5, last_status=503)
+    metrics.callback_sent(make_job("a", status=JobStatus.COMPLETE, callback=delivered))
+    metrics.callback_sent(make_job("b", status=JobStatus.FAILED, callback=refused))
+    ok, failed = documents(lines)
+    assert (ok["event"], ok["CallbacksDelivered"], ok["attempts"], ok["last_status"]) == (
+        "callback_delivered",
+        1,
+        2,
+        200,
+    )
+    assert (failed["event"], failed["CallbacksFailed"], failed["attempts"], failed["last_status"]) == (
+        "callback_failed",
+        1,
+        5,
+        503,
+    )
