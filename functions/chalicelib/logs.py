@@ -2,7 +2,7 @@
 
 A line is a JSON object and nothing else (no prefix), so CloudWatch Logs Insights finds its fields
 (`event`, `job_id`, `level`, ...) without parsing. The job's lifecycle events (started, polled, finished,
-resumed) are the metrics' documents (chalicelib/metrics.py), one line each as well.
+resumed, its callback delivered or failed) are the metrics' documents (chalicelib/metrics.py), one line each.
 """
 
 from __future__ import annotations
