@@ -3,6 +3,7 @@ each with the job id; the metrics (EMF) of each job's outcome; and no secret in 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -12,10 +13,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from api_harness import Api, Receiver
+from api_harness import Api, Receiver, make_api
 
 from chalicelib.bootstrap import set_runtime
 from chalicelib.job import JobStatus
+from jobpoll.emulation import Emulation
+from lro_server import Answer, LroServer
 
 
 @dataclass
@@ -42,8 +45,9 @@ class _Collect(logging.Handler):
         self.lines.append(record.getMessage())
 
 
-@pytest.fixture
-def told(api: Api) -> Iterator[Told]:
+@contextlib.contextmanager
+def telling(api: Api) -> Iterator[Told]:
+    """What the functions serving `api` write while inside."""
     told = Told()
     api.runtime = dataclasses.replace(api.runtime, metrics_output=told.metrics.append)
     set_runtime(api.runtime)
@@ -54,6 +58,12 @@ def told(api: Api) -> Iterator[Told]:
         yield told
     finally:
         log.removeHandler(handler)
+
+
+@pytest.fixture
+def told(api: Api) -> Iterator[Told]:
+    with telling(api) as told:
+        yield told
 
 
 def test_a_completed_job_is_told_once_per_event_with_its_metrics_and_no_secret(
@@ -113,3 +123,25 @@ def test_a_failed_and_a_canceled_job_are_counted_once_each(api: Api, told: Told)
         assert finished[metric] == 1
     (failure,) = [line for line in told.events(failed) if line["event"] == "job_finished"]
     assert failure["error"] == "SimulatedFailure"
+
+
+def test_an_http_jobs_profile_credentials_are_never_logged(module_emulation: Emulation) -> None:
+    secret = "Bearer profile-secret-0b7e"
+    with LroServer() as service:
+        profiles = {"svc": {"base_url": f"{service.url}/v1", "headers": {"Authorization": secret}}}
+        api = make_api(module_emulation, http_profiles=json.dumps(profiles))
+        service.on("POST", "/v1/exports", Answer(202, None, {"Location": "/v1/exports/1"}))
+        service.on("GET", "/v1/exports/1", Answer(200, {"status": "succeeded", "n": 1}))
+        with telling(api) as told:
+            request = {"method": "POST", "path": "/exports", "body": {"n": 1}}
+            body = {
+                "provider": "http",
+                "input": {"profile": "svc", "style": "status-code", "request": request},
+            }
+            job_id = api.post(body).json_body["id"]
+            api.wait_done(job_id)
+    assert api.runtime.store.get(job_id).status is JobStatus.COMPLETE
+    assert [line["event"] for line in told.events(job_id) if line["event"] == "job_finished"] == [
+        "job_finished"
+    ]
+    assert service.seen and secret not in "\n".join(told.lines())
