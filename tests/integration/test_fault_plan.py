@@ -106,7 +106,7 @@ def test_a_worker_killed_mid_job_loses_its_lease_to_the_next_delivery_and_the_jo
         api = make_api(emulation)
         job_id = api.post(STREAM).json_body["id"]
 
-        job = api.wait_status(job_id, JobStatus.COMPLETE, timeout=30)
+        job = api.wait_status(job_id, JobStatus.COMPLETE, timeout=90)
 
     runs = [i for i in emulation.invocations if i.function.endswith("RunQueuedJob")]
     assert runs[0].error is not None and runs[0].error["errorType"] == "Runtime.ExitError"
@@ -119,7 +119,7 @@ def test_a_batch_delivered_to_two_workers_at_once_runs_the_job_once(tmp_path: Pa
     with SubmissionLedger(tmp_path).counting(), emulation:
         api = make_api(emulation)
         job_id = api.post(STREAM).json_body["id"]
-        api.wait_status(job_id, JobStatus.COMPLETE, timeout=30)
+        api.wait_status(job_id, JobStatus.COMPLETE, timeout=90)
 
     deliveries = [i for i in emulation.invocations if i.function.endswith("RunQueuedJob")]
     assert len(deliveries) >= 2
