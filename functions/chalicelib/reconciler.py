@@ -77,9 +77,12 @@ def reconcile(
     done: Counter[str] = Counter()
     resumed: list[str] = []
     errors = 0
+    queue_empty = (
+        _work_queue_empty(sqs, settings) if any(_on_queue(job, providers) for job in stale) else True
+    )
     for job in stale:
         try:
-            action = _reconcile_one(job, now, store, providers, sfn, sqs, settings, on_finished)
+            action = _reconcile_one(job, now, store, providers, sfn, sqs, settings, on_finished, queue_empty)
         except ClientError:
             errors += 1  # throttled, say: this job waits for the next run, the others go on
             continue
@@ -101,8 +104,9 @@ def _reconcile_one(
     sqs: Any,
     settings: Settings,
     on_finished: Callable[[Job], Any] | None,
+    work_queue_empty: bool,
 ) -> rules.Reconcile:
-    on_queue = isinstance(providers.get(job.provider), WorkerProvider)
+    on_queue = _on_queue(job, providers)
     running = not on_queue and execution_running(
         sfn, job.execution_arn or execution_arn_for(settings.state_machine_arn, job.job_id)
     )
@@ -113,6 +117,7 @@ def _reconcile_one(
         execution_running=running,
         max_resumes=settings.max_resumes,
         message_lost_after_seconds=settings.work_queue_visibility_timeout_seconds,
+        work_queue_empty=work_queue_empty,
     )
     try:
         if action is rules.Reconcile.RESUME:
@@ -130,6 +135,24 @@ def _reconcile_one(
     except (ConcurrentUpdate, IllegalTransition):
         return rules.Reconcile.LEAVE  # the job changed since it was read: its own loop is alive
     return action
+
+
+def _on_queue(job: Job, providers: Providers) -> bool:
+    return isinstance(providers.get(job.provider), WorkerProvider)
+
+
+def _work_queue_empty(sqs: Any, settings: Settings) -> bool:
+    """Whether the work queue holds no message, visible or in flight (unknown: False)."""
+    if not settings.work_queue_url:
+        return False
+    try:
+        attributes = sqs.get_queue_attributes(
+            QueueUrl=settings.work_queue_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+    except ClientError:
+        return False
+    return all(int(value) == 0 for value in attributes.values())
 
 
 def _start(sfn: Any, settings: Settings, name: str, job: Job) -> None:

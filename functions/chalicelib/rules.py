@@ -265,13 +265,15 @@ def reconcile_action(
     execution_running: bool,
     max_resumes: int,
     message_lost_after_seconds: float = 0.0,
+    work_queue_empty: bool = True,
 ) -> Reconcile:
     """What to do with a job the reconciler found unfinished and not updated for a while.
 
     A poll-loop job is stranded when its execution no longer runs; a queue-mode job when no live lease
     covers it: its worker died, or it is still QUEUED `message_lost_after_seconds` (the work queue's
-    visibility timeout: a message some worker received comes back by then) after it was last written, its
-    message lost (the API died between storing the job and enqueueing it, or the local stack restarted). A
+    visibility timeout: a message some worker received comes back by then) after it was last written while the
+    work queue holds no message at all (in a backlog its message may still wait: requeueing there would only
+    grow the backlog), its message lost (the API died between storing the job and enqueueing it, or the local stack restarted). A
     message that was only slow comes twice then, which a worker's lease makes harmless. A stranded job is
     resumed at most `max_resumes` times and never past its deadline; a finished (canceled, say) job is left
     alone.
@@ -280,7 +282,9 @@ def reconcile_action(
         return Reconcile.LEAVE
     if on_queue:
         waiting = job.status is JobStatus.QUEUED
-        if waiting and (now - job.updated_at).total_seconds() < message_lost_after_seconds:
+        if waiting and (
+            not work_queue_empty or (now - job.updated_at).total_seconds() < message_lost_after_seconds
+        ):
             return Reconcile.LEAVE  # its message waits in SQS
         if lease_is_live(job, now):
             return Reconcile.LEAVE

@@ -56,6 +56,11 @@ class FakeStepFunctions:
 @dataclass
 class FakeQueue:
     sent: list[str] = field(default_factory=list)
+    waiting: int = 0  # messages in the queue
+
+    def get_queue_attributes(self, QueueUrl: str, AttributeNames: list[str]) -> dict[str, Any]:
+        counts = {"ApproximateNumberOfMessages": self.waiting, "ApproximateNumberOfMessagesNotVisible": 0}
+        return {"Attributes": {name: str(counts[name]) for name in AttributeNames}}
 
     def send_message(self, QueueUrl: str, MessageBody: str) -> dict[str, Any]:
         self.sent.append(MessageBody)
@@ -166,6 +171,8 @@ def test_a_queue_job_still_queued_when_found_stale_is_requeued_as_its_message_wa
     lost_at = NOW + timedelta(seconds=visibility)
     assert decide(lost, on_queue=True, now=lost_at) is rules.Reconcile.REQUEUE
     store.create(lost)
+    backlog = FakeQueue(waiting=500)  # its message may wait in the backlog: requeueing would grow it
+    assert run(store, FakeStepFunctions(), backlog, at=lost_at)["requeue"] == 0
     queue = FakeQueue()
     assert run(store, FakeStepFunctions(), queue)["requeue"] == 0  # a message may wait that long in SQS
     assert run(store, FakeStepFunctions(), queue, at=lost_at)["requeue"] == 1
