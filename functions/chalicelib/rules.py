@@ -273,8 +273,9 @@ def reconcile_action(
     covers it: its worker died, or it is still QUEUED `message_lost_after_seconds` (the work queue's
     visibility timeout: a message some worker received comes back by then) after it was last written while the
     work queue holds no message at all (in a backlog its message may still wait: requeueing there would only
-    grow the backlog), its message lost (the API died between storing the job and enqueueing it, or the local stack restarted). A
-    message that was only slow comes twice then, which a worker's lease makes harmless. A stranded job is
+    grow the backlog), its message lost (the API died between storing the job and enqueueing it, or the
+    local stack restarted). A message that was only slow comes twice then, which a worker's lease makes
+    harmless. A stranded job is
     resumed at most `max_resumes` times and never past its deadline; a finished (canceled, say) job is left
     alone.
     """
