@@ -94,6 +94,7 @@ def cmd_local_up(args: argparse.Namespace) -> int:
             state_file=args.state_file,
             http_profiles=read_http_profiles(args.http_profiles) if args.http_profiles else "",
             fresh=args.fresh,
+            profile_dir=args.profile,
         )
     )
     return 0
@@ -470,6 +471,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         metavar="FILE",
         help='the http provider\'s profiles, JSON: {"NAME": {"base_url": ..., "headers": {...}}}',
+    )
+    up.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="profile the stack's processes (every thread); their stats go to DIR/*.pstats when it stops",
     )
     up.set_defaults(handler=cmd_local_up)
 

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from .errors import ToolingError
@@ -88,15 +88,15 @@ def _environment() -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def local_stack(speed: float, directory: Path) -> Iterator[Path]:
-    """`jobpoll local up` in the background until the block ends; yields its state file."""
+def local_stack(speed: float, directory: Path, options: Sequence[str] = ()) -> Iterator[Path]:
+    """`jobpoll local up` (with `options`) in the background until the block ends; yields its state file."""
     state_file = directory / "local.json"
     log_path = directory / "local-up.log"
     api_port, aws_port, issuer_port = free_ports(3)
     command = [sys.executable, "-m", "jobpoll.cli", "local", "up", "--speed", f"{speed:g}"]
     command += ["--api-port", str(api_port), "--aws-port", str(aws_port), "--issuer-port", str(issuer_port)]
     command += ["--console-port", "0"]
-    command += ["--state-file", str(state_file)]
+    command += ["--state-file", str(state_file), *options]
     process = None
     try:
         # Ctrl-C while Popen runs would leave the stack started but unknown here (in its own session, the

@@ -37,6 +37,7 @@ from .faults import Invocation
 from .issuer import JWKS_PATH, TENANT_SCOPES, LocalIssuer
 from .issuer import serving as serving_issuer
 from .paths import FUNCTIONS_DIR, LOCAL_STATE, ensure_functions_importable
+from .profiling import profiling
 from .queues import QueueDelivery, take_over_mappings
 from .sandbox import HandlerClock
 from .schedules import ScheduleRunner, deployed_schedules
@@ -70,6 +71,12 @@ class LocalOptions:
     http_profiles: str = field(default="", repr=False)
     # Start empty instead of from the jobs (and the clock) an earlier run left in `state_dir`.
     fresh: bool = False
+    # Profile every thread of the stack's processes; their stats go here when it stops (PROFILES names).
+    profile_dir: Path | None = None
+
+    def profile(self, process: str) -> Path | None:
+        """Where `process` ("local-up" or "api") writes its profile, when profiling."""
+        return self.profile_dir / f"{process}.pstats" if self.profile_dir is not None else None
 
     @property
     def state_dir(self) -> Path:
@@ -305,6 +312,7 @@ def die_with_parent() -> None:
 def start_chalice_local(options: LocalOptions, environment: dict[str, str]) -> subprocess.Popen[bytes]:
     """`chalice local` (jobpoll.local_api: every method reaches the app) on 127.0.0.1:api_port in its own
     process group (see `wait_until_serving`), killed by the kernel if this process dies."""
+    profile = options.profile("api")
     return subprocess.Popen(
         [
             sys.executable,
@@ -316,6 +324,7 @@ def start_chalice_local(options: LocalOptions, environment: dict[str, str]) -> s
             str(options.api_port),
             "--stage",
             STAGE,
+            *(["--profile", str(profile)] if profile is not None else []),
         ],
         cwd=FUNCTIONS_DIR,
         env=environment,
@@ -429,7 +438,7 @@ def up(options: LocalOptions, progress: Progress = print) -> None:
         journaled_puts,
     )
 
-    with _stop_on_signals(), contextlib.ExitStack() as cleanup:
+    with _stop_on_signals(), profiling(options.profile("local-up")), contextlib.ExitStack() as cleanup:
         cleanup.callback(console.server_close)
         try:
             _prepare_process_environment(options)
