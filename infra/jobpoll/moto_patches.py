@@ -28,7 +28,8 @@ Why each exists:
 - EventBridge: moto delivers a matched event to log groups, queues, buses and API destinations only; a Lambda
   target raises NotImplementedError in `Rule.send_to_targets`. We deliver Lambda targets as EventBridge does:
   an asynchronous invocation (the Event invocation type) with the event as AWS shapes it (`time` in ISO 8601),
-  and leave the other targets to moto.
+  and leave the other targets to moto. A rule with no event pattern (a scheduled rule) matches no event, as
+  on AWS: moto's empty pattern matches every one, so each event on the bus also ran the reconciler.
 - Transcribe and Athena: moto never fails a job, and its GetTranscriptionJob and GetQueryExecution leave out
   why a job failed. As on AWS, a transcription job whose media is not in (moto's) S3, and a query whose
   output bucket does not exist, are accepted and then FAILED with the service's reason; the describes answer
@@ -266,7 +267,9 @@ def _lambda_targets_delivered(original: Callable[..., None]) -> Callable[..., No
     def send_to_targets(self: EventRule, original_event: Any, transform_input: bool = True) -> None:
         from moto.awslambda.utils import get_backend as lambda_backend
 
-        if not self.event_pattern.matches_event(original_event):
+        # A scheduled rule has no event pattern: EventBridge fires it on its schedule and never for an event
+        # on the bus (moto matches every event against the empty pattern).
+        if not self.event_pattern.get_pattern() or not self.event_pattern.matches_event(original_event):
             return
         to_lambda = [t for t in self.targets if t["Arn"].split(":")[2:3] == ["lambda"]]
         if len(to_lambda) < len(self.targets):

@@ -4,6 +4,7 @@ state machines."""
 from __future__ import annotations
 
 import inspect
+import json
 
 import pytest
 
@@ -150,3 +151,36 @@ def test_dynamodb_attribute_values_of_every_type_come_back_as_stored(emulation: 
         ProjectionExpression="#m.s",
         ExpressionAttributeNames={"#m": "map"},
     )["Item"]["map"]["M"]["s"] == {"S": "x"}
+
+
+def test_an_event_on_the_bus_reaches_the_rules_that_match_it_and_never_a_scheduled_rule(
+    emulation: Emulation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moto.awslambda_simple.models import LambdaSimpleBackend
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.events.models import events_backends
+
+    from chalicelib.providers.simulated import SimulatedProvider
+
+    invoked: list[str] = []
+    monkeypatch.setattr(
+        LambdaSimpleBackend, "invoke", lambda self, arn, *args: invoked.append(arn.split(":")[-1])
+    )
+    rules = events_backends[DEFAULT_ACCOUNT_ID][emulation.region].event_buses["default"].rules
+    scheduled = [rule for rule in rules.values() if rule.scheduled_expression]
+    patterned = [
+        rule for rule in rules.values() if "Simulated" in json.dumps(rule.event_pattern.get_pattern())
+    ]
+    event = {
+        "source": SimulatedProvider.event_source,
+        "detail-type": SimulatedProvider.event_detail_type,
+        "detail": {"work_id": "no-such-work", "state": "SUCCEEDED"},
+        "time": 0,
+    }
+
+    for rule in [*scheduled, *patterned]:
+        rule.send_to_targets(event)
+
+    assert scheduled and patterned
+    assert len(invoked) == len(patterned)
+    assert not any("Reconcile" in name for name in invoked)
