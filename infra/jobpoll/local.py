@@ -239,27 +239,32 @@ def local_environment(clock: ScaledClock, http_profiles: str = "") -> dict[str, 
 
 
 def install_handler_runtime(
-    target: Target, stack_name: str, clock: Any, overrides: Mapping[str, str] | None = None
+    target: Target,
+    stack_name: str,
+    clock: Any,
+    overrides: Mapping[str, str] | None = None,
+    clients: Target | None = None,
 ) -> dict[str, str]:
     """Point the in-process handlers at the emulation: settings from the deployed function's environment
-    (so the template's wiring is what runs) with `overrides`, every AWS client at the endpoint, time on
-    `clock` (which ends an invocation at its function's Timeout). Returns the environment the settings
-    came from."""
+    (so the template's wiring is what runs) with `overrides`, every AWS client from `clients` (default:
+    `target`, the endpoint), time on `clock` (which ends an invocation at its function's Timeout). Returns
+    the environment the settings came from."""
     ensure_functions_importable()
     from chalicelib.bootstrap import build_runtime, set_runtime
     from chalicelib.settings import Settings
 
     environment = {**function_environment(target, stack_name, POLL_LOOP_FUNCTION), **(overrides or {})}
+    clients = clients or target
     set_runtime(
         build_runtime(
             Settings.from_env(environment),
             HandlerClock(clock),
-            dynamodb=target.client("dynamodb"),
-            sfn=target.client("stepfunctions"),
-            sqs=target.client("sqs"),
-            ssm=target.client("ssm"),
-            lambda_client=target.client("lambda"),
-            clients=target.client,
+            dynamodb=clients.client("dynamodb"),
+            sfn=clients.client("stepfunctions"),
+            sqs=clients.client("sqs"),
+            ssm=clients.client("ssm"),
+            lambda_client=clients.client("lambda"),
+            clients=clients.client,
         )
     )
     return environment
@@ -433,10 +438,9 @@ def up(options: LocalOptions, progress: Progress = print) -> None:
             f"--console-port {options.console_port} is the API's, the AWS endpoint's or the issuer's"
         )
     console = ConsoleServer(options.console_port, Stack(lambda: local_console(options.state_file)))
-    from .moto_patches import (  # moto: imported once the options are known to be good
-        emulation_patches,
-        journaled_puts,
-    )
+    from moto import mock_aws  # moto: imported once the options are known to be good
+
+    from .moto_patches import emulation_patches, journaled_puts
 
     with _stop_on_signals(), profiling(options.profile("local-up")), contextlib.ExitStack() as cleanup:
         cleanup.callback(console.server_close)
@@ -448,13 +452,18 @@ def up(options: LocalOptions, progress: Progress = print) -> None:
             persistence.save_clock(options.state_dir, clock.speed, clock.origin)
             handlers = HandlersAfterRuntime()
             listeners: list[Callable[[Invocation], None]] = []
+            # moto in this process as well as behind its server: what runs here (the handlers, the state
+            # machines' tasks, the services the stack plays) calls it in-process, the same backends the
+            # server serves, with no HTTP in between (most of the CPU a job cost).
+            cleanup.enter_context(mock_aws(config=MOTO_CONFIG))  # type: ignore[call-overload]
             cleanup.enter_context(emulation_patches(clock, handlers, listeners=listeners))
             server = MotoServer(options.aws_port)
             cleanup.callback(server.stop)
             _configure_moto(options.aws_endpoint_url)
             target = Target(region=options.region, endpoint_url=options.aws_endpoint_url)
+            here = Target(region=options.region)  # no endpoint: moto's in-process mock answers
             # The simulated service announces finished work on the bus, as Transcribe or Athena do.
-            simulated_service = SimulatedServiceEvents(functools.partial(target.client, "events"), clock)
+            simulated_service = SimulatedServiceEvents(functools.partial(here.client, "events"), clock)
             listeners.append(simulated_service)
             cleanup.callback(simulated_service.stop)
             stack_name = default_stack_name(STAGE)
@@ -487,14 +496,14 @@ def up(options: LocalOptions, progress: Progress = print) -> None:
             if restored:
                 progress(f"Restored {restored} jobs from {journal.path}; unfinished ones will be resumed")
             function_env = install_handler_runtime(
-                target, stack_name, clock, local_environment(clock, options.http_profiles)
+                target, stack_name, clock, local_environment(clock, options.http_profiles), clients=here
             )
             handlers.ready.set()
-            mappings = take_over_mappings(target.client("lambda"), target.client("sqs"))
-            delivery = QueueDelivery(target.client, mappings, clock, options.region).start()
+            mappings = take_over_mappings(here.client("lambda"), here.client("sqs"))
+            delivery = QueueDelivery(here.client, mappings, clock, options.region).start()
             cleanup.callback(delivery.stop)
-            schedules = deployed_schedules(target.client("events"))
-            runner = ScheduleRunner(target.client, schedules, clock, options.region).start()
+            schedules = deployed_schedules(here.client("events"))
+            runner = ScheduleRunner(here.client, schedules, clock, options.region).start()
             cleanup.callback(runner.stop)
             api_env = {
                 **os.environ,
