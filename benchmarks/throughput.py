@@ -204,8 +204,10 @@ def stack(args: argparse.Namespace) -> Iterator[Path]:
         return
     with tempfile.TemporaryDirectory(prefix="jobpoll-throughput-") as directory:
         profiles = Path(directory) / "profile"
+        options = ["--profile", str(profiles)] if args.profile else []
+        # Profiled, the stack takes a while to write its stats when it stops.
         with local_stack(
-            args.speed, Path(directory), ["--profile", str(profiles)] if args.profile else []
+            args.speed, Path(directory), options, stop_timeout=300 if args.profile else 15
         ) as state_file:
             yield state_file
         for process in ("local-up", "api") if args.profile else ():
