@@ -1,7 +1,8 @@
 """`jobpoll local up`: the whole stack on this machine, from the same packaged template as AWS.
 
 In this process: moto's server on 127.0.0.1 (in a thread) with state machines executing and the Lambda
-handlers run in-process (`moto_patches.emulation_patches`, time on a `ScaledClock`). The packaged template is
+handlers run in-process (`moto_patches.emulation_patches`, time on a `ScaledClock`); what runs here calls
+moto in-process too (`mock_aws`: the server's own backends, no HTTP). The packaged template is
 deployed into it with `jobpoll deploy`'s code. Then `chalice local` serves the API in a child process (its own
 process group) against that endpoint. Everything stops on Ctrl-C or SIGTERM.
 """
@@ -71,7 +72,7 @@ class LocalOptions:
     http_profiles: str = field(default="", repr=False)
     # Start empty instead of from the jobs (and the clock) an earlier run left in `state_dir`.
     fresh: bool = False
-    # Profile every thread of the stack's processes; their stats go here when it stops (PROFILES names).
+    # Profile every thread of the stack's processes; their stats go here when it stops (see `profile`).
     profile_dir: Path | None = None
 
     def profile(self, process: str) -> Path | None:
