@@ -95,6 +95,7 @@ def cmd_local_up(args: argparse.Namespace) -> int:
             http_profiles=read_http_profiles(args.http_profiles) if args.http_profiles else "",
             fresh=args.fresh,
             fault_plan=args.fault_plan,
+            profile_dir=args.profile,
         )
     )
     return 0
@@ -478,6 +479,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help='inject faults at seeded rates, JSON: {"seed": 7, "dynamodb_throttle": 0.01, ...} '
         "(README: Soak); counted under .jobpoll/state/",
+    )
+    up.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="profile the stack's processes (every thread); their stats go to DIR/*.pstats when it stops",
     )
     up.set_defaults(handler=cmd_local_up)
 

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from .errors import ToolingError
@@ -88,15 +88,18 @@ def _environment() -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def local_stack(speed: float, directory: Path) -> Iterator[Path]:
-    """`jobpoll local up` in the background until the block ends; yields its state file."""
+def local_stack(
+    speed: float, directory: Path, options: Sequence[str] = (), stop_timeout: float = _STOP_TIMEOUT
+) -> Iterator[Path]:
+    """`jobpoll local up` (with `options`) in the background until the block ends; yields its state file.
+    It is given `stop_timeout` seconds to stop before it is killed."""
     state_file = directory / "local.json"
     log_path = directory / "local-up.log"
     api_port, aws_port, issuer_port = free_ports(3)
     command = [sys.executable, "-m", "jobpoll.cli", "local", "up", "--speed", f"{speed:g}"]
     command += ["--api-port", str(api_port), "--aws-port", str(aws_port), "--issuer-port", str(issuer_port)]
     command += ["--console-port", "0"]
-    command += ["--state-file", str(state_file)]
+    command += ["--state-file", str(state_file), *options]
     process = None
     try:
         # Ctrl-C while Popen runs would leave the stack started but unknown here (in its own session, the
@@ -119,7 +122,7 @@ def local_stack(speed: float, directory: Path) -> Iterator[Path]:
         yield state_file
     finally:
         if process is not None:
-            _stop(process)
+            _stop(process, stop_timeout)
 
 
 @contextlib.contextmanager
@@ -135,13 +138,13 @@ def _interrupt_held() -> Iterator[None]:
         raise KeyboardInterrupt
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
+def _stop(process: subprocess.Popen[bytes], timeout: float = _STOP_TIMEOUT) -> None:
     """SIGTERM (local up stops what it started), SIGKILL its process group if it lingers."""
     if process.poll() is None:
         with contextlib.suppress(ProcessLookupError):
             process.send_signal(signal.SIGTERM)
         try:
-            process.wait(_STOP_TIMEOUT)
+            process.wait(timeout)
         except subprocess.TimeoutExpired:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)

@@ -91,8 +91,10 @@ class JobsClient:
         sign: Sign,
         unreachable_hint: str = "",
         sleep: Callable[[float], None] = time.sleep,
+        timeout: float = _TIMEOUT,
     ) -> None:
         self.api_url = api_url.rstrip("/")
+        self._timeout = timeout
         self._sign = sign
         self._hint = unreachable_hint
         self._sleep = sleep
@@ -109,7 +111,7 @@ class JobsClient:
         sent = self._sign(method, url, sent, data)
         request = urllib.request.Request(url, data=data, headers=sent, method=method)
         try:
-            with self._opener.open(request, timeout=_TIMEOUT) as response:
+            with self._opener.open(request, timeout=self._timeout) as response:
                 return Answer(response.status, dict(response.headers.items()), _body(response.read()))
         except urllib.error.HTTPError as error:
             answer = Answer(error.code, dict(error.headers.items()), _body(error.read()))
@@ -152,7 +154,7 @@ class JobsClient:
         location = {k.lower(): v for k, v in answer.headers.items()}.get("location")
         if answer.status == 303 and location:
             try:
-                with self._opener.open(location, timeout=_TIMEOUT) as response:
+                with self._opener.open(location, timeout=self._timeout) as response:
                     return _body(response.read())
             except (urllib.error.URLError, OSError) as exc:
                 raise ToolingError(f"cannot read the result at its presigned URL: {exc}") from None

@@ -1,7 +1,8 @@
 """`jobpoll local up`: the whole stack on this machine, from the same packaged template as AWS.
 
 In this process: moto's server on 127.0.0.1 (in a thread) with state machines executing and the Lambda
-handlers run in-process (`moto_patches.emulation_patches`, time on a `ScaledClock`). The packaged template is
+handlers run in-process (`moto_patches.emulation_patches`, time on a `ScaledClock`); what runs here calls
+moto in-process too (`mock_aws`: the server's own backends, no HTTP). The packaged template is
 deployed into it with `jobpoll deploy`'s code. Then `chalice local` serves the API in a child process (its own
 process group) against that endpoint. Everything stops on Ctrl-C or SIGTERM.
 """
@@ -37,6 +38,7 @@ from .faults import FaultLog, FaultPlan, FaultRates, Invocation
 from .issuer import JWKS_PATH, TENANT_SCOPES, LocalIssuer
 from .issuer import serving as serving_issuer
 from .paths import FUNCTIONS_DIR, LOCAL_STATE, ensure_functions_importable
+from .profiling import profiling
 from .queues import QueueDelivery, take_over_mappings
 from .sandbox import HandlerClock
 from .schedules import ScheduleRunner, deployed_schedules
@@ -73,6 +75,12 @@ class LocalOptions:
     # Faults to inject at seeded rates (faults.FaultRates, JSON), logged under `state_dir`; with a plan the
     # simulated services also record their submissions there (simulated_service.SubmissionLedger).
     fault_plan: Path | None = None
+    # Profile every thread of the stack's processes; their stats go here when it stops (see `profile`).
+    profile_dir: Path | None = None
+
+    def profile(self, process: str) -> Path | None:
+        """Where `process` ("local-up" or "api") writes its profile, when profiling."""
+        return self.profile_dir / f"{process}.pstats" if self.profile_dir is not None else None
 
     @property
     def state_dir(self) -> Path:
@@ -235,27 +243,32 @@ def local_environment(clock: ScaledClock, http_profiles: str = "") -> dict[str, 
 
 
 def install_handler_runtime(
-    target: Target, stack_name: str, clock: Any, overrides: Mapping[str, str] | None = None
+    target: Target,
+    stack_name: str,
+    clock: Any,
+    overrides: Mapping[str, str] | None = None,
+    clients: Target | None = None,
 ) -> dict[str, str]:
     """Point the in-process handlers at the emulation: settings from the deployed function's environment
-    (so the template's wiring is what runs) with `overrides`, every AWS client at the endpoint, time on
-    `clock` (which ends an invocation at its function's Timeout). Returns the environment the settings
-    came from."""
+    (so the template's wiring is what runs) with `overrides`, every AWS client from `clients` (default:
+    `target`, the endpoint), time on `clock` (which ends an invocation at its function's Timeout). Returns
+    the environment the settings came from."""
     ensure_functions_importable()
     from chalicelib.bootstrap import build_runtime, set_runtime
     from chalicelib.settings import Settings
 
     environment = {**function_environment(target, stack_name, POLL_LOOP_FUNCTION), **(overrides or {})}
+    clients = clients or target
     set_runtime(
         build_runtime(
             Settings.from_env(environment),
             HandlerClock(clock),
-            dynamodb=target.client("dynamodb"),
-            sfn=target.client("stepfunctions"),
-            sqs=target.client("sqs"),
-            ssm=target.client("ssm"),
-            lambda_client=target.client("lambda"),
-            clients=target.client,
+            dynamodb=clients.client("dynamodb"),
+            sfn=clients.client("stepfunctions"),
+            sqs=clients.client("sqs"),
+            ssm=clients.client("ssm"),
+            lambda_client=clients.client("lambda"),
+            clients=clients.client,
         )
     )
     return environment
@@ -308,6 +321,7 @@ def die_with_parent() -> None:
 def start_chalice_local(options: LocalOptions, environment: dict[str, str]) -> subprocess.Popen[bytes]:
     """`chalice local` (jobpoll.local_api: every method reaches the app) on 127.0.0.1:api_port in its own
     process group (see `wait_until_serving`), killed by the kernel if this process dies."""
+    profile = options.profile("api")
     return subprocess.Popen(
         [
             sys.executable,
@@ -319,6 +333,7 @@ def start_chalice_local(options: LocalOptions, environment: dict[str, str]) -> s
             str(options.api_port),
             "--stage",
             STAGE,
+            *(["--profile", str(profile)] if profile is not None else []),
         ],
         cwd=FUNCTIONS_DIR,
         env=environment,
@@ -428,13 +443,11 @@ def up(options: LocalOptions, progress: Progress = print) -> None:
             f"--console-port {options.console_port} is the API's, the AWS endpoint's or the issuer's"
         )
     console = ConsoleServer(options.console_port, Stack(lambda: local_console(options.state_file)))
-    from .moto_patches import (  # moto: imported once the options are known to be good
-        emulation_patches,
-        injected_dynamodb_faults,
-        journaled_puts,
-    )
+    from moto import mock_aws  # moto: imported once the options are known to be good
 
-    with _stop_on_signals(), contextlib.ExitStack() as cleanup:
+    from .moto_patches import emulation_patches, injected_dynamodb_faults, journaled_puts
+
+    with _stop_on_signals(), profiling(options.profile("local-up")), contextlib.ExitStack() as cleanup:
         cleanup.callback(console.server_close)
         try:
             _prepare_process_environment(options)
@@ -448,13 +461,18 @@ def up(options: LocalOptions, progress: Progress = print) -> None:
             persistence.save_clock(options.state_dir, clock.speed, clock.origin)
             handlers = HandlersAfterRuntime()
             listeners: list[Callable[[Invocation], None]] = []
+            # moto in this process as well as behind its server: what runs here (the handlers, the state
+            # machines' tasks, the services the stack plays) calls it in-process, the same backends the
+            # server serves, with no HTTP in between (most of the CPU a job cost).
+            cleanup.enter_context(mock_aws(config=MOTO_CONFIG))  # type: ignore[call-overload]
             cleanup.enter_context(emulation_patches(clock, handlers, plan, listeners))
             server = MotoServer(options.aws_port)
             cleanup.callback(server.stop)
             _configure_moto(options.aws_endpoint_url)
             target = Target(region=options.region, endpoint_url=options.aws_endpoint_url)
+            here = Target(region=options.region)  # no endpoint: moto's in-process mock answers
             # The simulated service announces finished work on the bus, as Transcribe or Athena do.
-            simulated_service = SimulatedServiceEvents(functools.partial(target.client, "events"), clock)
+            simulated_service = SimulatedServiceEvents(functools.partial(here.client, "events"), clock)
             listeners.append(simulated_service)
             cleanup.callback(simulated_service.stop)
             stack_name = default_stack_name(STAGE)
@@ -489,20 +507,20 @@ def up(options: LocalOptions, progress: Progress = print) -> None:
             if plan is not None:  # after the deploy and the restore: faults hit the running stack only
                 cleanup.enter_context(injected_dynamodb_faults(plan))
             function_env = install_handler_runtime(
-                target, stack_name, clock, local_environment(clock, options.http_profiles)
+                target, stack_name, clock, local_environment(clock, options.http_profiles), clients=here
             )
             handlers.ready.set()
-            mappings = take_over_mappings(target.client("lambda"), target.client("sqs"))
+            mappings = take_over_mappings(here.client("lambda"), here.client("sqs"))
             delivery = QueueDelivery(
-                target.client,
+                here.client,
                 mappings,
                 clock,
                 options.region,
                 duplicate=plan.duplicate_delivery if plan is not None else None,
             ).start()
             cleanup.callback(delivery.stop)
-            schedules = deployed_schedules(target.client("events"))
-            runner = ScheduleRunner(target.client, schedules, clock, options.region).start()
+            schedules = deployed_schedules(here.client("events"))
+            runner = ScheduleRunner(here.client, schedules, clock, options.region).start()
             cleanup.callback(runner.stop)
             api_env = {
                 **os.environ,

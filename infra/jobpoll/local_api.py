@@ -17,10 +17,12 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
 from http import HTTPStatus
+from pathlib import Path
 from typing import Any
 
 import chalice.local
@@ -34,9 +36,11 @@ from chalice.local import (
     LocalGatewayAuthorizer,
     LocalGatewayException,
     NotAuthorizedError,
+    ThreadedHTTPServer,
 )
 
 from .paths import FUNCTIONS_DIR
+from .profiling import profiling
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 
@@ -65,6 +69,14 @@ class AnyMethodRequestHandler(ChaliceRequestHandler):
             body["detail"] = detail
         headers = {**error.headers, "Content-Type": PROBLEM_CONTENT_TYPE}
         self._send_http_response(status, headers, json.dumps(body))
+
+
+class ManyClientsServer(ThreadedHTTPServer):
+    """Chalice's threaded server with a listen backlog for many clients at once: its default (5, from
+    socketserver) makes the kernel refuse connections (ECONNRESET) while the accepting thread waits for
+    the GIL behind busy request threads."""
+
+    request_queue_size = 1024
 
 
 # RFC 6750: a 401 names the scheme the client must use.
@@ -116,7 +128,9 @@ def serve(app_obj: Chalice, config: Config, host: str, port: int) -> LocalDevSer
     if not isinstance(app_obj, LocalChalice):
         CustomLocalChalice.__bases__ = (LocalChalice, app_obj.__class__)
         app_obj.__class__ = CustomLocalChalice
-    return LocalDevServer(app_obj, config, host, port, handler_cls=AnyMethodRequestHandler)
+    return LocalDevServer(
+        app_obj, config, host, port, handler_cls=AnyMethodRequestHandler, server_cls=ManyClientsServer
+    )
 
 
 @contextlib.contextmanager
@@ -151,12 +165,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--stage", default="dev")
+    parser.add_argument("--profile", type=Path, help="profile every thread; the stats go here on SIGTERM")
     args = parser.parse_args(argv)
     # As `chalice local` does: the app's log lines on stdout, as in Lambda.
     logging.basicConfig(stream=sys.stdout, level=logging.INFO, format="%(message)s")
     os.chdir(FUNCTIONS_DIR)
     server = local_server(args.host, args.port, args.stage)
-    server.serve_forever()  # prints "Serving on http://HOST:PORT"
+    if args.profile is not None:  # SIGTERM (how `local up` stops it) ends the block: the stats are written
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+    with profiling(args.profile):
+        server.serve_forever()  # prints "Serving on http://HOST:PORT"
     return 0
 
 

@@ -4,13 +4,14 @@ state machines."""
 from __future__ import annotations
 
 import inspect
+import json
 
 import pytest
 
 from jobpoll import moto_patches
 from jobpoll.clocks import VirtualClock
 from jobpoll.definition import cfn_state_machine_definition
-from jobpoll.emulation import resolve_handler
+from jobpoll.emulation import Emulation, resolve_handler
 
 
 def test_every_patched_moto_internal_is_where_the_patches_expect_it() -> None:
@@ -90,3 +91,96 @@ def test_dynamodb_item_writes_are_serialised_while_atomic_writes_are_on() -> Non
         with moto_patches.atomic_dynamodb_writes():  # nested: wrapped once
             assert DynamoDBBackend.put_item.__wrapped__ is original  # type: ignore[attr-defined]
     assert DynamoDBBackend.put_item is original
+
+
+def test_executions_of_one_state_machine_parse_its_definition_once_and_keep_their_own_state(
+    emulation: Emulation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+
+    parses: list[str] = []
+    parse = AmazonStateLanguageParser.parse
+    monkeypatch.setattr(
+        AmazonStateLanguageParser, "parse", staticmethod(lambda text: parses.append(text) or parse(text))
+    )
+    monkeypatch.setattr(moto_patches, "_programs", {})
+    succeeded = emulation.start({"delay": 20, "wait_seconds": 10}, name="parsed-once-a")
+    exhausted = emulation.start({"delay": 60, "wait_seconds": 10, "max_tries": 2}, name="parsed-once-b")
+
+    assert emulation.wait(succeeded)["status"] == "SUCCEEDED"
+    assert emulation.wait(exhausted)["status"] == "FAILED"
+    assert len(parses) == 1
+    assert emulation.runtime.store.get("parsed-once-a").status.value == "COMPLETE"
+    assert emulation.runtime.store.get("parsed-once-b").try_count == 2
+
+
+def test_dynamodb_attribute_values_of_every_type_come_back_as_stored(emulation: Emulation) -> None:
+    dynamodb = emulation.client("dynamodb")
+    dynamodb.create_table(
+        TableName="wire-shapes",
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    item = {
+        "id": {"S": "one"},
+        "n": {"N": "12.5"},
+        "yes": {"BOOL": True},
+        "nothing": {"NULL": True},
+        "names": {"SS": ["a", "b"]},
+        "numbers": {"NS": ["1", "2"]},
+        "blob": {"B": b"\x00\xffbytes"},
+        "blobs": {"BS": [b"\x01", b"\x02"]},
+        "map": {"M": {"s": {"S": "x"}, "l": {"L": [{"N": "1"}, {"B": b"\x03"}, {"M": {}}]}}},
+        "list": {"L": [{"S": "y"}, {"BOOL": False}]},
+    }
+    dynamodb.put_item(TableName="wire-shapes", Item=item)
+
+    got = dynamodb.get_item(TableName="wire-shapes", Key={"id": {"S": "one"}})["Item"]
+    queried = dynamodb.query(
+        TableName="wire-shapes",
+        KeyConditionExpression="id = :id",
+        ExpressionAttributeValues={":id": {"S": "one"}},
+    )["Items"]
+
+    assert got == item
+    assert queried == [item]
+    assert dynamodb.get_item(
+        TableName="wire-shapes",
+        Key={"id": {"S": "one"}},
+        ProjectionExpression="#m.s",
+        ExpressionAttributeNames={"#m": "map"},
+    )["Item"]["map"]["M"]["s"] == {"S": "x"}
+
+
+def test_an_event_on_the_bus_reaches_the_rules_that_match_it_and_never_a_scheduled_rule(
+    emulation: Emulation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moto.awslambda_simple.models import LambdaSimpleBackend
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.events.models import events_backends
+
+    from chalicelib.providers.simulated import SimulatedProvider
+
+    invoked: list[str] = []
+    monkeypatch.setattr(
+        LambdaSimpleBackend, "invoke", lambda self, arn, *args: invoked.append(arn.split(":")[-1])
+    )
+    rules = events_backends[DEFAULT_ACCOUNT_ID][emulation.region].event_buses["default"].rules
+    scheduled = [rule for rule in rules.values() if rule.scheduled_expression]
+    patterned = [
+        rule for rule in rules.values() if "Simulated" in json.dumps(rule.event_pattern.get_pattern())
+    ]
+    event = {
+        "source": SimulatedProvider.event_source,
+        "detail-type": SimulatedProvider.event_detail_type,
+        "detail": {"work_id": "no-such-work", "state": "SUCCEEDED"},
+        "time": 0,
+    }
+
+    for rule in [*scheduled, *patterned]:
+        rule.send_to_targets(event)
+
+    assert scheduled and patterned
+    assert len(invoked) == len(patterned)
+    assert not any("Reconcile" in name for name in invoked)

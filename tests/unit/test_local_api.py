@@ -51,3 +51,23 @@ def test_a_path_below_every_route_is_the_gateways_403_as_a_problem(local_api: in
         "status": 403,
         "detail": "Missing Authentication Token",
     }
+
+
+def test_many_clients_connecting_at_once_are_all_let_in_while_the_server_is_busy() -> None:
+    import socket
+
+    server = serve(app, Config(chalice_stage="dev"), "127.0.0.1", 0)  # listening, not yet accepting
+    port = server.server.server_address[1]
+    clients = [socket.socket() for _ in range(64)]
+    try:
+        for client in clients:
+            client.settimeout(2)
+            client.connect(("127.0.0.1", port))  # the kernel queues it: a short queue would refuse it
+        with serving_in_thread(server):
+            for client in clients:
+                client.sendall(b"GET /openapi.json HTTP/1.0\r\n\r\n")
+            status_lines = [client.makefile("rb").readline().split()[1] for client in clients]
+            assert status_lines == [b"200"] * len(clients)
+    finally:
+        for client in clients:
+            client.close()
