@@ -270,19 +270,19 @@ def reconcile_action(
     """What to do with a job the reconciler found unfinished and not updated for a while.
 
     A poll-loop job is stranded when its execution no longer runs; a queue-mode job when no live lease
-    covers it: its worker died, or it is still QUEUED `message_lost_after_seconds` (the work queue's
-    visibility timeout: a message some worker received comes back by then) after it was last written while the
-    work queue holds no message at all (in a backlog its message may still wait: requeueing there would only
-    grow the backlog), its message lost (the API died between storing the job and enqueueing it, or the
-    local stack restarted). A message that was only slow comes twice then, which a worker's lease makes
-    harmless. A stranded job is
-    resumed at most `max_resumes` times and never past its deadline; a finished (canceled, say) job is left
-    alone.
+    covers it: its worker died, or no worker took its message yet (QUEUED, or requeued: a requeue releases
+    the lapsed lease) `message_lost_after_seconds` (the work queue's visibility timeout: a message some worker
+    received comes back by then) after it was last written while the work queue holds no message at all (in a
+    backlog its message may still wait: requeueing there would only grow the backlog and spend the job's
+    resumes), its message lost (the API died between storing the job and enqueueing it, or the local stack
+    restarted). A message that was only slow comes twice then, which a worker's lease makes harmless. A
+    stranded job is resumed at most `max_resumes` times and never past its deadline; a finished (canceled,
+    say) job is left alone.
     """
     if job.status.is_terminal:
         return Reconcile.LEAVE
     if on_queue:
-        waiting = job.status is JobStatus.QUEUED
+        waiting = job.lease_owner is None  # no worker took its (latest) message yet
         if waiting and (
             not work_queue_empty or (now - job.updated_at).total_seconds() < message_lost_after_seconds
         ):
@@ -300,9 +300,14 @@ def reconcile_action(
 
 def resumed(job: Job, now: datetime, execution_arn: str | None) -> Job:
     """The reconciler resumes the job (in execution `execution_arn`, or on the work queue): one more
-    resume, noted on the job. IllegalTransition once it finished."""
+    resume, noted on the job. Requeued, the lapsed lease is released: until a worker takes the new message
+    the job waits for delivery (see `reconcile_action`), and the lapsed worker, if it still runs, loses it.
+    IllegalTransition once it finished."""
     where = f"in {execution_arn.rsplit(':', 1)[-1]}" if execution_arn else "on the work queue"
     note = f"{to_iso(now)}: resumed {where} (resume {job.resumes + 1}) after its run was lost"
+    requeued: dict[str, Any] = (
+        {} if execution_arn is not None else {"lease_owner": None, "lease_expires_at": None}
+    )
     return job.transition(
         job.status,
         now,
@@ -310,6 +315,7 @@ def resumed(job: Job, now: datetime, execution_arn: str | None) -> Job:
         execution_arn=execution_arn if execution_arn is not None else job.execution_arn,
         notify_token=None,
         notes=job.with_note(note),
+        **requeued,
     )
 
 

@@ -12,7 +12,7 @@ from botocore.exceptions import ClientError
 from test_use_cases import FakeProvider, FakeWorker
 
 from chalicelib import engine, reconciler, rules, service
-from chalicelib.errors import IllegalTransition
+from chalicelib.errors import IllegalTransition, LeaseLost
 from chalicelib.job import JobStatus, PollSettings
 from chalicelib.memory_store import InMemoryJobStore
 from chalicelib.providers import PollResult, WorkState
@@ -177,6 +177,33 @@ def test_a_queue_job_still_queued_when_found_stale_is_requeued_as_its_message_wa
     assert run(store, FakeStepFunctions(), queue)["requeue"] == 0  # a message may wait that long in SQS
     assert run(store, FakeStepFunctions(), queue, at=lost_at)["requeue"] == 1
     assert len(queue.sent) == 1 and store.get(lost.job_id).resumes == 1
+
+
+def test_a_requeued_job_whose_message_no_worker_took_yet_spends_no_further_resume(
+    store: InMemoryJobStore,
+) -> None:
+    # The soak found a queue-mode job FAILED with ResumesExhausted: its worker's lease lapsed, and while
+    # the requeued message waited in a backlog every reconciler run requeued it again (three resumes).
+    day = PollSettings(wait_seconds=10, max_tries=50, deadline_seconds=86400)
+    lapsed = make_job(
+        status=JobStatus.RUNNING, poll=day, provider="fake-worker", lease_owner="w-1", lease_expires_at=NOW
+    )
+    store.create(lapsed)
+    backlog = FakeQueue(waiting=500)
+    assert run(store, FakeStepFunctions(), backlog)["requeue"] == 1
+    requeued = store.get(lapsed.job_id)
+    assert (requeued.resumes, requeued.lease_owner, requeued.lease_expires_at) == (1, None, None)
+    visibility = SETTINGS.work_queue_visibility_timeout_seconds
+    later = STALE + timedelta(seconds=visibility + 600)
+    assert run(store, FakeStepFunctions(), backlog, at=later)["requeue"] == 0  # its message still waits
+    assert store.get(lapsed.job_id).resumes == 1 and len(backlog.sent) == 1
+    with pytest.raises(LeaseLost):  # the lapsed worker, if it still runs, stops at its next report
+        rules.lease_renewed(requeued, "w-1", later, 60, "", 0.5)
+    taken = rules.lease_taken(requeued, "w-2", later, 60)  # the new message reaches a worker
+    assert (taken.lease_owner, taken.try_count) == ("w-2", 1)
+    empty = FakeQueue()  # no message anywhere that long after the requeue: that one was lost too
+    assert run(store, FakeStepFunctions(), empty, at=later)["requeue"] == 1
+    assert store.get(lapsed.job_id).resumes == 2
 
 
 def test_an_engine_job_whose_execution_was_lost_resumes_with_the_task_payload_kept_on_the_job(
