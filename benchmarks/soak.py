@@ -479,6 +479,7 @@ class Api:
         self.available = available
         self.stopping = threading.Event()
         self.server_errors = 0
+        self.server_error_answers: list[str] = []  # "DELETE /jobs/{id} 503 concurrent-update: detail"
         self.retried = 0
         self._lock = threading.Lock()
 
@@ -517,9 +518,22 @@ class Api:
                 self.retried += 1
                 if status >= 500:
                     self.server_errors += 1
+                    self.server_error_answers.append(f"{method} {path} {status} {_problem_of(raw)}")
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{method} {path}: no answer (last status {status})")
             time.sleep(0.2)
+
+
+def _problem_of(raw: bytes) -> str:
+    """A problem answer's type and detail, short (what a 5xx was)."""
+    try:
+        problem = json.loads(raw or b"null")
+    except ValueError:
+        return raw[:80].decode(errors="replace")
+    if not isinstance(problem, dict):
+        return ""
+    kind = str(problem.get("type", "")).rsplit("/", 1)[-1]
+    return f"{kind}: {str(problem.get('detail', ''))[:120]}"
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -793,7 +807,7 @@ def run(options: SoakOptions, progress: Any = print) -> SoakReport:
             if found:
                 failures.append(f"{len(found)} {name}: {', '.join(found[:5])}")
         if api.server_errors:
-            failures.append(f"{api.server_errors} API 5xx answers")
+            failures.append(f"{api.server_errors} API 5xx answers: {'; '.join(api.server_error_answers[:5])}")
         wall = finished_at - started
         rows: dict[str, Any] = {
             "jobs": f"{len(jobs)} ({', '.join(f'{k} {submitted[k]}' for k in KINDS if submitted[k])})",
