@@ -141,7 +141,7 @@ def build_runtime(
     if dynamodb is None or sfn is None or sqs is None:
         import boto3
 
-        dynamodb = dynamodb or boto3.client("dynamodb")
+        dynamodb = dynamodb or boto3.client("dynamodb", config=dynamodb_client_config())
         sfn = sfn or boto3.client("stepfunctions")
         sqs = sqs or boto3.client("sqs")
     clients = parts.pop("clients", None) or _boto3_client
@@ -186,6 +186,18 @@ def enabled(
 ) -> tuple[registry.ProviderSpec, ...]:
     """The providers this stack runs (the EnabledProviders parameter); no names: all of them."""
     return tuple(spec for spec in specs if not names or spec.name in names)
+
+
+# DynamoDB throttling (ProvisionedThroughputExceeded, on-demand bursts) is retried with backoff before a use
+# case sees it: boto3's standard mode gives up after 3 attempts, the old default for DynamoDB was 10.
+DYNAMODB_MAX_ATTEMPTS = 10
+
+
+def dynamodb_client_config() -> Any:
+    """The functions' DynamoDB client configuration: standard retries, `DYNAMODB_MAX_ATTEMPTS` attempts."""
+    from botocore.config import Config
+
+    return Config(retries={"mode": "standard", "total_max_attempts": DYNAMODB_MAX_ATTEMPTS})
 
 
 def _boto3_client(service: str) -> Any:

@@ -1,5 +1,6 @@
 import pytest
 
+from chalicelib.bootstrap import DYNAMODB_MAX_ATTEMPTS, build_runtime
 from chalicelib.errors import InvalidJobInput
 from chalicelib.job import PollSettings
 from chalicelib.job_request import parse_job_request
@@ -83,3 +84,14 @@ def test_the_queue_workers_timeout_lease_and_visibility_follow_from_the_longest_
 def test_a_longest_queue_job_lambda_cannot_run_is_refused(seconds: str) -> None:
     with pytest.raises(ValueError, match="JOBPOLL_QUEUE_JOB_MAX_SECONDS must be from 1 to 819"):
         Settings.from_env({"JOBPOLL_QUEUE_JOB_MAX_SECONDS": seconds})
+
+
+def test_the_functions_dynamodb_client_retries_throttling_more_than_boto3s_standard_three_times(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The soak (1% of DynamoDB calls throttled) found API answers failing once a call was throttled 3 times.
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    runtime = build_runtime(Settings(table_name="jobs"), VirtualClock(), sfn=object(), sqs=object())
+    retries = runtime.store.dynamodb.meta.config.retries  # type: ignore[attr-defined]
+    assert retries == {"mode": "standard", "total_max_attempts": DYNAMODB_MAX_ATTEMPTS}
+    assert DYNAMODB_MAX_ATTEMPTS >= 10
