@@ -35,7 +35,8 @@ Why each exists:
   `FailureReason` and `Status.StateChangeReason`, as AWS does.
 - Speed: moto's interpreter builds a new JSONPath parser (PLY tables) for every path it evaluates and a new
   boto3 Lambda client for every Task; both are cached here (same results, ~2x faster executions), so an hour
-  of polling runs in well under a second.
+  of polling runs in well under a second. CreateStateMachine parses the definition only to validate it: a
+  definition found valid once is not parsed again (each emulation creates the same state machine).
 - CloudFormation: moto's `AWS::StepFunctions::StateMachine` reads only `DefinitionString` (no `Definition`, no
   `DefinitionSubstitutions`, no logging/tracing) and always writes to the non-executing backend, so a stack's
   state machine would never run. We replace its create/update/delete with ones that render the definition as
@@ -86,6 +87,7 @@ from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_funct
 )
 from moto.stepfunctions.parser.asl.eval.callback.callback import CallbackEndpoint, HeartbeatEndpoint
 from moto.stepfunctions.parser.asl.utils import json_path
+from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 from moto.stepfunctions.responses import get_backend as stepfunctions_backend
 from moto.stepfunctions.utils import cfn_to_api_tags
 from moto.transcribe.models import FakeTranscriptionJob, TranscribeBackend
@@ -446,6 +448,9 @@ class _ClockedTime:
 
 
 _JSON_PATH_PARSE = _target(json_path, "parse", ("path", "debug"))
+_VALIDATE_DEFINITION = _target(StepFunctionsParserBackend, "_validate_definition", ("definition",))
+# Valid definitions already seen, for the life of the process (an invalid one raises: never cached).
+_validated_definition = functools.lru_cache(maxsize=64)(_VALIDATE_DEFINITION.original())
 _RESULT_PATH_PARSE = _target(result_path, "parse", ("string",))
 _TASK_CLIENT = _target(lambda_eval_utils, "boto_client_for", ("region", "service", "state_credentials"))
 
@@ -731,6 +736,7 @@ def emulation_patches(
             _JSON_PATH_PARSE.patch(functools.lru_cache(maxsize=4096)(_JSON_PATH_PARSE.original())),
             _RESULT_PATH_PARSE.patch(functools.lru_cache(maxsize=4096)(_RESULT_PATH_PARSE.original())),
             _TASK_CLIENT.patch(_cached_task_client(_TASK_CLIENT.original())),
+            _VALIDATE_DEFINITION.patch(staticmethod(_validated_definition)),
             service_patches(),
             cloudformation_patches(),
         ):
