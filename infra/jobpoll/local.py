@@ -37,7 +37,7 @@ from .faults import Invocation
 from .issuer import JWKS_PATH, TENANT_SCOPES, LocalIssuer
 from .issuer import serving as serving_issuer
 from .paths import FUNCTIONS_DIR, LOCAL_STATE, ensure_functions_importable
-from .queues import QueueDelivery, take_over_mappings
+from .queues import QueueDelivery, idle_wait_seconds, take_over_mappings
 from .sandbox import HandlerClock
 from .schedules import ScheduleRunner, deployed_schedules
 from .target import LocalState, Target
@@ -482,7 +482,9 @@ def up(options: LocalOptions, progress: Progress = print) -> None:
             )
             handlers.ready.set()
             mappings = take_over_mappings(target.client("lambda"), target.client("sqs"))
-            delivery = QueueDelivery(target.client, mappings, clock, options.region).start()
+            delivery = QueueDelivery(
+                target.client, mappings, clock, options.region, idle_wait=idle_wait_seconds(clock.speed)
+            ).start()
             cleanup.callback(delivery.stop)
             schedules = deployed_schedules(target.client("events"))
             runner = ScheduleRunner(target.client, schedules, clock, options.region).start()
