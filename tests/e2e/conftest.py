@@ -1,5 +1,5 @@
 """`jobpoll local up` in a subprocess on free ports: one shared by the e2e tests of the session (the root
-conftest puts them on one xdist worker), and one of its own for a test that stops it."""
+conftest puts them on one xdist worker), and ones of its own for a test that kills and restarts it."""
 
 from __future__ import annotations
 
@@ -51,13 +51,6 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
     if "local_stack" in item.fixturenames and last:
         while _SHARED_STACK_CLEANUP:
             _SHARED_STACK_CLEANUP.pop().close()
-
-
-@pytest.fixture
-def own_local_stack(tmp_path: Path) -> Iterator[LocalStack]:
-    """A `jobpoll local up` of the test's own, for a test that stops it."""
-    with running_local_stack(tmp_path) as stack:
-        yield stack
 
 
 @pytest.fixture

@@ -397,9 +397,11 @@ def test_a_fresh_local_stack_delivers_a_signed_callback_to_loopback(local_stack:
     assert (delivered["id"], delivered["status"]) == (job_id, "COMPLETE")
 
 
-def test_after_a_sigkill_no_child_is_left_and_a_restart_completes_every_job_in_flight(
+def test_after_a_sigkill_no_child_is_left_a_restart_completes_every_job_in_flight_and_sigterm_stops_it(
     local_stack_in_tmp_path: Callable[[], AbstractContextManager[LocalStack]],
 ) -> None:
+    # One test, two starts of `local up` (each costs seconds of CPU): the restarted stack is the one SIGTERM
+    # stops.
     with local_stack_in_tmp_path() as stack:
         api, token = stack.state["api_url"], stack.state["api_token"]
         # 10 s of real time at --speed 100: running when the stack is killed, done soon after its restart.
@@ -416,19 +418,15 @@ def test_after_a_sigkill_no_child_is_left_and_a_restart_completes_every_job_in_f
     with local_stack_in_tmp_path() as restarted:
         api, token = restarted.state["api_url"], restarted.state["api_token"]
         finished = {job_id: _job_when(restarted, job_id, _finished, timeout=60) for job_id in job_ids}
+        assert restarted.descendants, "chalice local should be running as a child"
+        assert restarted.stop() == 0  # SIGTERM
+        assert not restarted.state_file.exists()
+        assert [pid for pid in restarted.descendants if alive(pid)] == []
+        assert port_is_free(restarted.api_port)
+        assert port_is_free(restarted.aws_port)
     assert {job["status"] for job in finished.values()} == {"COMPLETE"}
     assert {job["resumes"] for job in finished.values()} == {1}
     assert f"Restored {JOBS_IN_FLIGHT} jobs" in restarted.log.read_text()
-
-
-def test_sigterm_stops_everything_local_up_started(own_local_stack: LocalStack) -> None:
-    stack = own_local_stack
-    assert stack.descendants, "chalice local should be running as a child"
-    assert stack.stop() == 0
-    assert not stack.state_file.exists()
-    assert [pid for pid in stack.descendants if alive(pid)] == []
-    assert port_is_free(stack.api_port)
-    assert port_is_free(stack.aws_port)
 
 
 def _status_of(api_url: str, method: str, path: str, token: str | None) -> tuple[int, dict[str, str], Any]:
