@@ -19,12 +19,13 @@ from chalicelib.clock import to_iso
 from chalicelib.errors import JobAlreadyFinished, JobPollError, LeaseHeld, NotAuthenticated
 from chalicelib.gateway import base_url, caller_identity
 from chalicelib.job import Job, JobStatus
-from chalicelib.logs import log_event
+from chalicelib.logs import json_lines, log_event
 from chalicelib.providers import registry
 from chalicelib.settings import Settings
 from chalicelib.views import job_url, job_view, result_url, share_url
 
-app = Chalice(app_name="jobpoll")
+app = Chalice(app_name="jobpoll", configure_logs=False)
+json_lines(app.log)
 try:
     registry.load()  # a provider that is broken fails here, when `chalice package` imports the app
 except registry.ProviderRegistryError as exc:
@@ -80,8 +81,8 @@ def start_job(event: dict[str, Any], context: Any) -> dict[str, Any]:
         clock=runtime.clock,
         settings=runtime.settings,
         execution_arn=execution_id,
+        metrics=runtime.metrics,
     )
-    log_event(app.log, "job_started", job_id=state["job_id"], status=state["status"])
     return state
 
 
@@ -93,15 +94,8 @@ def get_job_status(event: dict[str, Any], context: Any) -> dict[str, Any]:
         store=runtime.store,
         providers=runtime.providers,
         clock=runtime.clock,
-        on_finished=runtime.notifier.job_finished,
-    )
-    log_event(
-        app.log,
-        "job_polled",
-        job_id=state["job_id"],
-        status=state["status"],
-        try_count=state["try_count"],
-        progress=state["progress"],
+        on_finished=runtime.job_finished,
+        metrics=runtime.metrics,
     )
     return state
 
@@ -116,9 +110,9 @@ def record_job_failure(event: dict[str, Any], context: Any) -> dict[str, Any]:
         store=runtime.store,
         providers=runtime.providers,
         clock=runtime.clock,
-        on_finished=runtime.notifier.job_finished,
+        on_finished=runtime.job_finished,
     )
-    log_event(app.log, "job_failed", logging.WARNING, **outcome)
+    log_event(app.log, "failure_recorded", logging.WARNING, **outcome)
     return outcome
 
 
@@ -140,7 +134,7 @@ def notify_job(event: dict[str, Any], context: Any) -> dict[str, Any]:
         providers=runtime.providers,
         sfn=runtime.sfn,
         clock=runtime.clock,
-        on_finished=runtime.notifier.job_finished,
+        on_finished=runtime.job_finished,
     )
     log_event(app.log, "job_notified", **outcome)
     return outcome
@@ -157,10 +151,9 @@ def reconcile(event: dict[str, Any], context: Any) -> dict[str, Any]:
         sqs=runtime.sqs,
         clock=runtime.clock,
         settings=runtime.settings,
-        on_finished=runtime.notifier.job_finished,
+        on_finished=runtime.job_finished,
+        metrics=runtime.metrics,
     )
-    for job_id in outcome["resumed"]:
-        log_event(app.log, "job_resumed", logging.WARNING, job_id=job_id)
     level = logging.WARNING if outcome["errors"] else logging.INFO
     log_event(app.log, "reconciled", level, **{k: v for k, v in outcome.items() if k != "resumed"})
     return outcome
@@ -169,7 +162,6 @@ def reconcile(event: dict[str, Any], context: Any) -> dict[str, Any]:
 @app.on_sqs_message(
     queue=_settings.work_queue_name,
     batch_size=_settings.worker_batch_size,
-    maximum_concurrency=_settings.worker_max_concurrency or None,
     name="RunQueuedJob",
 )
 def run_queued_job(event: SQSEvent) -> dict[str, Any]:
@@ -187,8 +179,9 @@ def run_queued_job(event: SQSEvent) -> dict[str, Any]:
                 providers=runtime.providers,
                 clock=runtime.clock,
                 settings=runtime.settings,
-                on_finished=runtime.notifier.job_finished,
+                on_finished=runtime.job_finished,
                 time_left=functools.partial(_seconds_left, event.context),
+                metrics=runtime.metrics,
             )
         except LeaseHeld as exc:
             retry_later.append({"itemIdentifier": message["messageId"]})
@@ -205,7 +198,9 @@ def fail_dead_lettered_job(event: SQSEvent) -> None:
         message = record.to_dict()
         job_id = worker.job_id_of(record.body)
         receive_count = int(message.get("attributes", {}).get("ApproximateReceiveCount", 0))
-        outcome = worker.dead_lettered(job_id, receive_count, store=runtime.store, clock=runtime.clock)
+        outcome = worker.dead_lettered(
+            job_id, receive_count, store=runtime.store, clock=runtime.clock, on_finished=runtime.job_finished
+        )
         log_event(app.log, "job_dead_lettered", logging.WARNING, job_id=job_id, outcome=outcome)
 
 
@@ -310,6 +305,7 @@ def create_job() -> Response:
         settings=runtime.settings,
         resolve=runtime.resolve,
         sqs=runtime.sqs,
+        on_finished=runtime.job_finished,
     )
     job = submitted.job
     log_event(app.log, "job_submitted", job_id=job.job_id, owner=owner, created=submitted.created)
@@ -447,7 +443,7 @@ def delete_job(job_id: str) -> Response:
         sfn=runtime.sfn,
         clock=runtime.clock,
         settings=runtime.settings,
-        on_finished=runtime.notifier.job_finished,
+        on_finished=runtime.job_finished,
         results=runtime.results,
     )
     log_event(app.log, "job_deleted", job_id=job_id, canceled=deleted.canceled, by=caller.owner)
@@ -516,12 +512,6 @@ for _depth in range(1, 7):
 def deliver_callback(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """POST a finished job to its callback URL (invoked asynchronously by whatever finished the job)."""
     runtime = _runtime()
-    job = runtime.notifier.deliver_stored(str(event.get("job_id", "")))
+    job = runtime.notifier.deliver_stored(str(event.get("job_id", "")))  # logs the outcome (metrics)
     record = job.callback
-    log_event(
-        app.log,
-        "callback_delivered" if record and record.delivered_at else "callback_not_delivered",
-        job_id=job.job_id,
-        attempts=record.attempts if record else 0,
-    )
     return {"job_id": job.job_id, "delivered": bool(record and record.delivered_at)}

@@ -19,7 +19,9 @@ from typing import Any
 from .auth import AUTH_COGNITO, COGNITO_RESOURCE_SERVER, Jwks, TokenVerifier, discovered_jwks, url_jwks
 from .callbacks import Notifier, Resolver, Sender, system_resolver, urllib_sender
 from .clock import Clock, clock_from_settings
+from .job import Job
 from .limits import CallerLimits
+from .metrics import Metrics, stdout_line
 from .providers import AnyProvider, registry
 from .providers.http import Profile, Profiles, parse_profiles
 from .results import ResultStore, S3ResultStore
@@ -48,6 +50,8 @@ class Runtime:
     token_time: Callable[[], float] = time.time
     # Per-caller limits (off unless the settings set them).
     limits: CallerLimits = field(default_factory=CallerLimits.off)
+    # Where metrics go, one EMF document a line (tests collect them instead).
+    metrics_output: Callable[[str], None] = stdout_line
 
     @cached_property
     def verifier(self) -> TokenVerifier:
@@ -88,6 +92,15 @@ class Runtime:
         return read_secure_parameter(self.settings.share_key_parameter, self.ssm)
 
     @cached_property
+    def metrics(self) -> Metrics:
+        return Metrics(self.metrics_output, self.clock, self.settings.metrics_namespace)
+
+    def job_finished(self, job: Job) -> Job:
+        """What the use cases call when their write finished a job: count it, then deliver its callback."""
+        self.metrics.job_finished(job)
+        return self.notifier.job_finished(job)
+
+    @cached_property
     def notifier(self) -> Notifier:
         return Notifier(
             store=self.store,
@@ -97,6 +110,7 @@ class Runtime:
             sender=self.sender,
             resolve=self.resolve,
             dispatch=self._dispatch_callback if self.settings.callback_function else None,
+            metrics=self.metrics,
         )
 
     def _dispatch_callback(self, job_id: str) -> None:

@@ -13,6 +13,7 @@ an address that was checked (a DNS answer that changes between check and connect
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import http.client
@@ -30,6 +31,7 @@ from urllib.parse import urlsplit
 from .clock import Clock
 from .errors import InvalidCallbackUrl, JobPollError
 from .job import CallbackRecord, Job
+from .metrics import Metrics
 from .settings import Settings
 from .store import JobStore
 from .views import job_view
@@ -258,6 +260,8 @@ class Notifier:
     resolve: Resolver = system_resolver
     # Hands a finished job's callback to another process (the DeliverCallback function); None: deliver here.
     dispatch: Callable[[str], None] | None = None
+    # Counts each delivery's outcome (and logs it: one line).
+    metrics: Metrics | None = None
 
     def config(self) -> CallbackSettings:
         return CallbackSettings(
@@ -303,6 +307,8 @@ class Notifier:
                 sender=self.sender,
                 resolve=self.resolve,
             )
+        if self.metrics is not None:
+            self.metrics.callback_sent(dataclasses.replace(job, callback=record))
         try:
             return self.store.update(
                 job.job_id, lambda latest: latest.amend(self.clock.now(), callback=record)

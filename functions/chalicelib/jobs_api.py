@@ -7,6 +7,7 @@ as arguments. A job another caller owns is reported as not found: its existence 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import math
@@ -115,9 +116,11 @@ def submit_job(
     settings: Settings,
     resolve: Resolver,
     sqs: Any = None,
+    on_finished: Callable[[Job], Any] | None = None,
 ) -> Submitted:
     """Validate, store the job (QUEUED) and only then start it: an execution named by the job id, or, for
-    a queue-mode provider, a message on the work queue."""
+    a queue-mode provider, a message on the work queue. A job that cannot be started is FAILED (and given
+    to `on_finished`)."""
     if isinstance(body, dict) and "job_id" in body:
         raise InvalidJobInput("'job_id' is assigned by the server")
     request = parse_job_request(body, providers, settings)
@@ -126,6 +129,9 @@ def submit_job(
             raise InvalidJobInput("callbacks are not configured on this server (no signing secret)")
         check_callback_target(request.callback_url, allow_loopback=settings.local_mode, resolve=resolve)
     request_hash = _request_hash(body)
+    start_execution = functools.partial(
+        _start_execution, sfn=sfn, store=store, clock=clock, settings=settings, on_finished=on_finished
+    )
     if idempotency_key is not None:
         job_id = _job_id_for_key(owner, _check_idempotency_key(idempotency_key))
     else:
@@ -145,22 +151,13 @@ def submit_job(
         if existing.status is JobStatus.QUEUED and not _runs_on_queue(request.provider, providers):
             # Maybe the first request stored the job and died before starting it. Starting again is safe:
             # Step Functions answers a start with a running execution's name and input with that execution.
-            _start_execution(
-                existing,
-                request.execution_input(job_id),
-                sfn=sfn,
-                store=store,
-                clock=clock,
-                settings=settings,
-            )
+            start_execution(existing, request.execution_input(job_id))
             existing = store.get(job_id)
         return Submitted(existing, created=False)
     if _runs_on_queue(request.provider, providers):
-        _enqueue(job, sqs=sqs, store=store, clock=clock, settings=settings)
+        _enqueue(job, sqs=sqs, store=store, clock=clock, settings=settings, on_finished=on_finished)
     else:
-        _start_execution(
-            job, request.execution_input(job_id), sfn=sfn, store=store, clock=clock, settings=settings
-        )
+        start_execution(job, request.execution_input(job_id))
     return Submitted(job, created=True)
 
 
@@ -180,18 +177,33 @@ def retry_after(job: Job, clock: Clock, providers: Providers, settings: Settings
     return max(1, math.ceil(real_seconds(clock, seconds)))
 
 
-def _enqueue(job: Job, *, sqs: Any, store: JobStore, clock: Clock, settings: Settings) -> None:
+def _enqueue(
+    job: Job,
+    *,
+    sqs: Any,
+    store: JobStore,
+    clock: Clock,
+    settings: Settings,
+    on_finished: Callable[[Job], Any] | None,
+) -> None:
     """Queue mode: a worker takes the job from the work queue (see worker.py)."""
     try:
         if not settings.work_queue_url:
             raise InvalidJobInput("queue mode is not configured here (no work queue)")
         sqs.send_message(QueueUrl=settings.work_queue_url, MessageBody=work_message(job.job_id))
     except (ClientError, BotoCoreError, InvalidJobInput) as exc:
-        _mark_start_failed(job, exc, store, clock)
+        _mark_start_failed(job, exc, store, clock, on_finished)
 
 
 def _start_execution(
-    job: Job, execution_input: dict[str, Any], *, sfn: Any, store: JobStore, clock: Clock, settings: Settings
+    job: Job,
+    execution_input: dict[str, Any],
+    *,
+    sfn: Any,
+    store: JobStore,
+    clock: Clock,
+    settings: Settings,
+    on_finished: Callable[[Job], Any] | None,
 ) -> None:
     """Start the execution named by the job id; if Step Functions refuses, mark the job FAILED."""
     try:
@@ -201,16 +213,27 @@ def _start_execution(
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") == "ExecutionAlreadyExists":
             return  # started before (and maybe finished): the job record tells the rest
-        _mark_start_failed(job, exc, store, clock)
+        _mark_start_failed(job, exc, store, clock, on_finished)
     except BotoCoreError as exc:
-        _mark_start_failed(job, exc, store, clock)
+        _mark_start_failed(job, exc, store, clock, on_finished)
 
 
-def _mark_start_failed(job: Job, exc: Exception, store: JobStore, clock: Clock) -> None:
+def _mark_start_failed(
+    job: Job, exc: Exception, store: JobStore, clock: Clock, on_finished: Callable[[Job], Any] | None
+) -> None:
     reason = f"the job did not start: {type(exc).__name__}: {exc}"[:300]
     error = JobError("ExecutionStartFailed", reason)
-    with contextlib.suppress(IllegalTransition):
-        store.update(job.job_id, lambda current: rules.failed(current, clock.now(), error), current=job)
+
+    def fail(latest: Job) -> Job:
+        return rules.failed(latest, clock.now(), error)
+
+    try:
+        failed = store.update(job.job_id, fail, current=job)
+    except IllegalTransition:
+        pass
+    else:
+        if on_finished is not None:
+            on_finished(failed)
     raise ExecutionStartFailed(reason) from exc
 
 

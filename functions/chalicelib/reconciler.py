@@ -22,6 +22,7 @@ from . import rules
 from .clock import Clock
 from .errors import ConcurrentUpdate, IllegalTransition
 from .job import Job
+from .metrics import Metrics
 from .providers import Providers, WorkerProvider
 from .service import cancel_work
 from .settings import Settings
@@ -65,8 +66,10 @@ def reconcile(
     clock: Clock,
     settings: Settings,
     on_finished: Callable[[Job], Any] | None = None,
+    metrics: Metrics | None = None,
 ) -> dict[str, Any]:
-    """One reconciler run; returns how many jobs it looked at and what it did with them."""
+    """One reconciler run; returns how many jobs it looked at and what it did with them (`metrics`
+    counts each job resumed)."""
     now = clock.now()
     stale = store.stale_unfinished(
         now - timedelta(seconds=settings.reconcile_after_seconds), settings.reconcile_batch_size
@@ -82,6 +85,8 @@ def reconcile(
             continue
         if action in (rules.Reconcile.RESUME, rules.Reconcile.REQUEUE):
             resumed.append(job.job_id)
+            if metrics is not None:
+                metrics.job_resumed(job)
         done[action.value] += 1
     counts = {action.value: done[action.value] for action in rules.Reconcile}
     return {"looked_at": len(stale), **counts, "errors": errors, "resumed": resumed}

@@ -20,6 +20,7 @@ from .errors import IllegalTransition, InvalidJobInput, JobAlreadyFinished, Prov
 from .job import Job, JobError, JobStatus
 from .job_request import new_job, parse_job_request
 from .loop_state import cause_message, execution_polls_of, job_id_for, loop_state
+from .metrics import Metrics
 from .providers import (
     Engine,
     NotifiesByEvent,
@@ -42,6 +43,7 @@ def start_job(
     clock: Clock,
     settings: Settings,
     execution_arn: str | None = None,
+    metrics: Metrics | None = None,
 ) -> dict[str, Any]:
     """Create the job if it is not stored yet, submit it to its provider, mark it PENDING.
 
@@ -55,6 +57,7 @@ def start_job(
             providers=providers,
             clock=clock,
             execution_arn=execution_arn,
+            metrics=metrics,
         )
     request = parse_job_request(event, providers, settings)
     job_id = request.job_id or execution_name
@@ -63,13 +66,21 @@ def start_job(
         if job.status.is_terminal:
             raise IllegalTransition(f"job {job_id} is {job.status.value} already")
         return loop_state(job, clock.now())
-    return _submit(job, store=store, providers=providers, clock=clock, execution_arn=execution_arn)
+    return _submit(
+        job, store=store, providers=providers, clock=clock, execution_arn=execution_arn, metrics=metrics
+    )
 
 
 def _submit(
-    job: Job, *, store: JobStore, providers: Providers, clock: Clock, execution_arn: str | None
+    job: Job,
+    *,
+    store: JobStore,
+    providers: Providers,
+    clock: Clock,
+    execution_arn: str | None,
+    metrics: Metrics | None,
 ) -> dict[str, Any]:
-    """Submit a stored, never submitted job to its provider (or engine): PENDING."""
+    """Submit a stored, never submitted job to its provider (or engine): PENDING (started)."""
     job_id = job.job_id
     if job.status is not JobStatus.QUEUED:
         raise IllegalTransition(f"job {job_id} is {job.status.value}, not QUEUED")
@@ -87,11 +98,15 @@ def _submit(
             lambda current: rules.engine_started(current, answer, task["taskId"], now, arn),
             current=job,
         )
+        if metrics is not None:
+            metrics.job_started(job)
         payload = answer.task_payload if isinstance(answer, engine.SchedulePoll) else None
         return loop_state(job, now, task_payload=payload)
 
     work_id = provider.submit(job.request)
     job = store.update(job_id, lambda current: rules.submitted(current, now, work_id, arn), current=job)
+    if metrics is not None:
+        metrics.job_started(job)
     return loop_state(job, now)
 
 
@@ -102,6 +117,7 @@ def resume_job(
     providers: Providers,
     clock: Clock,
     execution_arn: str | None = None,
+    metrics: Metrics | None = None,
 ) -> dict[str, Any]:
     """Pick up a poll loop handed over by the previous execution of the same job, or resumed by the
     reconciler from the job record (a job never submitted is submitted now)."""
@@ -109,7 +125,9 @@ def resume_job(
         raise InvalidJobInput("'continuation' must be the poll state of a job")
     job = store.get(state["job_id"])
     if job.work_id is None and job.task_id is None and not job.status.is_terminal:
-        return _submit(job, store=store, providers=providers, clock=clock, execution_arn=execution_arn)
+        return _submit(
+            job, store=store, providers=providers, clock=clock, execution_arn=execution_arn, metrics=metrics
+        )
     generation = state.get("generation", 0) + 1 if isinstance(state.get("generation"), int) else 1
     job = store.update(
         job.job_id,
@@ -126,10 +144,12 @@ def poll_job(
     providers: Providers,
     clock: Clock,
     on_finished: Callable[[Job], Any] | None = None,
+    metrics: Metrics | None = None,
 ) -> dict[str, Any]:
     """Poll the provider (or engine) once, count the try, store what it said; returns the next state.
 
-    When this poll finishes the job (this write won), `on_finished` gets the finished job (callbacks).
+    When this poll finishes the job (this write won), `on_finished` gets the finished job (callbacks,
+    metrics); `metrics` counts the poll.
     """
     job_id = state.get("job_id")
     if not isinstance(job_id, str):
@@ -169,6 +189,8 @@ def poll_job(
     else:
         if job.status.is_terminal and on_finished is not None:
             on_finished(job)
+    if metrics is not None:
+        metrics.job_polled(job)
     return loop_state(job, now, execution_polls=execution_polls, task_payload=payload)
 
 

@@ -46,9 +46,9 @@ class Settings:
     dead_letter_queue_name: str = "jobpoll-work-dlq"
     # The longest queue-mode job: the worker fails a job still running after this (QueueJobTimedOut).
     queue_job_max_seconds: int = DEFAULT_QUEUE_JOB_MAX_SECONDS
-    # The worker's event source mapping (read when `chalice package` imports app.py).
+    # The worker's event source mapping (read when `chalice package` imports app.py); its concurrency is the
+    # template's WorkerConcurrency parameter.
     worker_batch_size: int = 1
-    worker_max_concurrency: int = 0  # 0: Lambda's default; else 2-1000
     report_interval_seconds: float = 1.0
     partial_output_max_chars: int = 16 * 1024
     # Large results: objects in this bucket above this size (JSON bytes); the API redirects to a presigned
@@ -65,6 +65,8 @@ class Settings:
     enabled_providers: tuple[str, ...] = ()
     job_ttl_seconds: int = DEFAULT_JOB_TTL_SECONDS
     log_level: str = "INFO"
+    # The CloudWatch namespace of the metrics (chalicelib/metrics.py); the template makes it the stack's.
+    metrics_namespace: str = "jobpoll"
     # "deployed" (callbacks only to public addresses) or "local" (`chalice local`: callbacks may go to
     # loopback).
     mode: str = DEPLOYED_MODE
@@ -184,8 +186,8 @@ class Settings:
             dead_letter_queue_name=env.get("JOBPOLL_DEAD_LETTER_QUEUE", defaults.dead_letter_queue_name),
             queue_job_max_seconds=integer("JOBPOLL_QUEUE_JOB_MAX_SECONDS", defaults.queue_job_max_seconds),
             worker_batch_size=integer("JOBPOLL_WORKER_BATCH_SIZE", defaults.worker_batch_size),
-            worker_max_concurrency=integer("JOBPOLL_WORKER_MAX_CONCURRENCY", defaults.worker_max_concurrency),
             log_level=env.get("JOBPOLL_LOG_LEVEL", defaults.log_level).upper(),
+            metrics_namespace=env.get("JOBPOLL_METRICS_NAMESPACE") or defaults.metrics_namespace,
             mode=mode,
             auth=env.get("JOBPOLL_AUTH", defaults.auth).strip().lower() or defaults.auth,
             jwt_issuer=env.get("JOBPOLL_JWT_ISSUER", defaults.jwt_issuer),

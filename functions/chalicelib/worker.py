@@ -28,6 +28,7 @@ from .errors import (
     QueueJobTimedOut,
 )
 from .job import Job, JobError
+from .metrics import Metrics
 from .providers import Providers, WorkerProvider, get_provider
 from .settings import Settings
 from .store import JobStore
@@ -93,10 +94,12 @@ def run_job(
     settings: Settings,
     on_finished: Callable[[Job], Any] | None = None,
     time_left: Callable[[], float] | None = None,
+    metrics: Metrics | None = None,
 ) -> str:
     """Run one delivery of a queued job; returns what happened (for the log).
 
-    `on_finished` gets the job when this worker's write finished it (callbacks). `time_left`: the seconds
+    `on_finished` gets the job when this worker's write finished it (callbacks, metrics); `metrics` counts
+    the job started when this is its first try. `time_left`: the seconds
     the worker's invocation has left (default: its timeout from now on `clock`); the job is stopped with
     QueueJobTimedOut once it has run `queue_job_max_seconds` of them.
 
@@ -120,6 +123,8 @@ def run_job(
         )
     except IllegalTransition:
         return "finished-already"
+    if metrics is not None and job.try_count == 1:  # the first lease: one write alone makes this try
+        metrics.job_started(job)
 
     if time_left is None:
 
@@ -163,13 +168,22 @@ def _finish(
     return "failed" if error else "complete"
 
 
-def dead_lettered(job_id: str, receive_count: int, *, store: JobStore, clock: Clock) -> str:
+def dead_lettered(
+    job_id: str,
+    receive_count: int,
+    *,
+    store: JobStore,
+    clock: Clock,
+    on_finished: Callable[[Job], Any] | None = None,
+) -> str:
     """A job's message went to the dead-letter queue: mark the job FAILED, unless a worker still runs it."""
     now = clock.now()
     try:
-        store.update(job_id, lambda job: rules.dead_lettered(job, receive_count, now))
+        failed = store.update(job_id, lambda job: rules.dead_lettered(job, receive_count, now))
     except (IllegalTransition, JobNotFound):
         return "finished-already"
     except LeaseHeld:
         return "still-running"
+    if on_finished is not None:
+        on_finished(failed)
     return "failed"

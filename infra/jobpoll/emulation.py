@@ -19,6 +19,7 @@ import re
 import time
 import urllib.parse
 import zipfile
+from collections import deque
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -338,6 +339,8 @@ class Emulation:
         self.invocations: list[Invocation] = []
         self.listeners: list[Callable[[Invocation], None]] = [self.invocations.append]
         self.faults = FaultPlan()
+        # The handlers' metric documents (EMF lines), newest last: kept here, not printed.
+        self.metric_lines: deque[str] = deque(maxlen=100_000)
         self._stack = ExitStack()
 
     def client(self, service: str) -> Any:
@@ -377,6 +380,7 @@ class Emulation:
                 self.client("sqs"),
                 sender=loopback_only_sender,
                 clients=self.client,
+                metrics_output=self.metric_lines.append,
             )
             set_runtime(self.runtime)
             self._stack.callback(set_runtime, None)

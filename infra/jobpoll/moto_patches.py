@@ -43,6 +43,9 @@ Why each exists:
   CloudFormation does and use the backend the Step Functions API uses (`responses.get_backend`), so the
   packaged template deploys into moto unchanged. And executing a change set leaves the stack's outputs those
   of its empty initial template: `ChangeSet.apply` also takes the new template and rebuilds the output map.
+  moto's CloudFormation has no `AWS::CloudWatch::Alarm` (it warns, records no resource, and then fails to
+  describe the stack's resources): the alarms are created, updated and deleted through moto's CloudWatch
+  (`put_metric_alarm`, `delete_alarms`), so a stack's alarms are there to describe, as on AWS.
 
 Every patch goes through a `_Target` declared beside it (`_target(owner, name, parameters)`), and a target
 registers itself when declared: `check_patch_targets()` checks every one, so it covers each applied patch by
@@ -66,7 +69,16 @@ from unittest import mock
 from moto.athena.models import AthenaBackend
 from moto.athena.responses import AthenaResponse
 from moto.awslambda_simple.models import LambdaSimpleBackend
+from moto.cloudformation import parsing as cloudformation_parsing
 from moto.cloudformation.models import ChangeSet, Stack
+from moto.cloudwatch.models import (
+    CloudWatchBackend,
+    Dimension,
+    Metric,
+    MetricDataQuery,
+    MetricStat,
+    cloudwatch_backends,
+)
 from moto.core.exceptions import JsonRESTError
 from moto.core.models import botocore_stubber
 from moto.dynamodb.models import DynamoDBBackend
@@ -612,15 +624,146 @@ def _apply_change_set(self: ChangeSet) -> None:
     self.stack.output_map = self.stack._create_output_map()
 
 
+_CFN_MODEL_MAP = _target(cloudformation_parsing, "get_model_map", ())
+# Called by the alarm model below.
+_target(
+    CloudWatchBackend,
+    "put_metric_alarm",
+    (
+        *("self", "name", "namespace", "metric_name", "comparison_operator", "evaluation_periods", "period"),
+        *("threshold", "statistic", "description", "dimensions", "alarm_actions", "metric_data_queries"),
+        *("datapoints_to_alarm", "extended_statistic", "ok_actions", "insufficient_data_actions", "unit"),
+        *("actions_enabled", "treat_missing_data", "evaluate_low_sample_count_percentile"),
+        *("threshold_metric_id", "rule", "tags"),
+    ),
+)
+_target(CloudWatchBackend, "delete_alarms", ("self", "alarm_names"))
+ALARM_TYPE = "AWS::CloudWatch::Alarm"
+
+
+def _metric_query(query: dict[str, Any]) -> MetricDataQuery:
+    """One entry of an alarm's `Metrics` (metric math), as moto's PutMetricAlarm builds it."""
+    stat = query.get("MetricStat")
+    metric_stat = None
+    if stat is not None:
+        metric = stat["Metric"]
+        dimensions = [Dimension(d["Name"], d["Value"]) for d in metric.get("Dimensions", [])]
+        metric_stat = MetricStat(
+            Metric(metric["MetricName"], metric["Namespace"], dimensions),
+            stat["Period"],
+            stat["Stat"],
+            stat.get("Unit"),  # type: ignore[arg-type]
+        )
+    return MetricDataQuery(
+        query["Id"],
+        query.get("Label"),  # type: ignore[arg-type]
+        query.get("Period"),  # type: ignore[arg-type]
+        query.get("ReturnData", True),
+        expression=query.get("Expression"),
+        metric_stat=metric_stat,
+    )
+
+
+@dataclass
+class _StackAlarm:
+    """A stack's alarm, as moto's CloudFormation keeps a resource (its physical id: the alarm's name)."""
+
+    name: str
+    cf_resource_type: str = ALARM_TYPE
+    logical_resource_id: str = ""
+
+    @property
+    def physical_resource_id(self) -> str:
+        return self.name
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        cloudwatch_backends[account_id][region_name].delete_alarms([self.name])
+
+
+class _CloudFormationAlarm:
+    """`AWS::CloudWatch::Alarm` in moto's CloudFormation (the model interface moto's parsing calls)."""
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return ALARM_TYPE
+
+    @staticmethod
+    def cloudformation_name_type() -> str:
+        return "AlarmName"
+
+    @classmethod
+    def create_from_cloudformation_json(
+        cls,
+        resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+        **kwargs: Any,
+    ) -> _StackAlarm:
+        properties = cloudformation_json.get("Properties", {})
+        name = str(properties.get("AlarmName", resource_name))
+        queries = properties.get("Metrics")
+        cloudwatch_backends[account_id][region_name].put_metric_alarm(
+            name=name,
+            namespace=properties.get("Namespace"),
+            metric_name=properties.get("MetricName"),
+            metric_data_queries=[_metric_query(q) for q in queries] if queries else None,
+            comparison_operator=properties["ComparisonOperator"],
+            evaluation_periods=int(properties["EvaluationPeriods"]),
+            datapoints_to_alarm=properties.get("DatapointsToAlarm"),
+            period=properties.get("Period"),
+            threshold=float(properties["Threshold"]),
+            statistic=properties.get("Statistic"),
+            extended_statistic=properties.get("ExtendedStatistic"),
+            description=properties.get("AlarmDescription", ""),
+            dimensions=properties.get("Dimensions", []),
+            alarm_actions=properties.get("AlarmActions", []),
+            ok_actions=properties.get("OKActions", []),
+            insufficient_data_actions=properties.get("InsufficientDataActions", []),
+            unit=properties.get("Unit"),
+            actions_enabled=properties.get("ActionsEnabled", True),
+            treat_missing_data=properties.get("TreatMissingData"),
+        )
+        return _StackAlarm(name, logical_resource_id=str(kwargs.get("LogicalId", "")))
+
+    @classmethod
+    def update_from_cloudformation_json(
+        cls,
+        original_resource: _StackAlarm,
+        new_resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+    ) -> _StackAlarm:
+        original_resource.delete(account_id, region_name)
+        return cls.create_from_cloudformation_json(
+            original_resource.name, cloudformation_json, account_id, region_name
+        )
+
+    @classmethod
+    def delete_from_cloudformation_json(
+        cls, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str
+    ) -> None:
+        cloudwatch_backends[account_id][region_name].delete_alarms([resource_name])
+
+
+def _model_map_with_alarms(original: Callable[[], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
+    def get_model_map() -> dict[str, Any]:
+        return {**original(), ALARM_TYPE: _CloudFormationAlarm}
+
+    return get_model_map
+
+
 @contextlib.contextmanager
 def cloudformation_patches() -> Iterator[None]:
     """moto's CloudFormation creates executable state machines from `Definition` + substitutions, and a
-    stack created or updated through a change set has its outputs."""
+    stack created or updated through a change set has its outputs and its alarms."""
     with (
         _CHANGE_SET_APPLY.patch(_apply_change_set),
         _CFN_CREATE_STATE_MACHINE.patch(classmethod(_cfn_create_state_machine)),
         _CFN_UPDATE_STATE_MACHINE.patch(classmethod(_cfn_update_state_machine)),
         _CFN_DELETE_STATE_MACHINE.patch(classmethod(_cfn_delete_state_machine)),
+        _CFN_MODEL_MAP.patch(_model_map_with_alarms(_CFN_MODEL_MAP.original())),
     ):
         yield
 

@@ -136,7 +136,14 @@ def test_the_api_may_enqueue_work_only_while_a_queue_mode_provider_is_enabled(
 def test_destroy_removes_the_stack_and_its_resources(
     moto_target: Target, deploy_dev: Callable[..., Deployed]
 ) -> None:
-    deployed = deploy_dev([])
+    deployed = deploy_dev([], parameters={"AlarmErrorThreshold": "3"})
+    cloudwatch = boto3.client("cloudwatch", region_name=REGION)
+    alarms = cloudwatch.describe_alarms()["MetricAlarms"]
+    (get_job_status,) = [a for a in alarms if a["AlarmDescription"].startswith("GetJobStatus:")]
+    assert get_job_status["Threshold"] == 3  # the stack's alarms, with its parameters (moto_patches)
+    assert {q["Id"] for q in get_job_status["Metrics"]} == {"errors", "throttles", "failures"}
+    (topic,) = boto3.client("sns", region_name=REGION).list_topics()["Topics"]
+    assert {tuple(a["AlarmActions"]) for a in alarms} == {(topic["TopicArn"],)}
     s3 = boto3.client("s3", region_name=REGION)
     s3.put_object(Bucket=deployed.outputs["ResultsBucketName"], Key="results/j/r.json", Body=b"{}")
     progress: list[str] = []
@@ -145,6 +152,7 @@ def test_destroy_removes_the_stack_and_its_resources(
     assert progress[-1] == f"Stack {STACK}: DELETE_COMPLETE"
     assert boto3.client("stepfunctions", region_name=REGION).list_state_machines()["stateMachines"] == []
     assert boto3.client("dynamodb", region_name=REGION).list_tables()["TableNames"] == []
+    assert cloudwatch.describe_alarms()["MetricAlarms"] == []
     assert s3.list_buckets()["Buckets"] == [] or all(
         b["Name"] != deployed.outputs["ResultsBucketName"] for b in s3.list_buckets()["Buckets"]
     )

@@ -14,7 +14,7 @@ from cfnlint.config import ManualArgs
 from chalicelib.settings import Settings
 from jobpoll.emulation import DEAD_LETTER_QUEUE, WORK_QUEUE, Emulation
 from jobpoll.local import every_provider
-from jobpoll.package import Package
+from jobpoll.package import Package, _references
 
 REGIONS = ["us-east-1"]
 # The functions the state machine invokes (one `${<Name>FunctionArn}` placeholder each).
@@ -173,6 +173,7 @@ def test_functions_that_finish_jobs_may_read_the_callback_signing_key_and_no_oth
         "NotifyJobRole",
         "RunQueuedJobRole",
         "FailDeadLetteredJobRole",
+        "DeliverCallbackRole",
         "DefaultRole",
     ):
         (read,) = _parameter_reads(transformed, role, "HasCallbackSecret")
@@ -494,8 +495,15 @@ def test_roles_get_no_actions_of_the_providers_a_stack_does_not_enable(
     template = rendered(transformed, EnabledProviders=enabled)
     roles = [n for n, r in template["Resources"].items() if r["Type"] == "AWS::IAM::Role"]
 
+    callback_dead_letters = {"Fn::GetAtt": ["CallbackDeadLetterQueue", "Arn"]}  # sent to whatever is enabled
+
     def granted(rendered_template: dict[str, Any]) -> set[str]:
-        statements = [s for role in roles for s in _statements(rendered_template, role)]
+        statements = [
+            s
+            for role in roles
+            for s in _statements(rendered_template, role)
+            if s["Resource"] != callback_dead_letters
+        ]
         found = _actions(statements)
         if any("no-http-profiles" in json.dumps(s["Resource"]) for s in statements):
             found.add("http-profiles")
@@ -520,7 +528,22 @@ def test_callbacks_are_delivered_by_their_own_function_that_the_finishers_may_on
 ) -> None:
     deliver = transformed["Resources"]["DeliverCallback"]["Properties"]
     assert deliver["FunctionName"] == {"Fn::Sub": "${AWS::StackName}-DeliverCallback"}
-    assert deliver["Role"] == {"Fn::GetAtt": ["PollLoopFunctionRole", "Arn"]}  # job items and the key
+    assert deliver["Role"] == {"Fn::GetAtt": ["DeliverCallbackRole", "Arn"]}
+    statements = _statements(transformed, "DeliverCallbackRole")
+    assert _actions(statements) == {
+        "dynamodb:GetItem",  # the job, and its callback's outcome
+        "dynamodb:PutItem",
+        "ssm:GetParameter",  # the callback signing key
+        "sqs:SendMessage",  # a failed invocation, to the callback dead-letter queue (Lambda's DLQ)
+        "logs:CreateLogGroup",
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+        "xray:PutTraceSegments",
+        "xray:PutTelemetryRecords",
+    }
+    (dead_letters,) = [s for s in statements if s["Action"] == "sqs:SendMessage"]
+    dead_letter_queue = {"Fn::GetAtt": ["CallbackDeadLetterQueue", "Arn"]}
+    assert dead_letters["Resource"] == dead_letter_queue == deliver["DeadLetterConfig"]["TargetArn"]
     for role in (
         "PollLoopFunctionRole",
         "NotifyJobRole",
@@ -611,3 +634,103 @@ def test_every_security_scanner_finding_left_is_skipped_with_its_reason(transfor
         assert skip["id"].startswith("CKV_AWS_"), name
         assert len(skip.get("comment", "")) > 40, f"{name} skips {skip['id']} without a reason"
     assert transformed["Resources"]["WorkQueue"]["Properties"]["SqsManagedSseEnabled"] is True
+
+
+def _alarms(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {
+        name: resource["Properties"]
+        for name, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::CloudWatch::Alarm"
+    }
+
+
+def _watched(alarm: dict[str, Any]) -> list[tuple[str, str, list[dict[str, Any]]]]:
+    """(namespace, metric, dimensions) of each metric an alarm reads (itself or in its metric math)."""
+    if "Metrics" not in alarm:
+        return [(alarm["Namespace"], alarm["MetricName"], alarm.get("Dimensions", []))]
+    return [
+        (
+            q["MetricStat"]["Metric"]["Namespace"],
+            q["MetricStat"]["Metric"]["MetricName"],
+            q["MetricStat"]["Metric"]["Dimensions"],
+        )
+        for q in alarm["Metrics"]
+        if "MetricStat" in q
+    ]
+
+
+def test_the_alarms_watch_the_stacks_own_resources_and_notify_its_topic(transformed: dict[str, Any]) -> None:
+    from chalicelib.metrics import JOBS_RESUMED
+
+    resources = transformed["Resources"]
+    alarms = _alarms(transformed)
+    for name, alarm in alarms.items():
+        known = set(resources) | set(transformed["Parameters"]) | {"AWS::StackName", "AWS::NoValue"}
+        assert set(_references(alarm)) <= known, name
+        assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}], name
+        assert alarm["TreatMissingData"] == "notBreaching", name
+        assert len(alarm["AlarmDescription"]) > 30, name
+    watched = [metric for alarm in alarms.values() for metric in _watched(alarm)]
+
+    # Every function: its errors and its throttles.
+    functions = {n for n, r in resources.items() if r["Type"] == "AWS::Lambda::Function"}
+    for metric in ("Errors", "Throttles"):
+        read = {d[0]["Value"]["Ref"] for ns, name, d in watched if (ns, name) == ("AWS/Lambda", metric)}
+        assert read == functions, metric
+    # Both dead-letter queues, the poller's failed and timed-out executions.
+    queues = {(name, d[0]["Value"]["Fn::GetAtt"][0]) for ns, name, d in watched if ns == "AWS/SQS"}
+    assert queues == {
+        ("NumberOfMessagesReceived", "DeadLetterQueue"),  # drained at once by FailDeadLetteredJob
+        ("ApproximateNumberOfMessagesVisible", "CallbackDeadLetterQueue"),
+    }
+    executions = {name for ns, name, d in watched if ns == "AWS/States"}
+    assert executions == {"ExecutionsFailed", "ExecutionsTimedOut"}
+    assert all(
+        d == [{"Name": "StateMachineArn", "Value": {"Ref": "PollerStateMachine"}}]
+        for ns, _, d in watched
+        if ns == "AWS/States"
+    )
+    # The reconciler's resumes, in the namespace the functions write their metrics to, all providers.
+    (resumes,) = [(ns, d) for ns, name, d in watched if name == JOBS_RESUMED]
+    variables = resources["Reconcile"]["Properties"]["Environment"]["Variables"]
+    assert resumes == (variables["JOBPOLL_METRICS_NAMESPACE"], [])
+
+
+def test_alarms_are_mailed_only_where_an_address_is_given(transformed: dict[str, Any]) -> None:
+    topic = rendered(transformed)["Resources"]["AlarmTopic"]["Properties"]
+    assert "Subscription" not in topic
+    mailed = rendered(transformed, AlarmEmail="ops@example.test")["Resources"]["AlarmTopic"]["Properties"]
+    assert mailed["Subscription"] == [{"Protocol": "email", "Endpoint": {"Ref": "AlarmEmail"}}]
+
+
+def test_the_queue_worker_reserves_the_concurrency_its_event_source_may_use(
+    transformed: dict[str, Any],
+) -> None:
+    def worker(**parameters: str) -> tuple[Any, Any]:
+        resources = rendered(transformed, **parameters)["Resources"]
+        (mapping,) = [
+            r["Properties"]
+            for r in resources.values()
+            if r["Type"] == "AWS::Lambda::EventSourceMapping"
+            and r["Properties"]["FunctionName"] == {"Ref": "RunQueuedJob"}
+        ]
+        reserved = resources["RunQueuedJob"]["Properties"].get("ReservedConcurrentExecutions")
+        return reserved, mapping.get("ScalingConfig")
+
+    concurrency = {"Ref": "WorkerConcurrency"}
+    assert transformed["Parameters"]["WorkerConcurrency"]["Default"] == 10
+    assert worker() == (concurrency, {"MaximumConcurrency": concurrency})
+    assert worker(WorkerConcurrency="0") == (None, None)  # unreserved, Lambda's own scaling
+
+
+def test_a_failed_callback_invocation_goes_to_the_callback_dead_letter_queue(
+    transformed: dict[str, Any],
+) -> None:
+    deliver = transformed["Resources"]["DeliverCallback"]
+    assert deliver["Properties"]["DeadLetterConfig"] == {
+        "TargetArn": {"Fn::GetAtt": ["CallbackDeadLetterQueue", "Arn"]}
+    }
+    skipped = {skip["id"] for skip in deliver["Metadata"]["checkov"]["skip"]}
+    assert "CKV_AWS_116" not in skipped  # the dead-letter queue is there: nothing to skip
+    worker = transformed["Resources"]["RunQueuedJob"]
+    assert "CKV_AWS_115" not in {skip["id"] for skip in worker["Metadata"]["checkov"]["skip"]}
