@@ -1,8 +1,9 @@
 import pytest
 
-from chalicelib.errors import InvalidJobInput
+from chalicelib.errors import InvalidJobInput, InvalidRequest
 from chalicelib.job import PollSettings
 from chalicelib.job_request import parse_job_request
+from chalicelib.jobs_api import parse_limit
 from chalicelib.providers.simulated import SimulatedProvider
 from chalicelib.settings import Settings
 from jobpoll.clocks import VirtualClock
@@ -83,3 +84,9 @@ def test_the_queue_workers_timeout_lease_and_visibility_follow_from_the_longest_
 def test_a_longest_queue_job_lambda_cannot_run_is_refused(seconds: str) -> None:
     with pytest.raises(ValueError, match="JOBPOLL_QUEUE_JOB_MAX_SECONDS must be from 1 to 819"):
         Settings.from_env({"JOBPOLL_QUEUE_JOB_MAX_SECONDS": seconds})
+
+
+@pytest.mark.parametrize("limit", ["²", "٣", "0", "-1", "1.5", ""])
+def test_a_limit_that_is_not_ascii_digits_in_range_is_a_bad_request_not_a_crash(limit: str) -> None:
+    with pytest.raises(InvalidRequest):  # '²'.isdigit() is True, int('²') raises
+        parse_limit(limit)
