@@ -477,7 +477,7 @@ def parse_status(value: str | None) -> JobStatus | None:
 def parse_limit(value: str | None) -> int:
     if value is None:
         return DEFAULT_PAGE_SIZE
-    if not value.isdigit() or not 1 <= int(value) <= MAX_PAGE_SIZE:
+    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= MAX_PAGE_SIZE:
         raise InvalidRequest(f"'limit' must be a whole number from 1 to {MAX_PAGE_SIZE}")
     return int(value)
 

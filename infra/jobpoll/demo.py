@@ -19,6 +19,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from types import FrameType
 
 from .errors import ToolingError
 from .paths import ROOT
@@ -89,10 +90,15 @@ def _environment() -> dict[str, str]:
 
 @contextlib.contextmanager
 def local_stack(
-    speed: float, directory: Path, options: Sequence[str] = (), stop_timeout: float = _STOP_TIMEOUT
+    speed: float,
+    directory: Path,
+    options: Sequence[str] = (),
+    stop_timeout: float = _STOP_TIMEOUT,
+    interrupts: Interrupts | None = None,
 ) -> Iterator[Path]:
     """`jobpoll local up` (with `options`) in the background until the block ends; yields its state file.
     It is given `stop_timeout` seconds to stop before it is killed."""
+    interrupts = interrupts or Interrupts()
     state_file = directory / "local.json"
     log_path = directory / "local-up.log"
     api_port, aws_port, issuer_port = free_ports(3)
@@ -104,7 +110,7 @@ def local_stack(
     try:
         # Ctrl-C while Popen runs would leave the stack started but unknown here (in its own session, the
         # terminal's Ctrl-C does not reach it): it is held until `process` is set, then acted on.
-        with log_path.open("wb") as log, _interrupt_held():
+        with log_path.open("wb") as log, interrupts.held():
             process = subprocess.Popen(
                 command,
                 cwd=ROOT,
@@ -115,6 +121,7 @@ def local_stack(
             )
         deadline = time.monotonic() + _STARTUP_TIMEOUT
         while not state_file.exists():
+            interrupts.check()
             if process.poll() is not None or time.monotonic() > deadline:
                 tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-15:])
                 raise ToolingError(f"the local stack did not start:\n{tail}")
@@ -125,17 +132,46 @@ def local_stack(
             _stop(process, stop_timeout)
 
 
-@contextlib.contextmanager
-def _interrupt_held() -> Iterator[None]:
-    """SIGINT during the block is raised as KeyboardInterrupt when the block ends."""
-    received: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    if received:
-        raise KeyboardInterrupt
+class Interrupts:
+    """The demo's Ctrl-C (SIGINT): raised as KeyboardInterrupt where it lands, and remembered, so that the
+    demo also ends at its next step if that KeyboardInterrupt was swallowed on its way up (by code that
+    catches everything, or because it landed in a finalizer). Held (raised when the hold ends) while the
+    stack's process is being spawned."""
+
+    def __init__(self) -> None:
+        self.received = False
+        self._holding = False
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        self.received = True
+        if not self._holding:
+            raise KeyboardInterrupt
+
+    def check(self) -> None:
+        """Raise KeyboardInterrupt if a Ctrl-C came, wherever it landed."""
+        if self.received:
+            raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[Interrupts]:
+        """The handler of SIGINT while inside (SIGINT unblocked: a parent may have started the demo with it
+        blocked, and a blocked Ctrl-C would wait for the demo's end)."""
+        previous = signal.signal(signal.SIGINT, self)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        try:
+            yield self
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """A Ctrl-C inside the block is raised when the block ends."""
+        self._holding = True
+        try:
+            yield
+        finally:
+            self._holding = False
+        self.check()
 
 
 def _stop(process: subprocess.Popen[bytes], timeout: float = _STOP_TIMEOUT) -> None:
@@ -157,13 +193,18 @@ def run(speed: float, console: Callable[[list[str]], int]) -> int:
     print(f"jobpoll demo: the local stack (moto + chalice local), waits {speed:g}x faster", flush=True)
     print(f"$ jobpoll local up --speed {speed:g} &", flush=True)
     outcome = 0
-    with tempfile.TemporaryDirectory(prefix="jobpoll-demo-") as directory:
+    with (
+        Interrupts().installed() as interrupts,
+        tempfile.TemporaryDirectory(prefix="jobpoll-demo-") as directory,
+    ):
         # Ctrl-C: the stack (its own session) is stopped by local_stack's cleanup.
-        with local_stack(speed, Path(directory)) as state_file:
+        with local_stack(speed, Path(directory), interrupts=interrupts) as state_file:
             print(f"  up in {time.monotonic() - began:.1f} s", flush=True)
             for description, command, expected in SCENARIOS:
+                interrupts.check()
                 print(f"\n# {description}\n$ jobpoll {shlex.join(command)}", flush=True)
                 code = console([*command, "--state-file", str(state_file)])
+                interrupts.check()
                 if code == _INTERRUPTED:  # Ctrl-C in a command: stop the stack, end the demo
                     raise KeyboardInterrupt
                 if code != expected:

@@ -60,9 +60,16 @@ _ASSUME_ROLE = {
 
 
 @functools.cache
+def _shared_client(service: str, region: str) -> Any:
+    # One client per service and region for every emulation of the process (made on first use, after the
+    # environment is set and moto imported): moto answers whichever emulation is running, and making a client
+    # costs more than most emulated calls. Clients are thread-safe.
+    return _shared_session().client(service, region_name=region)
+
+
+@functools.cache
 def _shared_session() -> boto3.session.Session:
-    # One session for every emulation (made on first use, after the environment is set): its loaders
-    # cache the service models, so clients are quick to make.
+    # One session for every client (its loaders cache the service models).
     return boto3.session.Session()
 
 
@@ -334,14 +341,11 @@ class Emulation:
         self.faults = FaultPlan()
         # The handlers' metric documents (EMF lines), newest last: kept here, not printed.
         self.metric_lines: deque[str] = deque(maxlen=100_000)
-        self._clients: dict[str, Any] = {}
         self._stack = ExitStack()
 
     def client(self, service: str) -> Any:
-        """A client of moto's `service`, one per emulation (clients are thread-safe)."""
-        if service not in self._clients:
-            self._clients[service] = _shared_session().client(service, region_name=self.region)
-        return self._clients[service]
+        """A client of moto's `service` (one per process and region: clients are thread-safe)."""
+        return _shared_client(service, self.region)
 
     def __enter__(self) -> Emulation:
         from moto import mock_aws

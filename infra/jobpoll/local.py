@@ -39,7 +39,7 @@ from .issuer import JWKS_PATH, TENANT_SCOPES, LocalIssuer
 from .issuer import serving as serving_issuer
 from .paths import FUNCTIONS_DIR, LOCAL_STATE, ensure_functions_importable
 from .profiling import profiling
-from .queues import QueueDelivery, take_over_mappings
+from .queues import QueueDelivery, idle_wait_seconds, take_over_mappings
 from .sandbox import HandlerClock
 from .schedules import ScheduleRunner, deployed_schedules
 from .target import LocalState, Target
@@ -517,6 +517,7 @@ def up(options: LocalOptions, progress: Progress = print) -> None:
                 clock,
                 options.region,
                 duplicate=plan.duplicate_delivery if plan is not None else None,
+                idle_wait=idle_wait_seconds(clock.speed),
             ).start()
             cleanup.callback(delivery.stop)
             schedules = deployed_schedules(here.client("events"))

@@ -48,7 +48,8 @@ Why each exists:
   jobs); an attribute value of strings, numbers, booleans, nulls, lists and maps is already in the wire's
   shape and goes out as it is (binary ones still take moto's way). And its server lists moto's package
   directory (a `stat` per service) twice for every request to find the service it is for: the list is
-  read once.
+  read once. CreateStateMachine parses the definition only to validate it: a
+  definition found valid once is not parsed again (each emulation creates the same state machine).
 - CloudFormation: moto's `AWS::StepFunctions::StateMachine` reads only `DefinitionString` (no `Definition`, no
   `DefinitionSubstitutions`, no logging/tracing) and always writes to the non-executing backend, so a stack's
   state machine would never run. We replace its create/update/delete with ones that render the definition as
@@ -116,6 +117,7 @@ from moto.stepfunctions.parser.asl.eval.callback.callback import CallbackEndpoin
 from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
 from moto.stepfunctions.parser.asl.utils import json_path
 from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 from moto.stepfunctions.responses import get_backend as stepfunctions_backend
 from moto.stepfunctions.utils import cfn_to_api_tags
 from moto.transcribe.models import FakeTranscriptionJob, TranscribeBackend
@@ -557,6 +559,9 @@ def _cached_program(self: ExecutionWorker) -> Any:
     return _parsed_program(self._evaluation_details.state_machine_details.definition)
 
 
+_VALIDATE_DEFINITION = _target(StepFunctionsParserBackend, "_validate_definition", ("definition",))
+# Valid definitions already seen, for the life of the process (an invalid one raises: never cached).
+_validated_definition = functools.lru_cache(maxsize=64)(_VALIDATE_DEFINITION.original())
 _RESULT_PATH_PARSE = _target(result_path, "parse", ("string",))
 _TASK_CLIENT = _target(lambda_eval_utils, "boto_client_for", ("region", "service", "state_credentials"))
 
@@ -992,6 +997,7 @@ def speed_patches() -> Iterator[None]:
         _EXECUTION_PROGRAM.patch(_cached_program),
         _JSON_STRUCTURE.patch(_attribute_values_as_they_are(_JSON_STRUCTURE.original())),
         _MOTO_MODULES.patch(_listed_once(_MOTO_MODULES.original())),
+        _VALIDATE_DEFINITION.patch(staticmethod(_validated_definition)),
     ):
         yield
 

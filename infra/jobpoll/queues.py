@@ -21,6 +21,16 @@ from .clocks import EmulationClock
 
 # How long an idle poller waits before looking again (emulation seconds; SQS long polls for up to 20 s).
 IDLE_WAIT_SECONDS = 1.0
+# ... and at least this many real seconds on a scaled clock: at --speed 100 a pass per emulated second is
+# 100 receives a second against the moto server, a third of a core spent on empty queues.
+IDLE_WAIT_REAL_SECONDS = 0.1
+
+
+def idle_wait_seconds(speed: float) -> float:
+    """The idle poller's wait on a clock `speed` times faster than real time (emulation seconds)."""
+    return max(IDLE_WAIT_SECONDS, IDLE_WAIT_REAL_SECONDS * speed)
+
+
 # While batches run, the poller looks again after this many real seconds without moving the emulation
 # clock: on a virtual clock the running workers move time as they wait, and the poller's idle waits must
 # not add to their run time (which their Lambda timeout measures).
@@ -88,6 +98,7 @@ class QueueDelivery:
         on_error: Callable[[EventSourceMapping, BaseException], None] | None = None,
         concurrency: int = 4,
         duplicate: Callable[[str], bool] | None = None,
+        idle_wait: float = IDLE_WAIT_SECONDS,
     ) -> None:
         self._sqs = client("sqs")
         self._lambda = client("lambda")
@@ -98,6 +109,7 @@ class QueueDelivery:
         # Whether a batch received from a queue (its url) is handed to two workers at once (an injected
         # fault: SQS delivers at least once, and a message can reach two consumers).
         self.duplicate = duplicate
+        self.idle_wait = idle_wait
         self.deliveries = 0
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
@@ -179,7 +191,7 @@ class QueueDelivery:
             if self._running:
                 self._stopped.wait(BUSY_WAIT_SECONDS)
             else:
-                self.clock.wait(IDLE_WAIT_SECONDS, self._stopped, lambda: not self._stopped.is_set())
+                self.clock.wait(self.idle_wait, self._stopped, lambda: not self._stopped.is_set())
                 self._stopped.wait(0.002)  # let the rest of the emulation run between idle passes
 
     def start(self) -> QueueDelivery:

@@ -1,5 +1,5 @@
 """`jobpoll local up` in a subprocess on free ports: one shared by the e2e tests of the session (the root
-conftest puts them on one xdist worker), and one of its own for a test that stops it."""
+conftest puts them on one xdist worker), and ones of its own for a test that kills and restarts it."""
 
 from __future__ import annotations
 

@@ -13,15 +13,12 @@ import dataclasses
 import json
 import secrets
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
-import schemathesis
 from api_harness import the_issuer, token_settings
 from chalice.config import Config
-from schemathesis.config import SchemathesisConfig
-from schemathesis.engine import Status, events
 
 from app import app
 from chalicelib.auth import TENANT_SCOPES
@@ -31,8 +28,13 @@ from chalicelib.store import JobStore
 from jobpoll.clocks import VirtualClock
 from jobpoll.local_api import serve, serving_in_thread
 
+if TYPE_CHECKING:
+    from schemathesis.engine import events
+
+# schemathesis is imported by the test, not the module: every xdist worker collects this module, one runs it.
+
 SEED = 6
-EXAMPLES_PER_OPERATION = 10
+EXAMPLES_PER_OPERATION = 5
 
 
 class Recorded:
@@ -109,6 +111,10 @@ def api_url(job_store: JobStore) -> Iterator[tuple[str, str]]:
 def test_no_request_the_document_allows_is_refused_and_every_response_is_declared(
     api_url: tuple[str, str],
 ) -> None:
+    import schemathesis
+    from schemathesis.config import SchemathesisConfig
+    from schemathesis.engine import events
+
     url, token = api_url
     config = SchemathesisConfig.from_dict(
         {
@@ -144,6 +150,8 @@ def test_no_request_the_document_allows_is_refused_and_every_response_is_declare
 
 
 def _failures(event: events.ScenarioFinished) -> list[str]:
+    from schemathesis.engine import Status
+
     found = []
     for case_id, checks in event.recorder.checks.items():
         for check in checks:
