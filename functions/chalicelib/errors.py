@@ -34,7 +34,12 @@ class JobAlreadyExists(JobPollError):
 
 
 class ConcurrentUpdate(JobPollError):
-    """Another writer changed the job first; re-read and try again."""
+    """Another writer changed the job first; re-read and try again. `current` is the job as that writer left
+    it, where the failed write returned it (then no re-read is needed)."""
+
+    def __init__(self, message: str, current: Any = None) -> None:
+        super().__init__(message)
+        self.current = current
 
 
 class IllegalTransition(JobPollError):

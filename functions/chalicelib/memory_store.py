@@ -55,7 +55,9 @@ class InMemoryJobStore(ConditionalStore):
         with self._lock:
             current = self._jobs.get(job.job_id)
             if current is None or current.version != job.version:
-                raise ConcurrentUpdate(f"job {job.job_id} changed since version {job.version} was read")
+                raise ConcurrentUpdate(
+                    f"job {job.job_id} changed since version {job.version} was read", current
+                )
             self._jobs[job.job_id] = stored
         return stored
 

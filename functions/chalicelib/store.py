@@ -267,8 +267,10 @@ class ConditionalStore:
         for _ in range(attempts - 1):
             try:
                 return self.save(change(job))
-            except ConcurrentUpdate:
-                job = self.get(job_id)
+            except ConcurrentUpdate as lost:
+                # The winner's job where the failed write returned it: one round trip less between reading
+                # and writing again, which is what a busy job's next writer has to win.
+                job = lost.current if lost.current is not None else self.get(job_id)
         return self.save(change(job))
 
 
@@ -415,11 +417,14 @@ class DynamoDBJobStore(ConditionalStore):
                 ConditionExpression="#version = :expected",
                 ExpressionAttributeNames={"#version": "version"},
                 ExpressionAttributeValues={":expected": {"N": str(job.version)}},
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as exc:
             if _is_condition_failure(exc):
+                winner = exc.response.get("Item")
                 raise ConcurrentUpdate(
-                    f"job {job.job_id} changed since version {job.version} was read"
+                    f"job {job.job_id} changed since version {job.version} was read",
+                    _from_item(winner) if winner else None,
                 ) from exc
             raise
         return stored

@@ -105,9 +105,28 @@ def test_a_missing_job_is_a_named_error(store: JobStore) -> None:
 def test_a_stale_write_is_refused(store: JobStore) -> None:
     read = store.create(new_job())
     store.save(dataclasses.replace(read, progress=0.5))
-    with pytest.raises(ConcurrentUpdate):
+    with pytest.raises(ConcurrentUpdate) as lost:
         store.save(dataclasses.replace(read, progress=0.9))
     assert store.get("job-1").progress == 0.5
+    assert lost.value.current == store.get("job-1")  # the winner, as the failed write found it
+
+
+def test_an_update_that_loses_applies_its_change_to_the_winner_without_reading_again(store: JobStore) -> None:
+    # The soak found a cancel answering 503 on a job its poll loop wrote every 0.4 s real: each read then
+    # write lost. The failed write returns the job that won, so each further attempt is one write.
+    read = store.create(new_job())
+    store.save(dataclasses.replace(read, try_count=4))
+    reads = 0
+    get = store.get
+
+    def counted_get(job_id: str) -> Job:
+        nonlocal reads
+        reads += 1
+        return get(job_id)
+
+    store.get = counted_get  # type: ignore[method-assign]
+    updated = store.update("job-1", lambda job: dataclasses.replace(job, progress=0.5), current=read)
+    assert (updated.try_count, updated.progress, updated.version, reads) == (4, 0.5, 3, 0)
 
 
 def test_two_concurrent_updates_of_one_job_are_both_kept(store: JobStore) -> None:
