@@ -268,8 +268,7 @@ class ConditionalStore:
             try:
                 return self.save(change(job))
             except ConcurrentUpdate as lost:
-                # The winner's job where the failed write returned it: one round trip less between reading
-                # and writing again, which is what a busy job's next writer has to win.
+                # The winner's job where the failed write returned it: one round trip per attempt, not two.
                 job = lost.current if lost.current is not None else self.get(job_id)
         return self.save(change(job))
 
