@@ -15,6 +15,10 @@ Why each exists:
   the TimeoutSeconds of the callback and its HeartbeatSeconds) wait on the same clock. moto sets up a task's
   heartbeat wait only after its Lambda returned, so a SendTaskSuccess that came in between was lost and the
   task waited for a heartbeat; the patched setup passes such an early outcome on.
+- StopExecution: moto marks the program stopped while its thread may still be inside a state; that state,
+  its stack cleared under it, then raises (e.g. "pop from empty list" in a Choice), and the error replaced
+  the stopped state, so a stopped execution ended FAILED. On AWS a stopped execution is ABORTED: an error
+  after the stop is ignored.
 - Step Functions integration: moto 5.2 passes `arn:aws:states:::states:startExecution` parameters to boto3
   in ASL's casing (`StateMachineArn`), which botocore cannot serialise (`stateMachineArn`), and returns
   boto3's casing (`executionArn`) where AWS answers `ExecutionArn`; we translate both ways, as AWS does, so a
@@ -114,6 +118,8 @@ from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_funct
     WaitFunction,
 )
 from moto.stepfunctions.parser.asl.eval.callback.callback import CallbackEndpoint, HeartbeatEndpoint
+from moto.stepfunctions.parser.asl.eval.environment import Environment
+from moto.stepfunctions.parser.asl.eval.program_state import ProgramStopped
 from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
 from moto.stepfunctions.parser.asl.utils import json_path
 from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
@@ -867,10 +873,22 @@ def cloudformation_patches() -> Iterator[None]:
         yield
 
 
+def _stopped_stays_stopped(set_error: Callable[..., None]) -> Callable[..., None]:
+    def keep_stop(self: Environment, error: Any) -> None:
+        with self._state_mutex:  # set_error takes it too: an RLock
+            if isinstance(self._program_state, ProgramStopped):
+                return
+            set_error(self, error)
+
+    return keep_stop
+
+
 @contextlib.contextmanager
 def service_patches() -> Iterator[None]:
-    """EventBridge delivers to Lambda targets; Transcribe and Athena fail work as AWS does, and say why."""
+    """EventBridge delivers to Lambda targets; Transcribe and Athena fail work as AWS does, and say why; a
+    stopped execution stays ABORTED."""
     with (
+        _SET_ERROR.patch(_stopped_stays_stopped(_SET_ERROR.original())),
         _EVENT_RULE_SEND.patch(_lambda_targets_delivered(_EVENT_RULE_SEND.original())),
         _TRANSCRIPTION_RESPONSE.patch(_transcription_failure_reason(_TRANSCRIPTION_RESPONSE.original())),
         _GET_QUERY.patch(_query_state_change_reason(_GET_QUERY.original())),
@@ -878,6 +896,9 @@ def service_patches() -> Iterator[None]:
         _START_QUERY.patch(_query_fails_without_output_bucket(_START_QUERY.original())),
     ):
         yield
+
+
+_SET_ERROR = _target(Environment, "set_error", ("self", "error"))
 
 
 _DYNAMODB_WRITES = [

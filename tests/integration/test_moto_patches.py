@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import inspect
 import json
+import threading
 
 import pytest
+from moto.stepfunctions.parser.api import ExecutionFailedEventDetails
+from moto.stepfunctions.parser.asl.eval.environment import Environment
+from moto.stepfunctions.parser.asl.eval.program_state import ProgramError, ProgramRunning, ProgramStopped
 
 from jobpoll import moto_patches
 from jobpoll.clocks import VirtualClock
@@ -184,3 +188,29 @@ def test_an_event_on_the_bus_reaches_the_rules_that_match_it_and_never_a_schedul
     assert scheduled and patterned
     assert len(invoked) == len(patterned)
     assert not any("Reconcile" in name for name in invoked)
+
+
+def _running_environment() -> Environment:
+    environment = Environment.__new__(Environment)  # only its program state is under test
+    environment._state_mutex = threading.RLock()
+    environment._program_state = ProgramRunning()
+    environment._frames = []
+    environment.program_state_event = threading.Event()
+    return environment
+
+
+def test_a_stopped_execution_stays_aborted_when_its_interrupted_state_raises_afterwards() -> None:
+    error = ExecutionFailedEventDetails(error="States.Runtime", cause="IndexError(pop from empty list)")
+    unpatched = _running_environment()
+    unpatched.set_stop(stop_date=None, cause=None, error=None)
+    unpatched.set_error(error)
+    assert isinstance(unpatched.program_state(), ProgramError)  # moto's race: a stop turned into a failure
+
+    with moto_patches.service_patches():
+        stopped = _running_environment()
+        stopped.set_stop(stop_date=None, cause=None, error=None)
+        stopped.set_error(error)
+        failing = _running_environment()
+        failing.set_error(error)
+    assert isinstance(stopped.program_state(), ProgramStopped)
+    assert isinstance(failing.program_state(), ProgramError)  # a running execution still fails
