@@ -5,7 +5,9 @@ still complete once."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -113,6 +115,10 @@ def test_a_worker_killed_mid_job_loses_its_lease_to_the_next_delivery_and_the_jo
     assert job.result["tokens"] == 6 and len(runs) >= 2
 
 
+def _worker_invocations(emulation: Emulation) -> list[Any]:
+    return [i for i in emulation.invocations if i.function.endswith("RunQueuedJob")]
+
+
 def test_a_batch_delivered_to_two_workers_at_once_runs_the_job_once(tmp_path: Path) -> None:
     emulation = Emulation(clock=VirtualClock(), queue_delivery=True)
     emulation.faults = FaultPlan(FaultRates(duplicate_sqs_delivery=1.0))
@@ -120,8 +126,11 @@ def test_a_batch_delivered_to_two_workers_at_once_runs_the_job_once(tmp_path: Pa
         api = make_api(emulation)
         job_id = api.post(STREAM).json_body["id"]
         api.wait_status(job_id, JobStatus.COMPLETE, timeout=90)
+        # The worker that completed the job is recorded once its invocation returns, after the COMPLETE.
+        deadline = time.monotonic() + 30
+        while len(deliveries := _worker_invocations(emulation)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
 
-    deliveries = [i for i in emulation.invocations if i.function.endswith("RunQueuedJob")]
     assert len(deliveries) >= 2
     ended = [e for e in recorded_submissions(tmp_path) if e["event"] == "run-end"]
     assert [json.dumps(e["key"]) for e in ended] == [json.dumps(job_id)]
