@@ -21,7 +21,7 @@ def test_a_job_whose_execution_was_lost_resumes_in_a_new_execution_and_completes
     paused: Emulation, manual_clock: VirtualClock
 ) -> None:
     emulation = paused
-    first = emulation.start({"delay": 300, "wait_seconds": 10, "max_tries": 100}, name="lost")
+    first = emulation.start({"delay": 300, "wait_seconds": 60, "max_tries": 100}, name="lost")
     waiting = time.monotonic() + 30
     while not any(e["type"] == "WaitStateEntered" for e in emulation.history(first)):
         assert time.monotonic() < waiting, "the execution never reached its Wait"
@@ -38,7 +38,7 @@ def test_a_job_whose_execution_was_lost_resumes_in_a_new_execution_and_completes
 
     manual_clock.auto_advance = True
     resumed = first.replace(":lost", ":lost-r1")
-    assert emulation.wait(resumed)["status"] == "SUCCEEDED"
+    assert emulation.wait(resumed, timeout=120)["status"] == "SUCCEEDED"  # generous: a loaded machine
     job = emulation.runtime.store.get("lost")
     assert (job.status, job.resumes, job.execution_arn) == (JobStatus.COMPLETE, 1, resumed)
     assert any("resumed in lost-r1" in note for note in job.notes)
