@@ -101,6 +101,17 @@ def test_dynamodb_throttling_and_lost_conditions_come_from_the_backend_as_from_a
         assert dynamodb.get_item(TableName="t", Key={"k": {"S": "a"}})["Item"]["version"] == {"N": "1"}
 
 
+def _recorded_worker_invocations(emulation: Emulation, at_least: int) -> list[Any]:
+    """The queue worker's invocations, once `at_least` are recorded (bounded): the worker that completed a
+    job is recorded when its invocation returns, after the job is COMPLETE."""
+    deadline = time.monotonic() + 30
+    while len(runs := [i for i in emulation.invocations if i.function.endswith("RunQueuedJob")]) < at_least:
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.01)
+    return runs
+
+
 def test_a_worker_killed_mid_job_loses_its_lease_to_the_next_delivery_and_the_job_completes() -> None:
     # Short jobs: the killed worker's message comes back after the queue's visibility timeout (72 s).
     with Emulation(clock=VirtualClock(), queue_delivery=True, queue_job_max_seconds=10) as emulation:
@@ -109,14 +120,10 @@ def test_a_worker_killed_mid_job_loses_its_lease_to_the_next_delivery_and_the_jo
         job_id = api.post(STREAM).json_body["id"]
 
         job = api.wait_status(job_id, JobStatus.COMPLETE, timeout=90)
+        runs = _recorded_worker_invocations(emulation, at_least=2)
 
-    runs = [i for i in emulation.invocations if i.function.endswith("RunQueuedJob")]
     assert runs[0].error is not None and runs[0].error["errorType"] == "Runtime.ExitError"
     assert job.result["tokens"] == 6 and len(runs) >= 2
-
-
-def _worker_invocations(emulation: Emulation) -> list[Any]:
-    return [i for i in emulation.invocations if i.function.endswith("RunQueuedJob")]
 
 
 def test_a_batch_delivered_to_two_workers_at_once_runs_the_job_once(tmp_path: Path) -> None:
@@ -126,10 +133,7 @@ def test_a_batch_delivered_to_two_workers_at_once_runs_the_job_once(tmp_path: Pa
         api = make_api(emulation)
         job_id = api.post(STREAM).json_body["id"]
         api.wait_status(job_id, JobStatus.COMPLETE, timeout=90)
-        # The worker that completed the job is recorded once its invocation returns, after the COMPLETE.
-        deadline = time.monotonic() + 30
-        while len(deliveries := _worker_invocations(emulation)) < 2 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        deliveries = _recorded_worker_invocations(emulation, at_least=2)
 
     assert len(deliveries) >= 2
     ended = [e for e in recorded_submissions(tmp_path) if e["event"] == "run-end"]
