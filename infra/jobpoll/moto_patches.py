@@ -52,8 +52,8 @@ Why each exists:
   jobs); an attribute value of strings, numbers, booleans, nulls, lists and maps is already in the wire's
   shape and goes out as it is (binary ones still take moto's way). And its server lists moto's package
   directory (a `stat` per service) twice for every request to find the service it is for: the list is
-  read once. CreateStateMachine parses the definition only to validate it: a
-  definition found valid once is not parsed again (each emulation creates the same state machine).
+  read once. CreateStateMachine parses the definition only to validate it: it uses the same kept program,
+  so a definition is parsed once per process (each emulation creates the same state machine).
 - CloudFormation: moto's `AWS::StepFunctions::StateMachine` reads only `DefinitionString` (no `Definition`, no
   `DefinitionSubstitutions`, no logging/tracing) and always writes to the non-executing backend, so a stack's
   state machine would never run. We replace its create/update/delete with ones that render the definition as
@@ -566,8 +566,19 @@ def _cached_program(self: ExecutionWorker) -> Any:
 
 
 _VALIDATE_DEFINITION = _target(StepFunctionsParserBackend, "_validate_definition", ("definition",))
-# Valid definitions already seen, for the life of the process (an invalid one raises: never cached).
-_validated_definition = functools.lru_cache(maxsize=64)(_VALIDATE_DEFINITION.original())
+_MOTO_VALIDATE_DEFINITION = _VALIDATE_DEFINITION.original()
+
+
+def _validated_definition(definition: str) -> None:
+    """Validation is a parse: the one executions use, kept. An invalid definition (never kept) gets moto's
+    own InvalidDefinition."""
+    try:
+        _parsed_program(definition)
+    except Exception:
+        _MOTO_VALIDATE_DEFINITION(definition)
+        raise
+
+
 _RESULT_PATH_PARSE = _target(result_path, "parse", ("string",))
 _TASK_CLIENT = _target(lambda_eval_utils, "boto_client_for", ("region", "service", "state_credentials"))
 
