@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from jobpoll import processes
 from jobpoll.errors import ToolingError
 from jobpoll.local import alive, clear_crashed_run
 from jobpoll.paths import ROOT
@@ -22,12 +23,8 @@ from jobpoll.target import LocalState
 def _gone(pid: int, timeout: float = 30.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            status = Path(f"/proc/{pid}/stat").read_text().split()[2]
-        except OSError:
+        if not processes.alive(pid):  # gone, or dead and waiting for a parent to reap it
             return True
-        if status == "Z":
-            return True  # dead, waiting for a parent to reap it
         time.sleep(0.02)
     return False
 
